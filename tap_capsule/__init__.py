@@ -1,0 +1,1 @@
+"""tap-capsule: Capsule CRM as Singer streams (and the shared catalogue and HTTP layer)."""

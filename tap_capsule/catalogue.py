@@ -1,0 +1,705 @@
+"""The catalogue of Capsule objects: the single source of truth.
+
+Every Capsule object the product knows is one `CapsuleObject` entry in `OBJECTS`. The tap builds its
+streams from it, the target its sinks and rules, and the sandbox its routes. Adding an object to the
+product means adding one entry here.
+
+This module is plain data with no third-party imports, so the sandbox can read it without importing
+the tap, the target or the Singer SDK.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+INSERT, UPDATE, DELETE = "INSERT", "UPDATE", "DELETE"
+ALL_OPERATIONS = frozenset({INSERT, UPDATE, DELETE})
+
+# --- JSON-schema vocabulary -------------------------------------------------------------------
+# Every property is nullable: Capsule sends null for unset values and omits embed-only keys.
+
+
+def _nullable(type_: str, **extra: t.Any) -> dict:
+    return {"type": [type_, "null"], **extra}
+
+
+STRING = _nullable("string")
+INTEGER = _nullable("integer")
+NUMBER = _nullable("number")
+BOOLEAN = _nullable("boolean")
+DATETIME = _nullable("string", format="date-time")
+DATE = _nullable("string", format="date")
+
+
+def obj(properties: dict | None = None, **kw: dict) -> dict:
+    """An open object: Capsule may add keys, and none of them may be dropped."""
+    return {
+        "type": ["object", "null"],
+        "properties": {**(properties or {}), **kw},
+        "additionalProperties": True,
+    }
+
+
+def arr(items: dict) -> dict:
+    return {"type": ["array", "null"], "items": items}
+
+
+REF = obj(id=INTEGER, name=STRING)  # nested stubs: milestone, lostReason, team, stage, ...
+USER_REF = obj(id=INTEGER, username=STRING, name=STRING, pictureURL=STRING, deleted=BOOLEAN)
+PARTY_REF = obj(
+    id=INTEGER, type=STRING, name=STRING, firstName=STRING, lastName=STRING, pictureURL=STRING
+)
+TAG = obj(id=INTEGER, name=STRING, description=STRING, dataTag=BOOLEAN)
+FIELD_VALUE = obj(
+    id=INTEGER,
+    definition=obj(id=INTEGER, name=STRING),
+    value={"type": ["string", "number", "boolean", "null"]},
+    tagId=INTEGER,
+)
+TIMESTAMPS = {"createdAt": DATETIME, "updatedAt": DATETIME}
+TOMBSTONE = {"_sdc_deleted_at": DATETIME}
+
+# Fields Capsule computes itself; the target never sends them.
+READ_ONLY_COMMON = frozenset(
+    {
+        "createdAt",
+        "updatedAt",
+        "pictureURL",
+        "lastContactedAt",
+        "lastStageChangedAt",
+        "lastOpenMilestone",
+        "missingImportantFields",
+        "completedBy",
+        "enrichment",
+        "isRestricted",
+        "_sdc_deleted_at",
+        "custom_fields",  # resolved into `fields` by the target
+    }
+)
+
+# --- Rules the target checks before any request -------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Required:
+    """`fields` must be present and non-empty on `operations`, if the record matches `when`."""
+
+    fields: tuple[str, ...]
+    when: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
+    operations: frozenset[str] = frozenset({INSERT})
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """`field` must hold one of `values` (on the given operations, when present or required)."""
+
+    field: str
+    values: tuple[str, ...]
+    operations: frozenset[str] = frozenset({INSERT})
+    required: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ExactlyOne:
+    """Exactly one of `fields` is set (an entry hangs off one party, opportunity or case)."""
+
+    fields: tuple[str, ...]
+    operations: frozenset[str] = frozenset({INSERT})
+
+
+@dataclasses.dataclass(frozen=True)
+class AtMostOne:
+    fields: tuple[str, ...]
+    operations: frozenset[str] = frozenset({INSERT, UPDATE})
+
+
+Rule = t.Union[Required, OneOf, ExactlyOne, AtMostOne]
+
+
+@dataclasses.dataclass(frozen=True)
+class NaturalKey:
+    """Fields that identify a record without its id, for upserts.
+
+    A field path may end in `[]` to match any item of a list: `emailAddresses[].address`.
+    """
+
+    fields: tuple[str, ...]
+    when: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
+
+
+# --- The object entry ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CapsuleObject:
+    """One Capsule object, as a stream (read) and a sink (write).
+
+    Paths are relative to the API base and may name record fields in braces: a child object's path
+    names its parent key, e.g. ``/opportunities/{opportunityId}/tracks``.
+    """
+
+    stream: str  # Singer stream name (SPEC §3); part of the contract
+    path: str  # list endpoint
+    list_key: str  # wrapper of list responses
+    item_key: str  # wrapper of single-record requests and responses
+    schema: dict  # JSON-schema properties of a record as the tap emits it
+    key_properties: tuple[str, ...] = ("id",)
+    replication_key: str | None = None  # "updatedAt": INCREMENTAL; None: FULL_TABLE
+    since: bool = False  # the list endpoint filters server-side with `since` (exclusive)
+    deleted_path: str | None = None  # feed of {id, deletedAt} for tombstones
+    deleted_keys: tuple[str, ...] = ()  # wrappers in the deleted feed (deleted, restricted)
+    embed: tuple[str, ...] = ()
+    params: t.Mapping[str, str] = dataclasses.field(default_factory=dict)  # fixed list params
+    parent: str | None = None  # stream name of the parent object, for child lists
+    parent_key: str | None = None  # record field holding the parent id, e.g. "opportunityId"
+    child_key: str | None = None  # link objects: record field holding the linked id
+    link_item_key: str | None = None  # link objects: nested copy of the linked record
+    # Writes
+    operations: frozenset[str] = frozenset()
+    item_path: str | None = None  # GET/PUT/DELETE of one record; default f"{path}/{{id}}"
+    create_path: str | None = None  # POST; default `path`
+    rules: tuple[Rule, ...] = ()
+    natural_keys: tuple[NaturalKey, ...] = ()
+    read_only: frozenset[str] = frozenset()  # in addition to READ_ONLY_COMMON
+    # Tags and custom fields
+    custom_fields: str | None = None  # stream of this object's custom-field definitions
+    tags: str | None = None  # stream of this object's tag definitions
+    definitions_of: str | None = None  # on definition objects: which object they describe
+    capture_rule: str | None = None  # track objects: the track definition captureRule they need
+    insertable_types: tuple[str, ...] | None = None  # entries: only these `type`s can be created
+
+    @property
+    def incremental(self) -> bool:
+        return self.replication_key is not None
+
+    @property
+    def single_path(self) -> str:
+        return self.item_path or self.path + "/{id}"
+
+    @property
+    def post_path(self) -> str:
+        return self.create_path or self.path
+
+    @property
+    def is_link(self) -> bool:
+        """A link between two records (additional parties): no id, no body, no update."""
+        return self.child_key is not None
+
+    @property
+    def all_read_only(self) -> frozenset[str]:
+        return READ_ONLY_COMMON | self.read_only
+
+    def json_schema(self) -> dict:
+        return {"type": "object", "properties": dict(self.schema), "additionalProperties": True}
+
+
+# --- Shared shapes ------------------------------------------------------------------------------
+
+_CONTACTS = {
+    "addresses": arr(
+        obj(id=INTEGER, type=STRING, street=STRING, city=STRING, state=STRING, country=STRING,
+            zip=STRING)
+    ),
+    "phoneNumbers": arr(obj(id=INTEGER, type=STRING, number=STRING)),
+    "emailAddresses": arr(obj(id=INTEGER, type=STRING, address=STRING)),
+    "websites": arr(obj(id=INTEGER, type=STRING, service=STRING, address=STRING, url=STRING)),
+}
+_EMBEDDED = {
+    "tags": arr(TAG),
+    "fields": arr(FIELD_VALUE),
+    "missingImportantFields": BOOLEAN,
+    "custom_fields": obj(),  # typed per account at discovery (tap_capsule.custom_fields)
+}
+_OWNERSHIP = {"owner": USER_REF, "team": REF}
+_NAME_DEFINITION = (NaturalKey(("name",)),)
+
+
+def _tag_definitions(stream: str, entity_path: str) -> CapsuleObject:
+    return CapsuleObject(
+        stream=stream,
+        path=f"{entity_path}/tags",
+        list_key="tags",
+        item_key="tag",
+        schema={"id": INTEGER, "name": STRING, "description": STRING, "dataTag": BOOLEAN},
+        operations=ALL_OPERATIONS,
+        rules=(Required(("name",)),),
+        natural_keys=_NAME_DEFINITION,
+        definitions_of=entity_path.strip("/"),
+    )
+
+
+def _field_definitions(stream: str, entity_path: str) -> CapsuleObject:
+    return CapsuleObject(
+        stream=stream,
+        path=f"{entity_path}/fields/definitions",
+        list_key="definitions",
+        item_key="definition",
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            "type": STRING,
+            "description": STRING,
+            "displayOrder": INTEGER,
+            "important": BOOLEAN,
+            "captureRule": STRING,
+            "options": arr(STRING),
+            "tag": obj(id=INTEGER, name=STRING, dataTag=BOOLEAN),
+        },
+        operations=ALL_OPERATIONS,
+        rules=(
+            Required(("name", "type")),
+            OneOf("type", ("text", "date", "list", "boolean", "number", "link")),
+        ),
+        natural_keys=_NAME_DEFINITION,
+        definitions_of=entity_path.strip("/"),
+    )
+
+
+def _party_links(stream: str, parent: str, parent_path: str, parent_key: str) -> CapsuleObject:
+    return CapsuleObject(
+        stream=stream,
+        path=f"{parent_path}/{{{parent_key}}}/parties",
+        list_key="parties",
+        item_key="party",
+        schema={parent_key: INTEGER, "partyId": INTEGER, "party": PARTY_REF},
+        key_properties=(parent_key, "partyId"),
+        parent=parent,
+        parent_key=parent_key,
+        child_key="partyId",
+        link_item_key="party",
+        operations=frozenset({INSERT, DELETE}),
+        item_path=f"{parent_path}/{{{parent_key}}}/parties/{{partyId}}",
+        create_path=f"{parent_path}/{{{parent_key}}}/parties/{{partyId}}",
+        rules=(Required((parent_key, "partyId"), operations=frozenset({INSERT, DELETE})),),
+    )
+
+
+def _tracks(stream: str, parent: str, parent_path: str, parent_key: str, capture: str) -> CapsuleObject:
+    return CapsuleObject(
+        stream=stream,
+        path=f"{parent_path}/{{{parent_key}}}/tracks",
+        list_key="tracks",
+        item_key="track",
+        schema={
+            "id": INTEGER,
+            parent_key: INTEGER,
+            "description": STRING,
+            "trackDateOn": DATE,
+            "direction": STRING,
+            "definition": REF,
+            "tasks": arr(obj(id=INTEGER, description=STRING)),
+            **TIMESTAMPS,
+        },
+        parent=parent,
+        parent_key=parent_key,
+        operations=ALL_OPERATIONS,
+        item_path="/tracks/{id}",
+        create_path="/tracks",
+        rules=(Required(("definition", parent_key)),),
+        read_only=frozenset({"tasks", "direction"}),
+        capture_rule=capture,
+    )
+
+
+# --- The catalogue ------------------------------------------------------------------------------
+
+OBJECTS: tuple[CapsuleObject, ...] = (
+    CapsuleObject(
+        stream="parties",
+        path="/parties",
+        list_key="parties",
+        item_key="party",
+        schema={
+            "id": INTEGER,
+            "type": STRING,
+            "firstName": STRING,
+            "lastName": STRING,
+            "title": STRING,
+            "jobTitle": STRING,
+            "name": STRING,
+            "organisation": obj(PARTY_REF["properties"]),
+            "about": STRING,
+            "lastContactedAt": DATETIME,
+            "pictureURL": STRING,
+            **_CONTACTS,
+            **_OWNERSHIP,
+            **_EMBEDDED,
+            **TIMESTAMPS,
+            **TOMBSTONE,
+        },
+        replication_key="updatedAt",
+        since=True,
+        deleted_path="/parties/deleted",
+        deleted_keys=("parties", "restrictedParties"),
+        embed=("tags", "fields", "organisation"),
+        operations=ALL_OPERATIONS,
+        rules=(
+            OneOf("type", ("person", "organisation")),
+            Required(("firstName", "lastName"), when={"type": "person"}),
+            Required(("name",), when={"type": "organisation"}),
+        ),
+        natural_keys=(
+            NaturalKey(("emailAddresses[].address",), when={"type": "person"}),
+            NaturalKey(("name",), when={"type": "organisation"}),
+        ),
+        custom_fields="party_custom_fields",
+        tags="party_tags",
+    ),
+    CapsuleObject(
+        stream="opportunities",
+        path="/opportunities",
+        list_key="opportunities",
+        item_key="opportunity",
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            "description": STRING,
+            "party": PARTY_REF,
+            "milestone": REF,
+            "lostReason": REF,
+            "value": obj(amount=NUMBER, currency=STRING),
+            "expectedCloseOn": DATE,
+            "probability": INTEGER,
+            "durationBasis": STRING,
+            "duration": INTEGER,
+            "closedOn": DATE,
+            "lastContactedAt": DATETIME,
+            "lastStageChangedAt": DATETIME,
+            "lastOpenMilestone": REF,
+            **_OWNERSHIP,
+            **_EMBEDDED,
+            **TIMESTAMPS,
+            **TOMBSTONE,
+        },
+        replication_key="updatedAt",
+        since=True,
+        deleted_path="/opportunities/deleted",
+        deleted_keys=("opportunities", "restrictedOpportunities"),
+        embed=("tags", "fields"),
+        operations=ALL_OPERATIONS,
+        rules=(Required(("name", "party", "milestone")),),
+        custom_fields="opportunity_custom_fields",
+        tags="opportunity_tags",
+    ),
+    CapsuleObject(
+        stream="cases",
+        path="/kases",
+        list_key="kases",
+        item_key="kase",
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            "description": STRING,
+            "status": STRING,
+            "party": PARTY_REF,
+            "opportunity": REF,
+            "stage": REF,
+            "startOn": DATE,
+            "expectedCloseOn": DATE,
+            "closedOn": DATE,
+            "lastContactedAt": DATETIME,
+            **_OWNERSHIP,
+            **_EMBEDDED,
+            **TIMESTAMPS,
+            **TOMBSTONE,
+        },
+        replication_key="updatedAt",
+        since=True,
+        deleted_path="/kases/deleted",
+        deleted_keys=("kases", "restrictedKases"),
+        embed=("tags", "fields"),
+        operations=ALL_OPERATIONS,
+        rules=(Required(("name", "party")),),
+        read_only=frozenset({"closedOn"}),
+        custom_fields="case_custom_fields",
+        tags="case_tags",
+    ),
+    CapsuleObject(
+        stream="entries",
+        path="/entries",
+        list_key="entries",
+        item_key="entry",
+        schema={
+            "id": INTEGER,
+            "type": STRING,
+            "entryAt": DATETIME,
+            "subject": STRING,
+            "content": STRING,
+            "attachments": arr(
+                obj(id=INTEGER, filename=STRING, contentType=STRING, size=INTEGER, token=STRING)
+            ),
+            "creator": USER_REF,
+            "activityType": REF,
+            "party": PARTY_REF,
+            "kase": REF,
+            "opportunity": REF,
+            "parties": arr(PARTY_REF),
+            "participants": arr(obj(id=INTEGER, address=STRING, name=STRING, role=STRING)),
+            **TIMESTAMPS,
+        },
+        replication_key="updatedAt",
+        operations=ALL_OPERATIONS,
+        rules=(ExactlyOne(("party", "opportunity", "kase")),),
+        read_only=frozenset({"creator", "parties", "participants"}),
+        insertable_types=("note",),
+    ),
+    CapsuleObject(
+        stream="tasks",
+        path="/tasks",
+        list_key="tasks",
+        item_key="task",
+        schema={
+            "id": INTEGER,
+            "description": STRING,
+            "detail": STRING,
+            "category": obj(id=INTEGER, name=STRING, colour=STRING),
+            "dueOn": DATE,
+            "dueTime": STRING,
+            "status": STRING,
+            "party": PARTY_REF,
+            "opportunity": REF,
+            "kase": REF,
+            "owner": USER_REF,
+            "completedBy": STRING,
+            "completedAt": DATETIME,
+            "daysAfter": INTEGER,
+            "taskDelayRule": STRING,
+            "taskDayDelayRule": STRING,
+            "nextTask": obj(id=INTEGER, description=STRING),
+            "hasTrack": BOOLEAN,
+            "repeat": obj(frequency=STRING, interval=INTEGER, on=STRING),
+            **TIMESTAMPS,
+        },
+        replication_key="updatedAt",
+        params={"status": "open,completed,pending"},
+        operations=ALL_OPERATIONS,
+        rules=(
+            Required(("description", "dueOn")),
+            AtMostOne(("party", "opportunity", "kase")),
+            OneOf("status", ("OPEN", "COMPLETED"), operations=frozenset({INSERT, UPDATE}),
+                  required=False),
+        ),
+        read_only=frozenset({"completedAt", "hasTrack", "nextTask"}),
+    ),
+    CapsuleObject(
+        stream="pipelines",
+        path="/pipelines",
+        list_key="pipelines",
+        item_key="pipeline",
+        schema={"id": INTEGER, "name": STRING, "description": STRING, "deleted": BOOLEAN,
+                **TIMESTAMPS},
+        replication_key="updatedAt",
+    ),
+    CapsuleObject(
+        stream="milestones",
+        path="/pipelines/{pipelineId}/milestones",
+        list_key="milestones",
+        item_key="milestone",
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            "description": STRING,
+            "complete": BOOLEAN,
+            "probability": INTEGER,
+            "daysUntilStale": INTEGER,
+            "displayOrder": INTEGER,
+            "pipeline": REF,
+            "pipelineId": INTEGER,
+            **TIMESTAMPS,
+        },
+        replication_key="updatedAt",
+        parent="pipelines",
+        parent_key="pipelineId",
+        operations=ALL_OPERATIONS,
+        item_path="/milestones/{id}",
+        create_path="/milestones",
+        rules=(Required(("name", "pipeline")),),
+        natural_keys=(NaturalKey(("pipeline.id", "name")),),
+        read_only=frozenset({"pipelineId"}),
+    ),
+    CapsuleObject(
+        stream="lost_reasons",
+        path="/lostreasons",
+        list_key="lostReasons",
+        item_key="lostReason",
+        schema={"id": INTEGER, "name": STRING, "includedForConversion": BOOLEAN, **TIMESTAMPS},
+        replication_key="updatedAt",
+        operations=ALL_OPERATIONS,
+        rules=(Required(("name",)),),
+        natural_keys=_NAME_DEFINITION,
+    ),
+    CapsuleObject(
+        stream="teams",
+        path="/teams",
+        list_key="teams",
+        item_key="team",
+        schema={"id": INTEGER, "name": STRING, "memberships": arr(obj()), **TIMESTAMPS},
+        replication_key="updatedAt",
+        embed=("memberships",),
+    ),
+    CapsuleObject(
+        stream="track_definitions",
+        path="/trackdefinitions",
+        list_key="trackDefinitions",
+        item_key="trackDefinition",
+        schema={
+            "id": INTEGER,
+            "description": STRING,
+            "tag": STRING,
+            "captureRule": STRING,
+            "direction": STRING,
+            "taskDefinitions": arr(obj()),
+            **TIMESTAMPS,
+        },
+        replication_key="updatedAt",
+        params={"type": "all"},
+    ),
+    CapsuleObject(
+        stream="resthooks",
+        path="/resthooks",
+        list_key="restHooks",
+        item_key="restHook",
+        schema={
+            "id": INTEGER,
+            "event": STRING,
+            "targetUrl": STRING,
+            "description": STRING,
+            "embed": STRING,
+            "batched": BOOLEAN,
+            "clientId": STRING,
+            "user": USER_REF,
+            **TIMESTAMPS,
+        },
+        replication_key="updatedAt",
+        operations=frozenset({INSERT, DELETE}),
+        rules=(Required(("event", "targetUrl")),),
+        read_only=frozenset({"clientId", "user"}),
+    ),
+    CapsuleObject(
+        stream="boards",
+        path="/boards",
+        list_key="boards",
+        item_key="board",
+        schema={"id": INTEGER, "name": STRING, "description": STRING, "deleted": BOOLEAN,
+                **TIMESTAMPS},
+        replication_key="updatedAt",
+        params={"status": "all"},
+    ),
+    CapsuleObject(
+        stream="stages",
+        path="/stages",
+        list_key="stages",
+        item_key="stage",
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            "description": STRING,
+            "board": REF,
+            "displayOrder": INTEGER,
+            "archived": BOOLEAN,
+            **TIMESTAMPS,
+        },
+        replication_key="updatedAt",
+        params={"status": "all", "includeOnDeletedBoard": "true"},
+    ),
+    CapsuleObject(
+        stream="users",
+        path="/users",
+        list_key="users",
+        item_key="user",
+        schema={
+            "id": INTEGER,
+            "username": STRING,
+            "name": STRING,
+            "locale": STRING,
+            "currency": STRING,
+            "timezone": STRING,
+            "status": STRING,
+            "lastLoginAt": DATETIME,
+            "taskReminder": obj(),
+            "party": PARTY_REF,
+            **TIMESTAMPS,
+        },
+        embed=("party",),
+        operations=frozenset({UPDATE}),
+        read_only=frozenset({"username", "status", "lastLoginAt", "party"}),
+    ),
+    CapsuleObject(
+        stream="categories",
+        path="/categories",
+        list_key="categories",
+        item_key="category",
+        schema={"id": INTEGER, "name": STRING, "colour": STRING},
+        operations=ALL_OPERATIONS,
+        rules=(Required(("name",)),),
+        natural_keys=_NAME_DEFINITION,
+    ),
+    CapsuleObject(
+        stream="activity_types",
+        path="/activitytypes",
+        list_key="activityTypes",
+        item_key="activityType",
+        schema={"id": INTEGER, "name": STRING, "icon": obj(), "updateLastContacted": BOOLEAN},
+        operations=ALL_OPERATIONS,
+        rules=(Required(("name",)),),
+        natural_keys=_NAME_DEFINITION,
+    ),
+    CapsuleObject(
+        stream="custom_titles",
+        path="/titles",
+        list_key="personTitles",
+        item_key="personTitle",
+        schema={"id": INTEGER, "title": STRING},
+        operations=ALL_OPERATIONS,
+        rules=(Required(("title",)),),
+        natural_keys=(NaturalKey(("title",)),),
+    ),
+    CapsuleObject(
+        stream="countries",
+        path="/countries",
+        list_key="countries",
+        item_key="country",
+        schema={"name": STRING, "alpha2Code": STRING, "alpha3Code": STRING,
+                "numericCode": STRING},
+        key_properties=("alpha2Code",),
+    ),
+    CapsuleObject(
+        stream="currencies",
+        path="/currencies",
+        list_key="currencies",
+        item_key="currency",
+        schema={"code": STRING, "symbol": STRING, "name": STRING, "pluralName": STRING},
+        key_properties=("code",),
+    ),
+    _tag_definitions("party_tags", "/parties"),
+    _tag_definitions("opportunity_tags", "/opportunities"),
+    _tag_definitions("case_tags", "/kases"),
+    _field_definitions("party_custom_fields", "/parties"),
+    _field_definitions("opportunity_custom_fields", "/opportunities"),
+    _field_definitions("case_custom_fields", "/kases"),
+    _party_links("opportunity_parties", "opportunities", "/opportunities", "opportunityId"),
+    _party_links("case_parties", "cases", "/kases", "caseId"),
+    _tracks("opportunity_tracks", "opportunities", "/opportunities", "opportunityId",
+            "OPPORTUNITY"),
+    _tracks("case_tracks", "cases", "/kases", "caseId", "CASEFILE"),
+)
+
+BY_STREAM: dict[str, CapsuleObject] = {o.stream: o for o in OBJECTS}
+
+
+def get(stream: str) -> CapsuleObject:
+    try:
+        return BY_STREAM[stream]
+    except KeyError:
+        known = ", ".join(sorted(BY_STREAM))
+        raise KeyError(f"Unknown Capsule stream {stream!r}; known streams: {known}") from None
+
+
+def fill_path(template: str, values: t.Mapping[str, t.Any]) -> str:
+    """Fill `{field}` placeholders of a catalogue path from a record or context."""
+    return template.format_map(dict(values))
+
+
+def parent_of(obj_: CapsuleObject) -> CapsuleObject | None:
+    return BY_STREAM[obj_.parent] if obj_.parent else None

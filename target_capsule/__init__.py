@@ -1,0 +1,1 @@
+"""target-capsule: apply Singer records to Capsule CRM."""
