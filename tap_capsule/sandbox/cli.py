@@ -1,0 +1,146 @@
+"""`capsule-sandbox`: serve a seeded Capsule emulator until SIGINT/SIGTERM.
+
+The first stdout line is the API base URL (flushed), so scripts and test fixtures can start it with
+`--port 0` and read where it listens. Bad arguments end with one specific line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import typing as t
+
+from tap_capsule.sandbox.server import API, App, SandboxHTTPServer
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> t.NoReturn:  # one line, not usage + error
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _non_negative_int(name: str) -> t.Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {value!r}") from None
+        if number < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {number}")
+        return number
+
+    return parse
+
+
+def _port(value: str) -> int:
+    number = _non_negative_int("--port")(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"--port must be between 0 and 65535, got {number}")
+    return number
+
+
+def _non_negative_float(name: str) -> t.Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {value!r}") from None
+        if not number >= 0 or number == float("inf"):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {value}")
+        return number
+
+    return parse
+
+
+def _positive_float(name: str) -> t.Callable[[str], float]:
+    def parse(value: str) -> float:
+        number = _non_negative_float(name)(value)
+        if number == 0:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0")
+        return number
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="capsule-sandbox",
+                description="A local emulator of the Capsule CRM API v2 with seeded data.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_port, default=0, help="0 picks a free port")
+    p.add_argument("--token", default=os.environ.get("CAPSULE_SANDBOX_TOKEN"),
+                   help="bearer token to accept (or env CAPSULE_SANDBOX_TOKEN); required")
+    p.add_argument("--read-only-token", help="a token that gets 403 on writes")
+    p.add_argument("--scale", type=_non_negative_int("--scale"), default=50,
+                   help="about this many parties (and proportionally other records)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--rate-limit", type=_non_negative_int("--rate-limit"), default=4000)
+    p.add_argument("--rate-window", type=_positive_float("--rate-window"), default=3600.0)
+    p.add_argument("--client-id")
+    p.add_argument("--client-secret")
+    p.add_argument("--refresh-token")
+    p.add_argument("--error-every", type=_non_negative_int("--error-every"), default=0)
+    p.add_argument("--error-status", type=_non_negative_int("--error-status"), default=503)
+    p.add_argument("--slow-every", type=_non_negative_int("--slow-every"), default=0)
+    p.add_argument("--slow-seconds", type=_non_negative_float("--slow-seconds"), default=0.0)
+    p.add_argument("--drop-every", type=_non_negative_int("--drop-every"), default=0)
+    p.add_argument("--malformed-every", type=_non_negative_int("--malformed-every"), default=0)
+    p.add_argument("--throttle-first", type=_non_negative_int("--throttle-first"), default=0,
+                   help="the first K API requests get 429")
+    p.add_argument("--throttle-reset-seconds", type=_non_negative_float("--throttle-reset-seconds"),
+                   default=2.0)
+    p.add_argument("--fault-after-write", action="store_true",
+                   help="apply a write before answering it with the injected error/drop")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("--token is required (or set CAPSULE_SANDBOX_TOKEN)")
+    if not 100 <= args.error_status <= 599:
+        parser.error(f"--error-status must be an HTTP status 100-599, got {args.error_status}")
+    if (args.client_id or args.client_secret or args.refresh_token) and not (
+            args.client_id and args.client_secret and args.refresh_token):
+        parser.error("--client-id, --client-secret and --refresh-token go together")
+    faults = {"error_every": args.error_every, "error_status": args.error_status,
+              "slow_every": args.slow_every, "slow_seconds": args.slow_seconds,
+              "drop_every": args.drop_every, "malformed_every": args.malformed_every,
+              "throttle_next": args.throttle_first,
+              "throttle_reset_seconds": args.throttle_reset_seconds,
+              "fault_after_write": args.fault_after_write}
+    try:
+        app = App(token=args.token, scale=args.scale, seed=args.seed, rate_limit=args.rate_limit,
+                  rate_window=args.rate_window, read_only_token=args.read_only_token,
+                  client_id=args.client_id, client_secret=args.client_secret,
+                  refresh_token=args.refresh_token, faults=faults)
+        server = SandboxHTTPServer((args.host, args.port), app)
+    except (OSError, ValueError) as exc:
+        print(f"capsule-sandbox: error: {exc}", file=sys.stderr)
+        return 1
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: t.Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              daemon=True)
+    thread.start()
+    print(app.origin + API, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
