@@ -1,0 +1,368 @@
+"""Record → request body, and the diff of a body against Capsule's copy of the record.
+
+Records arrive in the tap's shapes: nested references as objects (`party: {id, name, ...}`), tags as
+`[{id, name}]`, custom values both as Capsule's raw `fields` array and as the tap's `custom_fields`
+object. This module turns them into what Capsule accepts on a write, and works out which parts of
+the body Capsule does not hold yet (so an identical record costs no write).
+
+Nothing here talks to Capsule: definitions and current records are passed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import typing as t
+
+from tap_capsule import catalogue as cat
+from tap_capsule.custom_fields import CustomFieldMap, convert, slug
+
+# Contact sub-lists: Capsule merges these on PUT (new items are appended), so only items it does
+# not hold yet may be sent, or a replay would append them again.
+CONTACT_LISTS = frozenset({"emailAddresses", "phoneNumbers", "addresses", "websites"})
+
+# What a PUT may change, where Capsule documents a restriction (tracks: description and date only).
+UPDATABLE: dict[str, frozenset[str]] = {
+    "opportunity_tracks": frozenset({"description", "trackDateOn"}),
+    "case_tracks": frozenset({"description", "trackDateOn"}),
+}
+
+
+class PayloadError(ValueError):
+    """The record cannot become a request body (an unknown custom field, tag, ...)."""
+
+
+# --- Small value helpers ------------------------------------------------------------------------
+
+
+def blank(value: t.Any) -> bool:
+    """Unset for Capsule's purposes: None, "", [], {} or a reference without id and name."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (list, tuple)):
+        return len(value) == 0
+    if isinstance(value, dict):
+        return all(blank(v) for v in value.values())
+    return False
+
+
+def is_ref(prop_schema: t.Mapping | None) -> bool:
+    """A nested reference (`party`, `milestone`, `owner`, ...): an object schema with an `id`."""
+    if not prop_schema:
+        return False
+    types = prop_schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    return "object" in types and "id" in (prop_schema.get("properties") or {})
+
+
+def ref(value: t.Any) -> dict | None:
+    """A reference as Capsule wants it on a write: `{id}` (or `{name}` when only a name is given)."""
+    if blank(value):
+        return None
+    if isinstance(value, bool):
+        raise PayloadError(f"{value!r} is not a reference")
+    if isinstance(value, (int, str)) and str(value).strip().isdigit():
+        return {"id": int(value)}
+    if isinstance(value, dict):
+        if value.get("id") not in (None, ""):
+            return {"id": _int_or_same(value["id"])}
+        if not blank(value.get("name")):
+            return {"name": value["name"]}
+    raise PayloadError(f"{value!r} is not a reference (expected an object with an id)")
+
+
+def _int_or_same(value: t.Any) -> t.Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def ref_id(value: t.Any) -> t.Any:
+    if isinstance(value, dict):
+        return value.get("id")
+    if isinstance(value, (int, str)) and str(value).strip().isdigit():
+        return int(value)
+    return None
+
+
+def _parse_datetime(value: t.Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) < 11:  # a bare date is not a datetime
+            return None
+        try:
+            moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc).replace(microsecond=0)
+
+
+def same(ours: t.Any, theirs: t.Any) -> bool:
+    """Does Capsule's value `theirs` already hold everything `ours` says?
+
+    Loose where Capsule's representation differs from an equivalent input: "" and None are both
+    unset, 5 equals 5.0 and "5", datetimes compare as instants, references compare by id, objects
+    compare on the keys we send, lists of objects on their items.
+    """
+    if blank(ours) and blank(theirs):
+        return True
+    if isinstance(ours, dict):
+        if "id" in ours and len(ours) == 1:
+            return isinstance(theirs, dict) and str(theirs.get("id")) == str(ours["id"])
+        if not isinstance(theirs, dict):
+            return False
+        return all(same(v, theirs.get(k)) for k, v in ours.items())
+    if isinstance(ours, list):
+        if not isinstance(theirs, list):
+            return False
+        if all(not isinstance(i, (dict, list)) for i in ours):
+            return sorted(map(_scalar_key, ours)) == sorted(map(_scalar_key, theirs))
+        return len(ours) == len(theirs) and all(any(same(i, j) for j in theirs) for i in ours)
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        return str(ours).lower() == str(theirs).lower()
+    if isinstance(ours, (int, float)) or isinstance(theirs, (int, float)):
+        try:
+            return math.isclose(float(ours), float(theirs), rel_tol=0, abs_tol=1e-9)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(ours, str) and isinstance(theirs, str):
+        if ours == theirs:
+            return True
+        a, b = _parse_datetime(ours), _parse_datetime(theirs)
+        return a is not None and a == b
+    return ours == theirs
+
+
+def _scalar_key(value: t.Any) -> str:
+    return "" if value is None else str(value)
+
+
+def contact_present(item: dict, current: t.Iterable[dict]) -> bool:
+    """Does Capsule already hold this contact item (an email, phone, address or website)?"""
+    for have in current or ():
+        if not isinstance(have, dict):
+            continue
+        if item.get("id") is not None and have.get("id") == item.get("id"):
+            return all(same(v, have.get(k)) for k, v in item.items() if k != "id")
+        if item.get("id") is None and all(
+            _contact_equal(k, v, have.get(k)) for k, v in item.items() if not blank(v)
+        ):
+            return True
+    return False
+
+
+def _contact_equal(key: str, ours: t.Any, theirs: t.Any) -> bool:
+    if key == "address" and isinstance(ours, str) and isinstance(theirs, str):
+        return ours.strip().casefold() == theirs.strip().casefold()
+    if key == "type" and isinstance(ours, str) and isinstance(theirs, str):
+        return ours.casefold() == theirs.casefold()
+    return same(ours, theirs)
+
+
+# --- Custom fields and tags ---------------------------------------------------------------------
+
+
+class FieldDefinitions:
+    """The custom-field definitions of one entity, looked up by id, slug or name."""
+
+    def __init__(self, stream: str, definitions: t.Iterable[t.Mapping[str, t.Any]]) -> None:
+        self.stream = stream
+        self.definitions = {int(d["id"]): dict(d) for d in definitions}
+        self.map = CustomFieldMap(self.definitions.values())  # the tap's property names
+        self.by_slug = {name: def_id for def_id, (name, _kind) in self.map.by_id.items()}
+        self.by_name: dict[str, int] = {}
+        for def_id, d in sorted(self.definitions.items()):
+            self.by_name.setdefault(str(d.get("name") or "").strip().casefold(), def_id)
+
+    def kind(self, def_id: int) -> str:
+        return str(self.definitions[def_id].get("type") or "text")
+
+    def resolve(self, key: t.Any) -> int:
+        """A definition id from an id, the tap's property name or the definition's name."""
+        if isinstance(key, dict):
+            if key.get("id") not in (None, ""):
+                key = key["id"]
+            elif key.get("name"):
+                key = key["name"]
+            else:
+                raise PayloadError(f"custom field value names no definition: {key!r}")
+        if isinstance(key, int) and not isinstance(key, bool):
+            if key in self.definitions:
+                return key
+            raise PayloadError(f"unknown custom field definition id {key} for {self.stream}")
+        text = str(key)
+        if text in self.by_slug:
+            return self.by_slug[text]
+        folded = text.strip().casefold()
+        if folded in self.by_name:
+            return self.by_name[folded]
+        if slug(text) in self.by_slug:
+            return self.by_slug[slug(text)]
+        if text.strip().isdigit() and int(text) in self.definitions:
+            return int(text)
+        known = ", ".join(sorted(self.by_slug)) or "none"
+        raise PayloadError(
+            f"unknown custom field {text!r} (rule: custom values name an existing "
+            f"{self.stream} definition; known: {known})"
+        )
+
+    def desired(self, record: t.Mapping[str, t.Any]) -> dict[int, t.Any]:
+        """Definition id → value wanted by the record (`custom_fields` wins over `fields`)."""
+        wanted: dict[int, t.Any] = {}
+        for item in record.get("fields") or ():
+            if not isinstance(item, dict):
+                raise PayloadError(f"fields item {item!r} is not an object")
+            definition = item.get("definition")
+            if definition is None and "name" in item:
+                definition = item["name"]
+            def_id = self.resolve(definition)
+            wanted[def_id] = item.get("value")
+        for key, value in (record.get("custom_fields") or {}).items():
+            wanted[self.resolve(key)] = value
+        return wanted
+
+    def values_of(self, current: t.Mapping[str, t.Any] | None) -> dict[int, t.Any]:
+        out: dict[int, t.Any] = {}
+        for item in (current or {}).get("fields") or ():
+            definition = item.get("definition")
+            def_id = definition.get("id") if isinstance(definition, dict) else definition
+            if def_id is not None:
+                out[int(def_id)] = item.get("value")
+        return out
+
+    def body(self, wanted: dict[int, t.Any], current: t.Mapping[str, t.Any] | None) -> list[dict]:
+        """`fields` items for what Capsule does not hold yet (all non-empty ones on insert)."""
+        have = self.values_of(current)
+        out = []
+        for def_id, value in sorted(wanted.items()):
+            kind = self.kind(def_id)
+            mine = convert(value, kind)
+            if current is None:
+                if mine is None:
+                    continue
+            elif convert(have.get(def_id), kind) == mine:
+                continue
+            elif mine is None and def_id not in have:
+                continue
+            out.append({"definition": {"id": def_id}, "value": value})
+        return out
+
+
+def tag_names(record: t.Mapping[str, t.Any], tag_definitions: t.Callable[[], list[dict]],
+              stream: str) -> list[str]:
+    """Tag names wanted by the record; tags given only by id are named from the definitions."""
+    names: list[str] = []
+    by_id: dict[int, str] | None = None
+    for tag in record.get("tags") or ():
+        if isinstance(tag, str):
+            name = tag
+        elif isinstance(tag, dict) and not blank(tag.get("name")):
+            name = str(tag["name"])
+        elif isinstance(tag, dict) and tag.get("id") is not None:
+            if by_id is None:
+                by_id = {int(d["id"]): str(d.get("name")) for d in tag_definitions()}
+            tag_id = _int_or_same(tag["id"])
+            if tag_id not in by_id:
+                raise PayloadError(
+                    f"unknown tag id {tag['id']} (rule: tags name an existing {stream} tag, or "
+                    "give a name to create one)"
+                )
+            name = by_id[tag_id]
+        else:
+            raise PayloadError(f"tag {tag!r} has neither a name nor an id")
+        if name.strip().casefold() not in {n.casefold() for n in names}:
+            names.append(name.strip())
+    return names
+
+
+def tags_body(names: list[str], current: t.Mapping[str, t.Any] | None) -> list[dict]:
+    have = {str(t_.get("name") or "").strip().casefold()
+            for t_ in (current or {}).get("tags") or () if isinstance(t_, dict)}
+    return [{"name": n} for n in names if n.casefold() not in have]
+
+
+# --- The body -----------------------------------------------------------------------------------
+
+
+def parent_ref_key(obj: cat.CapsuleObject) -> str | None:
+    """The body key that names a child's parent (`opportunity`, `kase`, `pipeline`)."""
+    parent = cat.parent_of(obj)
+    return parent.item_key if parent is not None else None
+
+
+def normalize(obj: cat.CapsuleObject, record: t.Mapping[str, t.Any],
+              ignored: set[str] | None = None) -> dict:
+    """The writable fields of a record, references reduced to `{id}`.
+
+    Drops `id`, `_sdc_*`, read-only fields, the link/parent keys and fields the catalogue does not
+    know (listed in `ignored`). Tags, `fields` and `custom_fields` are left to their resolvers.
+    """
+    props = obj.schema
+    body: dict[str, t.Any] = {}
+    skip = set(obj.all_read_only) | {"id", "tags", "fields", "custom_fields"}
+    if obj.parent_key:
+        skip.add(obj.parent_key)
+    for key, value in record.items():
+        if key.startswith("_sdc_") or key in skip:
+            continue
+        if key not in props:
+            if ignored is not None:
+                ignored.add(key)
+            continue
+        if is_ref(props[key]):
+            body[key] = ref(value)
+        elif key in CONTACT_LISTS:
+            body[key] = [dict(i) for i in value or () if isinstance(i, dict) and not blank(
+                {k: v for k, v in i.items() if k != "id"})] or None
+        else:
+            body[key] = value
+    parent_key_name = parent_ref_key(obj)
+    if obj.parent_key and parent_key_name and not obj.is_link:
+        parent_id = record.get(obj.parent_key)
+        if blank(body.get(parent_key_name)) and not blank(parent_id):
+            body[parent_key_name] = ref(parent_id)
+    return body
+
+
+def insert_body(body: dict) -> dict:
+    """An INSERT sends what is set: no nulls, no ids inside contact items."""
+    out = {}
+    for key, value in body.items():
+        if blank(value):
+            continue
+        if key in CONTACT_LISTS:
+            value = [{k: v for k, v in i.items() if k != "id" and not blank(v)} for i in value]
+        out[key] = value
+    return out
+
+
+def update_body(obj: cat.CapsuleObject, body: dict, current: t.Mapping[str, t.Any]) -> dict:
+    """The part of `body` that Capsule's `current` record does not hold yet."""
+    allowed = UPDATABLE.get(obj.stream)
+    parent_key_name = parent_ref_key(obj)
+    out: dict[str, t.Any] = {}
+    for key, value in body.items():
+        if allowed is not None and key not in allowed:
+            continue
+        if key == parent_key_name and obj.parent_key:
+            continue  # a child's parent is fixed (and is not always echoed back)
+        if key not in current and blank(value):
+            continue
+        if key in CONTACT_LISTS:
+            missing = [i for i in value or () if not contact_present(i, current.get(key) or [])]
+            if missing:
+                out[key] = [{k: v for k, v in i.items() if not blank(v) or k == "id"}
+                            for i in missing]
+            continue
+        if not same(value, current.get(key)):
+            out[key] = value
+    return out
