@@ -20,14 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from tap_capsule import catalogue
-from tap_capsule.catalogue import CapsuleObject
+from tap_capsule.catalogue import INSERT, UPDATE, CapsuleObject
 from tap_capsule.sandbox.auth import READ, Auth
 from tap_capsule.sandbox.clock import Clock, since_key
 from tap_capsule.sandbox.errors import ApiError, BadRequest, NotFound
 from tap_capsule.sandbox.faults import FaultConfig, FaultInjector
 from tap_capsule.sandbox.ratelimit import RateLimiter
 from tap_capsule.sandbox.seed import seed as seed_store
-from tap_capsule.sandbox.store import REF_TARGETS, Store
+from tap_capsule.sandbox.store import REF_TARGETS, Store, check_write_allowed
 
 API = "/api/v2"
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -412,6 +412,7 @@ class App:
         return data[o.item_key]
 
     def create(self, req: Request, o: CapsuleObject) -> Response:
+        check_write_allowed(o, INSERT)
         body = self._body(req, o)
         stream, rec = self.store.create(o.stream, body)
         obj = self.store.objects[stream]
@@ -420,6 +421,7 @@ class App:
                              {"Location": location})
 
     def update(self, req: Request, o: CapsuleObject) -> Response:
+        check_write_allowed(o, UPDATE)
         body = self._body(req, o)
         stream, rec = self.store.update(o.stream, int(req.params["id"]), body)
         obj = self.store.objects[stream]
