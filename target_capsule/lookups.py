@@ -28,6 +28,11 @@ SINGLE_GETS_BEFORE_LIST = 20
 _PLACEHOLDER = re.compile(r"{(\w+)}")
 
 
+def small(obj: cat.CapsuleObject) -> bool:
+    """A settings list (definitions, categories, users...): reading it whole is cheapest."""
+    return not obj.since and (bool(obj.natural_keys) or obj.replication_key is None)
+
+
 def placeholders(template: str) -> list[str]:
     return _PLACEHOLDER.findall(template)
 
@@ -131,7 +136,7 @@ class Lookups:
                     return idx.by_id[rid]
             if path and not placeholders(path) and path not in self._complete:
                 count = self._single_gets.get(path, 0)
-                if count >= SINGLE_GETS_BEFORE_LIST or path in self._indexes:
+                if count >= SINGLE_GETS_BEFORE_LIST or path in self._indexes or small(obj):
                     idx = self.index(obj, path, keys)
                     if rid in idx.by_id:
                         return idx.by_id[rid]

@@ -99,7 +99,7 @@ class CapsuleSink(RecordSink):
     def operation_of(self, record: t.Mapping[str, t.Any]) -> str:
         if not blank(record.get("_sdc_deleted_at")):
             return DELETE
-        if not self.obj.is_link and not blank(record.get("id")):
+        if not blank(record.get("id")):
             return UPDATE
         return INSERT
 
