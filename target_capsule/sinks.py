@@ -146,13 +146,20 @@ class CapsuleSink(RecordSink):
     # --- INSERT (or UPDATE of the record it matches) --------------------------------------
 
     def insert(self, record: dict, body: dict, view: dict) -> tuple[str, str]:
-        reasons = rules.check(self.obj, INSERT, view)
+        # A record without id must be insertable as it stands, even if it then matches one:
+        # so a rule violation is found before any request, read or write.
+        self._check(INSERT, view)
+        if self.obj.capture_rule:
+            wanted = record.get("definition")
+            definition = self.run.lookups.track_definition(wanted)
+            reason = rules.check_capture_rule(self.obj, definition, wanted)
+            if reason:
+                raise Rejected(INSERT, reason)
+            body["definition"] = {"id": definition["id"]}
         keys = nk.keys_for(self.obj, self.run.upsert_keys)
         path = self.path_of(view)
-        if reasons and (keys is None or path is None or not nk.record_keys(body, keys)):
-            raise Rejected(INSERT, "; ".join(reasons))
         if keys is not None and path is not None:
-            matched = self.match(body, keys, path, content=not reasons)
+            matched = self.match(body, keys, path, content=True)
             if len(matched) > 1:
                 raise Rejected(INSERT, f"{self.stream_name} INSERT: {nk.describe(body, keys)} "
                                f"matches {len(matched)} existing records (ids "
@@ -166,15 +173,6 @@ class CapsuleSink(RecordSink):
                 index = self.run.lookups.index(self.obj, path, keys)
                 return self.update(record, body, matched[0], path,
                                    index.by_id[matched[0]]), UPDATE
-        if reasons:
-            raise Rejected(INSERT, "; ".join(reasons))
-        if self.obj.capture_rule:
-            wanted = record.get("definition")
-            definition = self.run.lookups.track_definition(wanted)
-            reason = rules.check_capture_rule(self.obj, definition, wanted)
-            if reason:
-                raise Rejected(INSERT, reason)
-            body["definition"] = {"id": definition["id"]}
         try:
             full = payload.insert_body(body)
             full.update(self.extras(record, None))
