@@ -1,0 +1,50 @@
+# The two README commands:
+#   make test  - create .venv, install the project with its test extra, run the whole suite
+#   make demo  - sandbox -> `meltano run tap-capsule target-csv` -> CSV files under demo-output/
+#
+# Meltano lives in its own virtualenv (.venv-meltano): its pins (sqlalchemy<2.1, click<8.6, pip>=25)
+# differ from what the project's venv resolves next to singer-sdk 0.54, and the tests should run
+# against the project's own dependency set. Meltano in turn installs every plugin into its own venv
+# under .meltano/ (with uv), tap-capsule and target-capsule from this checkout (`pip_url: -e .`).
+
+PYTHON ?= python3
+VENV := .venv
+MELTANO_VENV := .venv-meltano
+MELTANO_VERSION := 4.4.1
+PYTEST_ARGS ?=
+
+# The pipeline tests find meltano through MELTANO_BIN.
+export MELTANO_BIN := $(CURDIR)/$(MELTANO_VENV)/bin/meltano
+
+.PHONY: test demo demo-clean install meltano clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+meltano: $(MELTANO_VENV)/.installed
+
+$(MELTANO_VENV)/.installed:
+	test -x $(MELTANO_VENV)/bin/python || $(PYTHON) -m venv $(MELTANO_VENV)
+	@echo '*' > $(MELTANO_VENV)/.gitignore
+	$(MELTANO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MELTANO_VENV)/bin/python -m pip install --quiet 'meltano==$(MELTANO_VERSION)'
+	touch $@
+
+test: install meltano
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Runs twice in a row to show the incremental second run: `make demo demo`, or just run it again.
+demo: install meltano
+	bash .ci/demo
+
+# Forget the demo's Meltano state and output, so the next `make demo` is a full extract again.
+demo-clean:
+	rm -rf demo-output .meltano/demo.db
+
+clean:
+	rm -rf $(VENV) $(MELTANO_VENV) .meltano demo-output output .pytest_cache
