@@ -146,26 +146,43 @@ def _scalar_key(value: t.Any) -> str:
     return "" if value is None else str(value)
 
 
-def contact_present(item: dict, current: t.Iterable[dict]) -> bool:
-    """Does Capsule already hold this contact item (an email, phone, address or website)?"""
+# What identifies a contact item; other parts (its `type` label) do not make it a new item.
+CONTACT_IDENTITY = {
+    "emailAddresses": ("address",),
+    "phoneNumbers": ("number",),
+    "websites": ("address", "service"),
+    "addresses": ("street", "city", "state", "zip", "country"),
+}
+
+
+def _contact_value(key: str, value: t.Any) -> str:
+    text = "" if value is None else str(value).strip().casefold()
+    if key == "number":
+        text = "".join(ch for ch in text if ch.isdigit() or ch == "+")
+    return " ".join(text.split())
+
+
+def contact_present(item: dict, current: t.Iterable[dict], kind: str = "emailAddresses") -> bool:
+    """Does Capsule already hold this contact item (an email, phone, address or website)?
+
+    An item with the id of one of Capsule's rows is present when that row already has its values;
+    an item without id is present when a row has the same identifying values (address, number,
+    ...), whatever its `type` label.
+    """
+    identity = CONTACT_IDENTITY.get(kind, ())
     for have in current or ():
         if not isinstance(have, dict):
             continue
-        if item.get("id") is not None and have.get("id") == item.get("id"):
-            return all(same(v, have.get(k)) for k, v in item.items() if k != "id")
-        if item.get("id") is None and all(
-            _contact_equal(k, v, have.get(k)) for k, v in item.items() if not blank(v)
-        ):
+        if item.get("id") is not None:
+            if have.get("id") == item.get("id"):
+                return all(same(v, have.get(k)) for k, v in item.items() if k != "id")
+            continue
+        keys = [k for k in identity if not blank(item.get(k))] or [
+            k for k, v in item.items() if not blank(v)]
+        if keys and all(_contact_value(k, item.get(k)) == _contact_value(k, have.get(k))
+                        for k in keys):
             return True
     return False
-
-
-def _contact_equal(key: str, ours: t.Any, theirs: t.Any) -> bool:
-    if key == "address" and isinstance(ours, str) and isinstance(theirs, str):
-        return ours.strip().casefold() == theirs.strip().casefold()
-    if key == "type" and isinstance(ours, str) and isinstance(theirs, str):
-        return ours.casefold() == theirs.casefold()
-    return same(ours, theirs)
 
 
 # --- Custom fields and tags ---------------------------------------------------------------------
@@ -358,7 +375,8 @@ def update_body(obj: cat.CapsuleObject, body: dict, current: t.Mapping[str, t.An
         if key not in current and blank(value):
             continue
         if key in CONTACT_LISTS:
-            missing = [i for i in value or () if not contact_present(i, current.get(key) or [])]
+            missing = [i for i in value or ()
+                       if not contact_present(i, current.get(key) or [], key)]
             if missing:
                 out[key] = [{k: v for k, v in i.items() if not blank(v) or k == "id"}
                             for i in missing]
