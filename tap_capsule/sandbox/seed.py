@@ -431,8 +431,8 @@ class Seeder:
         parties = list(self.store.rows["parties"])
         if not parents or not parties:
             return
-        for pid in parents:
-            if self.rng.random() < 0.2:
+        for i, pid in enumerate(parents):
+            if i == 0 or self.rng.random() < 0.2:  # at least one link whenever there are parents
                 self.store.links[stream][pid] = sorted(set(self.rng.sample(parties, min(2, len(parties)))))
 
     def seed_opportunity_parties(self) -> None:
