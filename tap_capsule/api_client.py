@@ -101,8 +101,10 @@ def connection_settings() -> th.PropertiesList:
             "the access token at `<api origin>/oauth/token`; a rotated refresh token is kept for "
             "the rest of the run.",
         ),
-        th.Property("client_id", th.StringType, secret=True, title="OAuth client id"),
-        th.Property("client_secret", th.StringType, secret=True, title="OAuth client secret"),
+        th.Property("client_id", th.StringType, secret=True, title="OAuth client id",
+                    description="OAuth app client id, for `refresh_token`."),
+        th.Property("client_secret", th.StringType, secret=True, title="OAuth client secret",
+                    description="OAuth app client secret, for `refresh_token`."),
         th.Property(
             "api_url",
             th.StringType,
@@ -141,6 +143,7 @@ def connection_settings() -> th.PropertiesList:
             th.NumberType,
             default=60,
             title="Request timeout (s)",
+            description="Seconds to wait for Capsule's answer before treating it as dropped.",
         ),
     )
 

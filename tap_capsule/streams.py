@@ -6,12 +6,13 @@ One `CapsuleStream` subclass per catalogue entry. The catalogue says what differ
 
 from __future__ import annotations
 
+import functools
 import logging
 import typing as t
 from urllib.parse import parse_qsl
 
 from singer_sdk import RESTStream
-from singer_sdk.helpers._typing import TypeConformanceLevel
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import HeaderLinkPaginator
 
 from tap_capsule import catalogue as cat
@@ -47,9 +48,6 @@ class CapsuleStream(RESTStream):
         self.replication_key = self.obj.replication_key
         self.path = self.obj.path
         self._capsule_tap = tap
-        self._field_map: CustomFieldMap | None = None
-        props = self.schema.get("properties", {}).get("custom_fields") or {}
-        self._typed_fields = frozenset((props.get("properties") or {}).keys())
 
     # --- HTTP through the shared layer ------------------------------------------------------
 
@@ -145,23 +143,23 @@ class CapsuleStream(RESTStream):
                    self.obj.link_item_key: {k: v for k, v in row.items()
                                             if k != self.obj.parent_key}}
         if self.obj.custom_fields and "_sdc_deleted_at" not in row:
-            row["custom_fields"] = self.field_map().typed(row.get("fields"), self._typed_fields)
+            row["custom_fields"] = self.field_map.typed(row.get("fields"), self.typed_fields)
         return row
 
+    @functools.cached_property
     def field_map(self) -> CustomFieldMap:
-        if self._field_map is None:
-            self._field_map = self._capsule_tap.custom_field_map(self.obj)
-        return self._field_map
+        return self._capsule_tap.custom_field_map(self.obj)
+
+    @functools.cached_property
+    def typed_fields(self) -> frozenset[str]:
+        """Custom-field columns of the schema in force (the input catalog's, when given)."""
+        props = self.effective_schema.get("properties", {}).get("custom_fields") or {}
+        return frozenset((props.get("properties") or {}).keys())
 
     def generate_child_contexts(self, record: dict, context: Context | None):  # noqa: ANN201
-        if "_sdc_deleted_at" in record:
-            return  # a deleted parent has no children to read
-        yield {self.child_context_key: record["id"]}
-
-    @property
-    def child_context_key(self) -> str:
-        children = [c for c in cat.OBJECTS if c.parent == self.name]
-        return children[0].parent_key if children else "id"
+        if not self.child_streams or "_sdc_deleted_at" in record:
+            return  # no children, or a deleted parent whose children are gone with it
+        yield {child.obj.parent_key: record["id"] for child in self.child_streams}
 
 
 class WalkedChildStream(CapsuleStream):
@@ -173,8 +171,8 @@ class WalkedChildStream(CapsuleStream):
 
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
 
-    @property
-    def partitions(self) -> list[dict] | None:
+    @functools.cached_property
+    def partitions(self) -> list[dict] | None:  # type: ignore[override]
         parent = cat.parent_of(self.obj)
         assert parent is not None
         ids = [r["id"] for r in self.capsule_session.paginate(parent.path, parent.list_key,
