@@ -66,7 +66,10 @@ class Lookups:
         """All records of a small settings list (tag, field or track definitions)."""
         if stream not in self._lists:
             obj = cat.get(stream)
-            self._lists[stream] = self.read_list(obj, obj.path)
+            if obj.path in self._complete:
+                self._lists[stream] = list(self._indexes[obj.path].by_id.values())
+            else:
+                self._lists[stream] = self.read_list(obj, obj.path)
         return self._lists[stream]
 
     def field_definitions(self, obj: cat.CapsuleObject) -> FieldDefinitions:
@@ -103,7 +106,10 @@ class Lookups:
         """The upsert index of one list, read in full once (again when `refresh`)."""
         cached = self._indexes.get(path)
         if cached is None or refresh or path not in self._complete:
-            records = self.read_list(obj, path)
+            if not refresh and path == obj.path and obj.stream in self._lists:
+                records = list(self._lists[obj.stream])
+            else:
+                records = self.read_list(obj, path)
             index = Index(keys, records)
             if cached is not None and not refresh:
                 for rid, rec in cached.by_id.items():  # keep fresher single reads

@@ -117,8 +117,15 @@ class CapsuleSink(RecordSink):
             raise Rejected(operation, f"{self.stream_name} {operation}: {exc}") from None
         view = {**record, **{k: v for k, v in body.items() if blank(record.get(k))}}
         if operation == UPDATE:
-            self._check(UPDATE, view)
-            return self.update(record, body, record["id"], self.path_of(view)), UPDATE
+            path = self.path_of(view)
+            current = None
+            if rules.check(self.obj, UPDATE, view):
+                # A value Capsule already holds is not written, so it breaks no rule (a tap's
+                # PENDING task goes back unchanged); only what would be sent is checked.
+                current = self.current_or_reject(record["id"], path)
+                diff = payload.update_body(self.obj, body, current)
+                self._check(UPDATE, diff)
+            return self.update(record, body, record["id"], path, current), UPDATE
         return self.insert(record, body, view)
 
     def _check(self, operation: str, view: t.Mapping[str, t.Any]) -> None:
@@ -259,10 +266,7 @@ class CapsuleSink(RecordSink):
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
         lookups = self.run.lookups
         if current is None:
-            current = lookups.current(self.obj, rid, path, keys)
-        if current is None:
-            raise Rejected(UPDATE, f"{self.stream_name} UPDATE: record {rid} does not exist in "
-                           "Capsule (it may have been deleted)", 404)
+            current = self.current_or_reject(rid, path)
         single = cat.fill_path(self.obj.single_path, {"id": rid})
         for _attempt in range(WRITE_ATTEMPTS):
             try:
@@ -299,6 +303,14 @@ class CapsuleSink(RecordSink):
         raise Rejected(UPDATE, f"{self.stream_name} UPDATE: Capsule kept failing the PUT "
                        f"{WRITE_ATTEMPTS} times; what it holds now is partly updated at most; "
                        "run again later (only what is missing will be sent)")
+
+    def current_or_reject(self, rid: t.Any, path: str | None) -> dict:
+        keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
+        current = self.run.lookups.current(self.obj, rid, path, keys)
+        if current is None:
+            raise Rejected(UPDATE, f"{self.stream_name} UPDATE: record {rid} does not exist in "
+                           "Capsule (it may have been deleted)", 404)
+        return current
 
     # --- DELETE ---------------------------------------------------------------------------
 

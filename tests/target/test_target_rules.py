@@ -27,7 +27,6 @@ RULE_CASES = [
                "kase": {"id": 31000}}, ["party and kase are all set", "at most one of"]),
     ("tasks", {"description": "Call", "dueOn": "2026-01-01", "status": "PENDING"},
      ["status 'PENDING' is not allowed"]),
-    ("tasks", {"id": 51000, "status": "PENDING"}, ["UPDATE: status 'PENDING' is not allowed"]),
     ("entries", {"type": "note", "content": "orphan"}, ["exactly one of party, opportunity or kase", "got none"]),
     ("entries", {"type": "note", "content": "two", "party": {"id": P}, "opportunity": {"id": 21000}},
      ["exactly one of", "got party and opportunity"]),
@@ -67,6 +66,20 @@ def test_every_rule_rejects_before_any_request(capsule, run_target):
             assert word in line["reason"], (word, line["reason"])
     assert run.returncode == 0  # the run goes on
     assert run.state["target_capsule"]["totals"] == {"rejected": len(RULE_CASES)}
+
+
+def test_update_rules_apply_to_what_would_be_written(capsule, run_target):
+    st = capsule.state()
+    open_task = next(t_ for t_ in st["tasks"] if t_["status"] == "OPEN")
+    pending = next(t_ for t_ in st["tasks"] if t_["status"] == "PENDING")
+    recs = [("tasks", {"id": open_task["id"], "status": "PENDING"}),
+            ("tasks", {"id": pending["id"], "status": "PENDING", "detail": "kept pending"})]
+    run = run_target(capsule, messages(recs))
+    [line] = run.rejects
+    assert line["reason"] == ("tasks UPDATE: status 'PENDING' is not allowed (rule: status is "
+                              "'OPEN' or 'COMPLETED')")
+    assert run.count("tasks", "UPDATE", "applied") == 1
+    assert capsule.requests()["by_path"].get(f"PUT /tasks/{open_task['id']}") is None
 
 
 def test_rule_reason_text_is_exact(capsule, run_target):
