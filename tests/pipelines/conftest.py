@@ -1,0 +1,202 @@
+"""Fixtures for the pipeline tests: the real `meltano` CLI on this repository's meltano.yml, and a
+PostgreSQL server.
+
+- Meltano is found through MELTANO_BIN (the Makefile sets it to .venv-meltano/bin/meltano), then
+  next to sys.executable, then on PATH. Without one the tests skip, unless REQUIRE_MELTANO=1.
+- The plugins are installed once per test session into the project's .meltano/ (git-ignored; uv
+  makes that take seconds), and each test gets its own Meltano system database (state) and output
+  folders under tmp_path, so nothing depends on a developer's own .meltano state.
+- PostgreSQL comes from PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE (.ci/run sets them). Without a
+  reachable server the postgres tests skip, unless REQUIRE_POSTGRES=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINE_TOKEN = "pipeline-token-7c1e94d2b8"  # long and distinctive: the plugins redact the token
+
+# Variables from a developer's shell that would change what a test's meltano run does.
+_SCRUBBED_PREFIXES = ("TAP_CAPSULE", "TARGET_CAPSULE", "TARGET_CSV", "TARGET_POSTGRES",
+                      "TARGET_JSONL", "TAP_SPREADSHEETS", "MELTANO_")
+
+
+def _required(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
+def unavailable(what: str, variable: str, reason: str) -> None:
+    """Skip, or fail when CI said the thing must be there."""
+    if _required(variable):
+        pytest.fail(f"{what} is required ({variable}=1) but unavailable: {reason}")
+    pytest.skip(f"{what} unavailable ({reason}); set {variable}=1 to make this a failure")
+
+
+def find_meltano() -> str | None:
+    candidates = [os.environ.get("MELTANO_BIN"), str(Path(sys.executable).parent / "meltano"),
+                  shutil.which("meltano"), str(ROOT / ".venv-meltano" / "bin" / "meltano")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@dataclass
+class MeltanoResult:
+    returncode: int
+    output: str
+
+    def metrics(self, plugin: str = "tap-capsule") -> list[dict]:
+        """The SDK's METRIC lines that a plugin logged, parsed."""
+        points = []
+        for line in self.output.splitlines():
+            if plugin not in line or "METRIC: " not in line:
+                continue
+            raw = line.split("METRIC: ", 1)[1].strip()
+            try:
+                points.append(json.loads(raw))
+            except ValueError:
+                try:
+                    points.append(json.loads(raw.encode().decode("unicode_escape")))
+                except ValueError:
+                    continue
+        return points
+
+    def records(self, stream: str) -> int:
+        return sum(p["value"] for p in self.metrics()
+                   if p.get("metric") == "record_count" and p.get("tags", {}).get("stream") == stream)
+
+
+class Meltano:
+    """The meltano CLI on the repository's project, isolated per call by environment variables."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+
+    def env(self, extra: dict[str, str] | None = None, database: Path | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+        env.update({
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_CLI_LOG_LEVEL": "info",
+            "NO_COLOR": "1",
+        })
+        if database is not None:
+            env["MELTANO_DATABASE_URI"] = f"sqlite:///{database}"
+        env.update(extra or {})
+        return env
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None, database: Path | None = None,
+                 timeout: float = 300, check: bool = True) -> MeltanoResult:
+        started = time.monotonic()
+        proc = subprocess.run([self.executable, *args], cwd=ROOT, env=self.env(env, database),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        result = MeltanoResult(proc.returncode, proc.stdout)
+        if check and proc.returncode != 0:
+            tail = "\n".join(proc.stdout.splitlines()[-60:])
+            pytest.fail(f"meltano {' '.join(args)} exited {proc.returncode} after "
+                        f"{time.monotonic() - started:.0f}s:\n{tail}")
+        return result
+
+
+@pytest.fixture(scope="session")
+def meltano(tmp_path_factory) -> Meltano:
+    executable = find_meltano()
+    if executable is None:
+        unavailable("meltano", "REQUIRE_MELTANO",
+                    "no MELTANO_BIN, no meltano next to the interpreter or on PATH; `make test` "
+                    "installs it into .venv-meltano")
+    cli = Meltano(executable)
+    # One install of every plugin in meltano.yml per session (uv; already-installed ones are kept).
+    cli("install", database=tmp_path_factory.mktemp("meltano-install") / "meltano.db", timeout=900)
+    return cli
+
+
+@pytest.fixture
+def token() -> str:
+    """The sandbox token of the pipeline tests (long and distinctive: the plugins redact it)."""
+    return PIPELINE_TOKEN
+
+
+@pytest.fixture
+def meltano_db(tmp_path) -> Path:
+    """A fresh Meltano system database (holds the state) for one test."""
+    return tmp_path / "meltano.db"
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+class Postgres:
+    def __init__(self) -> None:
+        self.host = os.environ.get("PGHOST", "127.0.0.1")
+        self.port = os.environ.get("PGPORT", "5432")
+        self.user = os.environ.get("PGUSER", "postgres")
+        self.password = os.environ.get("PGPASSWORD", "")
+        self.database = os.environ.get("PGDATABASE", self.user)
+        self.psql = shutil.which("psql")
+
+    def target_env(self, schema: str) -> dict[str, str]:
+        return {"TARGET_POSTGRES_HOST": self.host, "TARGET_POSTGRES_PORT": str(self.port),
+                "TARGET_POSTGRES_USER": self.user, "TARGET_POSTGRES_PASSWORD": self.password,
+                "TARGET_POSTGRES_DATABASE": self.database,
+                "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema}
+
+    def query(self, sql: str) -> list[dict]:
+        """Rows as dicts, through psql's JSON aggregation (no driver in the test venv)."""
+        wrapped = f"SELECT coalesce(json_agg(q), '[]'::json) FROM ({sql}) q"
+        proc = subprocess.run(
+            [self.psql, "-X", "-w", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", self.host, "-p",
+             str(self.port), "-U", self.user, "-d", self.database, "-c", wrapped],
+            env={**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "5"},
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
+        return json.loads(proc.stdout)
+
+    def execute(self, sql: str) -> None:
+        proc = subprocess.run(
+            [self.psql, "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.host, "-p", str(self.port),
+             "-U", self.user, "-d", self.database, "-c", sql],
+            env={**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "5"},
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Postgres:
+    pg = Postgres()
+    if pg.psql is None:
+        unavailable("PostgreSQL", "REQUIRE_POSTGRES", "no psql client on PATH")
+    try:
+        with socket.create_connection((pg.host, int(pg.port)), timeout=3):
+            pass
+    except OSError as exc:
+        unavailable("PostgreSQL", "REQUIRE_POSTGRES", f"nothing listens on {pg.host}:{pg.port} ({exc})")
+    try:
+        pg.query("SELECT 1 AS ok")
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        unavailable("PostgreSQL", "REQUIRE_POSTGRES", f"cannot log in as {pg.user}: {exc}")
+    return pg
+
+
+@pytest.fixture
+def pg_schema(postgres: Postgres, request) -> str:
+    """A schema of its own for one test, dropped afterwards."""
+    name = "pipelines_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + f"_{os.getpid()}"
+    postgres.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    yield name
+    postgres.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
