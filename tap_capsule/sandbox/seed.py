@@ -148,7 +148,7 @@ class Seeder:
         for i, (username, name) in enumerate(people):
             created = at(i * 3600)
             self.add("users", {
-                "username": username, "name": name, "pictureURL": None, "locale": "en-GB",
+                "username": username, "name": name, "locale": "en-GB",
                 "currency": "GBP", "timezone": "Europe/London", "status": "ACTIVE",
                 "lastLoginAt": at(YEAR - 86400 * (i + 1)),
                 "taskReminder": {"timeOfDay": "09:00", "daysBefore": 1},
