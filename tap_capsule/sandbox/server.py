@@ -9,6 +9,8 @@ are hand-coded here.
 
 from __future__ import annotations
 
+import email.utils
+
 import dataclasses
 import json
 import re
@@ -691,6 +693,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
         pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """`Date` from the sandbox clock: Capsule stamps `updatedAt` and `Date` from one clock."""
+        if timestamp is None:
+            timestamp = self.server.app.clock.now().timestamp()  # type: ignore[attr-defined]
+        return email.utils.formatdate(timestamp, usegmt=True)
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
