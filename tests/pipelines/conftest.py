@@ -3,9 +3,11 @@ PostgreSQL server.
 
 - Meltano is found through MELTANO_BIN (the Makefile sets it to .venv-meltano/bin/meltano), then
   next to sys.executable, then on PATH. Without one the tests skip, unless REQUIRE_MELTANO=1.
-- The plugins are installed once per test session into the project's .meltano/ (git-ignored; uv
-  makes that take seconds), and each test gets its own Meltano system database (state) and output
-  folders under tmp_path, so nothing depends on a developer's own .meltano state.
+- The plugins are installed once per test session (uv makes that take seconds) into a Meltano
+  system folder of the session's own, .meltano/pytest/session-<pid>/ (MELTANO_SYS_DIR_ROOT; git
+  ignores .meltano/), so a test session never shares plugin run files with the demo or another
+  session; each test also gets its own Meltano system database (state) and output folders under
+  tmp_path, so nothing depends on a developer's own .meltano state.
 - PostgreSQL comes from PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE (.ci/run sets them). Without a
   reachable server the postgres tests skip, unless REQUIRE_POSTGRES=1.
 """
@@ -82,8 +84,9 @@ class MeltanoResult:
 class Meltano:
     """The meltano CLI on the repository's project, isolated per call by environment variables."""
 
-    def __init__(self, executable: str) -> None:
+    def __init__(self, executable: str, sys_dir: Path) -> None:
         self.executable = executable
+        self.sys_dir = sys_dir
 
     def env(self, extra: dict[str, str] | None = None, database: Path | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
@@ -91,6 +94,7 @@ class Meltano:
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_CLI_LOG_LEVEL": "info",
             "NO_COLOR": "1",
+            "MELTANO_SYS_DIR_ROOT": str(self.sys_dir),
         })
         if database is not None:
             env["MELTANO_DATABASE_URI"] = f"sqlite:///{database}"
@@ -112,16 +116,19 @@ class Meltano:
 
 
 @pytest.fixture(scope="session")
-def meltano(tmp_path_factory) -> Meltano:
+def meltano(tmp_path_factory):
     executable = find_meltano()
     if executable is None:
         unavailable("meltano", "REQUIRE_MELTANO",
                     "no MELTANO_BIN, no meltano next to the interpreter or on PATH; `make test` "
                     "installs it into .venv-meltano")
-    cli = Meltano(executable)
-    # One install of every plugin in meltano.yml per session (uv; already-installed ones are kept).
+    sys_dir = ROOT / ".meltano" / "pytest" / f"session-{os.getpid()}"
+    shutil.rmtree(sys_dir, ignore_errors=True)
+    cli = Meltano(executable, sys_dir)
+    # One install of every plugin in meltano.yml per session.
     cli("install", database=tmp_path_factory.mktemp("meltano-install") / "meltano.db", timeout=900)
-    return cli
+    yield cli
+    shutil.rmtree(sys_dir, ignore_errors=True)
 
 
 @pytest.fixture

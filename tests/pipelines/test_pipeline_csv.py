@@ -83,7 +83,7 @@ def test_tap_piped_into_target_jsonl_without_meltano(meltano, tmp_path):
     tap-capsule from the project's venv, target-jsonl from the venv meltano installed it into."""
     import subprocess
 
-    target = Path(__file__).resolve().parents[2] / ".meltano/loaders/target-jsonl/venv/bin/target-jsonl"
+    target = meltano.sys_dir / "loaders/target-jsonl/venv/bin/target-jsonl"
     tap = Path(sys.executable).parent / "tap-capsule"
     assert target.exists() and tap.exists()
     out = tmp_path / "jsonl"
