@@ -102,9 +102,9 @@ class Meltano:
         return env
 
     def __call__(self, *args: str, env: dict[str, str] | None = None, database: Path | None = None,
-                 timeout: float = 300, check: bool = True) -> MeltanoResult:
+                 timeout: float = 300, check: bool = True, cwd: Path = ROOT) -> MeltanoResult:
         started = time.monotonic()
-        proc = subprocess.run([self.executable, *args], cwd=ROOT, env=self.env(env, database),
+        proc = subprocess.run([self.executable, *args], cwd=cwd, env=self.env(env, database),
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=timeout)
         result = MeltanoResult(proc.returncode, proc.stdout)
