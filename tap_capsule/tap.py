@@ -7,6 +7,7 @@ import typing as t
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleConfigError, CapsuleSession, connection_settings
@@ -18,6 +19,8 @@ class TapCapsule(Tap):
     """Reads Capsule CRM through its REST API v2."""
 
     name = "tap-capsule"
+    # msgspec's C encoder writes Singer messages several times faster than simplejson.
+    message_writer_class = MsgSpecWriter
 
     config_jsonschema = th.PropertiesList(
         *connection_settings().wrapped.values(),
