@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import messages
+from target_helpers import messages
 
 from tap_capsule import catalogue as cat
 

@@ -6,7 +6,7 @@ import collections
 import json
 
 import pytest
-from conftest import TOKEN, messages
+from target_helpers import TOKEN, messages
 
 from tap_capsule.custom_fields import CustomFieldMap
 from tap_capsule.sandbox import Sandbox

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import TOKEN, messages
+from target_helpers import TOKEN, messages
 
 P = 11003  # a seeded person
 RULE_CASES = [

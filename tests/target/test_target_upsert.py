@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import messages
+from target_helpers import messages
 
 
 def people(state: dict) -> list[dict]:
@@ -89,3 +89,27 @@ def test_content_match_makes_keyless_inserts_idempotent(capsule, run_target):
     assert first.state["target_capsule"]["totals"] == {"applied": 3, "rejected": 0}
     second = run_target(capsule, messages(recs))
     assert second.state["target_capsule"]["totals"] == {"unchanged": 3, "rejected": 0}
+
+
+def test_csv_contacts_through_stream_maps(capsule, run_target):
+    """The README recipe: a CSV tap's `contacts` stream mapped onto parties."""
+    maps = {"contacts": {
+        "__alias__": "parties", "__key_properties__": [], "type": "'person'",
+        "firstName": "first_name", "lastName": "last_name", "jobTitle": "job_title or None",
+        "emailAddresses": "[{'type': 'Work', 'address': email}] if email else []",
+        "tags": "[{'name': 'Imported'}]",
+        "first_name": "__NULL__", "last_name": "__NULL__", "email": "__NULL__",
+        "job_title": "__NULL__"}}
+    schema = {"type": "SCHEMA", "stream": "contacts", "key_properties": ["email"],
+              "schema": {"properties": {k: {"type": ["string", "null"]}
+                                        for k in ("first_name", "last_name", "email",
+                                                  "job_title")}}}
+    rows = [{"first_name": "Ann", "last_name": "Lee", "email": "ann@x.com", "job_title": "CTO"},
+            {"first_name": "Bo", "last_name": "Ek", "email": "", "job_title": ""}]
+    lines = [schema] + [{"type": "RECORD", "stream": "contacts", "record": r} for r in rows]
+    first = run_target(capsule, lines, stream_maps=maps, validate_records=False)
+    assert first.count("parties", "INSERT", "applied") == 2
+    again = run_target(capsule, lines, stream_maps=maps, validate_records=False)
+    assert again.count("parties", "UPDATE", "unchanged") == 2
+    ann = next(p for p in capsule.state()["parties"] if p.get("lastName") == "Lee")
+    assert [t_["name"] for t_ in ann["tags"]] == ["Imported"]
