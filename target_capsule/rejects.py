@@ -37,6 +37,16 @@ def _jsonable(value: t.Any) -> t.Any:
     return str(value)
 
 
+def _redact_values(value: t.Any, secrets: t.Sequence[str]) -> t.Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redact_values(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_values(v, secrets) for v in value]
+    return value
+
+
 class Rejects:
     """Writes rejections to `rejects_path` (truncated at the start of a run) and the log."""
 
@@ -57,10 +67,14 @@ class Rejects:
             "operation": operation,
             "reason": reason,
             "http_status": http_status,
-            "record": {k: v for k, v in record.items()
-                       if not k.startswith("_sdc_") or (k == "_sdc_deleted_at" and v)},
+            "record": _redact_values(
+                {k: v for k, v in record.items()
+                 if not k.startswith("_sdc_") or (k == "_sdc_deleted_at" and v)},
+                self.secrets),
         }
-        text = redact(json.dumps(line, default=_jsonable, ensure_ascii=False), self.secrets)
+        # Redact inside values only: replacing in the serialised line would corrupt keys and
+        # structure whenever a secret happens to be a short common string.
+        text = json.dumps(line, default=_jsonable, ensure_ascii=False)
         with self._lock:
             self.count += 1
             if self.path is not None:

@@ -95,3 +95,17 @@ def test_single_record_reads_switch_to_one_list_pass():
         assert lookups.current(obj, 1, "/users", ()) == {"id": 1}
         assert m.call_count == 1
     session.close()
+
+
+def test_a_short_secret_never_corrupts_the_rejects_line(tmp_path):
+    import json
+
+    from target_capsule.rejects import Rejects
+
+    path = tmp_path / "rejects.jsonl"
+    Rejects(str(path), ["t"]).write("parties", "INSERT", "a person needs lastName",
+                                    {"type": "person", "about": "t"})
+    line = json.loads(path.read_text())
+    assert line["stream"] == "parties" and line["operation"] == "INSERT"
+    assert set(line["record"]) == {"type", "about"}
+    assert line["record"]["about"] == "***"
