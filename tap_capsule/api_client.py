@@ -60,6 +60,10 @@ class CapsuleRetryError(CapsuleError):
 class AmbiguousWriteError(CapsuleError):
     """A write failed in a way that leaves open whether Capsule applied it."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # Capsule's HTTP status, when it answered at all
+
 
 class CapsuleAPIError(CapsuleError):
     """A permanent 4xx answer, carrying Capsule's own message."""
@@ -232,9 +236,6 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
         self.refresh_token = body.get("refresh_token") or self.refresh_token
         self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
         self.last_refreshed = started
-
-    def force_refresh(self) -> None:
-        self.update_access_token()
 
 
 def make_authenticator(config: t.Mapping[str, t.Any]) -> BearerTokenAuthenticator | CapsuleOAuthAuthenticator:
@@ -462,7 +463,7 @@ class CapsuleSession(requests.Session):
             if status == 401 and not refreshed and isinstance(self.authenticator,
                                                               CapsuleOAuthAuthenticator):
                 response.close()
-                self.authenticator.force_refresh()
+                self.authenticator.update_access_token()
                 refreshed = True
                 continue
             if status in (401, 403):
@@ -471,7 +472,7 @@ class CapsuleSession(requests.Session):
                 if method not in IDEMPOTENT_METHODS:
                     raise AmbiguousWriteError(
                         f"{method} {path}: Capsule answered HTTP {status}; the write may or may "
-                        "not have been applied."
+                        "not have been applied.", status
                     )
                 response.close()
                 self._transient(attempt, waits, method, path, f"HTTP {status}")
@@ -483,7 +484,7 @@ class CapsuleSession(requests.Session):
                     if method not in IDEMPOTENT_METHODS:
                         raise AmbiguousWriteError(
                             f"{method} {path}: Capsule answered HTTP {status} with a malformed "
-                            "body; the write was probably applied."
+                            "body; the write was probably applied.", status
                         ) from None
                     self._transient(attempt, waits, method, path, "malformed JSON body")
                     continue

@@ -11,6 +11,7 @@ the tap, the target or the Singer SDK.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing as t
 
 INSERT, UPDATE, DELETE = "INSERT", "UPDATE", "DELETE"
@@ -158,6 +159,7 @@ class CapsuleObject:
     # Writes
     operations: frozenset[str] = frozenset()
     item_path: str | None = None  # GET/PUT/DELETE of one record; default f"{path}/{{id}}"
+    updatable: frozenset[str] | None = None  # the only fields a PUT changes, where Capsule limits it
     create_path: str | None = None  # POST; default `path`
     rules: tuple[Rule, ...] = ()
     natural_keys: tuple[NaturalKey, ...] = ()
@@ -172,6 +174,14 @@ class CapsuleObject:
     @property
     def incremental(self) -> bool:
         return self.replication_key is not None
+
+    @property
+    def list_query(self) -> dict[str, str]:
+        """Query parameters every read of the list sends (fixed params and embeds)."""
+        query = dict(self.params)
+        if self.embed:
+            query["embed"] = ",".join(self.embed)
+        return query
 
     @property
     def single_path(self) -> str:
@@ -297,6 +307,7 @@ def _tracks(stream: str, parent: str, parent_path: str, parent_key: str, capture
         item_path="/tracks/{id}",
         create_path="/tracks",
         rules=(Required(("definition", parent_key)),),
+        updatable=frozenset({"description", "trackDateOn"}),
         read_only=frozenset({"tasks", "direction"}),
         capture_rule=capture,
     )
@@ -694,6 +705,11 @@ def get(stream: str) -> CapsuleObject:
     except KeyError:
         known = ", ".join(sorted(BY_STREAM))
         raise KeyError(f"Unknown Capsule stream {stream!r}; known streams: {known}") from None
+
+
+def path_fields(template: str) -> list[str]:
+    """The record fields a catalogue path names in braces (`{opportunityId}`)."""
+    return re.findall(r"{(\w+)}", template)
 
 
 def fill_path(template: str, values: t.Mapping[str, t.Any]) -> str:

@@ -7,7 +7,6 @@ One `CapsuleStream` subclass per catalogue entry. The catalogue says what differ
 from __future__ import annotations
 
 import functools
-import logging
 import typing as t
 from urllib.parse import parse_qsl
 
@@ -83,9 +82,8 @@ class CapsuleStream(RESTStream):
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
         if next_page_token is not None:
             return dict(parse_qsl(next_page_token.query))  # the Link keeps the original query
-        params: dict[str, t.Any] = {"perPage": self.config.get("page_size", 100), **self.obj.params}
-        if self.obj.embed:
-            params["embed"] = ",".join(self.obj.embed)
+        params: dict[str, t.Any] = {"perPage": self.config.get("page_size", 100),
+                                    **self.obj.list_query}
         if self.obj.since:
             since = self.read_window(context).since_param
             if since:
@@ -176,7 +174,7 @@ class WalkedChildStream(CapsuleStream):
         parent = cat.parent_of(self.obj)
         assert parent is not None
         ids = [r["id"] for r in self.capsule_session.paginate(parent.path, parent.list_key,
-                                                              parent.params)]
+                                                              parent.list_query)]
         return [{self.obj.parent_key: i} for i in ids]
 
 
@@ -197,5 +195,3 @@ def stream_classes() -> list[type[CapsuleStream]]:
         classes[obj.stream] = type(name, (base,), attrs)
     return list(classes.values())
 
-
-logging.getLogger("tap_capsule").addHandler(logging.NullHandler())

@@ -10,7 +10,7 @@ from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_capsule import catalogue as cat
-from tap_capsule.api_client import CapsuleConfigError, CapsuleSession, connection_settings
+from tap_capsule.api_client import CapsuleSession, connection_settings
 from tap_capsule.custom_fields import CustomFieldMap
 from tap_capsule.streams import CapsuleStream, stream_classes
 
@@ -43,9 +43,6 @@ class TapCapsule(Tap):
 
     @functools.cached_property
     def capsule_session(self) -> CapsuleSession:
-        page_size = self.config.get("page_size", 100)
-        if not 1 <= int(page_size) <= 100:
-            raise CapsuleConfigError(f"page_size must be between 1 and 100, got {page_size}")
         return CapsuleSession(self.config, user_agent=f"tap-capsule/{self.plugin_version}")
 
     @functools.lru_cache(maxsize=None)  # noqa: B019 - one tap instance per run

@@ -8,7 +8,6 @@ after a write the cache is updated from Capsule's answer, so later records see i
 from __future__ import annotations
 
 import logging
-import re
 import typing as t
 
 from tap_capsule import catalogue as cat
@@ -25,16 +24,11 @@ logger = logging.getLogger("target_capsule.lookups")
 
 # After this many single GETs of one stream, read its whole list instead (one request per 100).
 SINGLE_GETS_BEFORE_LIST = 20
-_PLACEHOLDER = re.compile(r"{(\w+)}")
 
 
 def small(obj: cat.CapsuleObject) -> bool:
     """A settings list (definitions, categories, users...): reading it whole is cheapest."""
     return not obj.since and (bool(obj.natural_keys) or obj.replication_key is None)
-
-
-def placeholders(template: str) -> list[str]:
-    return _PLACEHOLDER.findall(template)
 
 
 class Lookups:
@@ -51,14 +45,8 @@ class Lookups:
 
     # --- lists ----------------------------------------------------------------------------
 
-    def list_params(self, obj: cat.CapsuleObject) -> dict:
-        params = dict(obj.params)
-        if obj.embed:
-            params["embed"] = ",".join(obj.embed)
-        return params
-
     def read_list(self, obj: cat.CapsuleObject, path: str) -> list[dict]:
-        records = list(self.session.paginate(path, obj.list_key, self.list_params(obj)))
+        records = list(self.session.paginate(path, obj.list_key, obj.list_query))
         self.reads += 1
         return records
 
@@ -94,7 +82,7 @@ class Lookups:
 
     def list_path(self, obj: cat.CapsuleObject, values: t.Mapping[str, t.Any]) -> str | None:
         """The list path of a record (child lists need their parent's id), or None."""
-        names = placeholders(obj.path)
+        names = cat.path_fields(obj.path)
         if not names:
             return obj.path
         if any(values.get(n) in (None, "") for n in names):
@@ -140,7 +128,7 @@ class Lookups:
                 idx = self._indexes.get(p) if p else None
                 if idx is not None and rid in idx.by_id:
                     return idx.by_id[rid]
-            if path and not placeholders(path) and path not in self._complete:
+            if path and not cat.path_fields(path) and path not in self._complete:
                 count = self._single_gets.get(path, 0)
                 if count >= SINGLE_GETS_BEFORE_LIST or path in self._indexes or small(obj):
                     idx = self.index(obj, path, keys)

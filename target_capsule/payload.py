@@ -21,13 +21,6 @@ from tap_capsule.custom_fields import CustomFieldMap, convert, slug
 # not hold yet may be sent, or a replay would append them again.
 CONTACT_LISTS = frozenset({"emailAddresses", "phoneNumbers", "addresses", "websites"})
 
-# What a PUT may change, where Capsule documents a restriction (tracks: description and date only).
-UPDATABLE: dict[str, frozenset[str]] = {
-    "opportunity_tracks": frozenset({"description", "trackDateOn"}),
-    "case_tracks": frozenset({"description", "trackDateOn"}),
-}
-
-
 class PayloadError(ValueError):
     """The record cannot become a request body (an unknown custom field, tag, ...)."""
 
@@ -364,7 +357,7 @@ def insert_body(body: dict) -> dict:
 
 def update_body(obj: cat.CapsuleObject, body: dict, current: t.Mapping[str, t.Any]) -> dict:
     """The part of `body` that Capsule's `current` record does not hold yet."""
-    allowed = UPDATABLE.get(obj.stream)
+    allowed = obj.updatable
     parent_key_name = parent_ref_key(obj)
     out: dict[str, t.Any] = {}
     for key, value in body.items():

@@ -7,7 +7,6 @@ by a look-up before any retry, PUTs by a re-read, and DELETEs are idempotent.
 
 from __future__ import annotations
 
-import re
 import typing as t
 
 from singer_sdk.exceptions import InvalidRecord
@@ -23,7 +22,6 @@ from tap_capsule.api_client import (
 )
 from target_capsule import natural_keys as nk
 from target_capsule import payload, rules
-from target_capsule.lookups import placeholders
 from target_capsule.payload import PayloadError, blank, ref_id
 
 if t.TYPE_CHECKING:
@@ -39,11 +37,6 @@ class Rejected(Exception):
         self.operation = operation
         self.reason = reason
         self.http_status = http_status
-
-
-def _status_of(error: AmbiguousWriteError) -> int | None:
-    found = re.search(r"HTTP (\d{3})", str(error))
-    return int(found.group(1)) if found else None
 
 
 class CapsuleSink(RecordSink):
@@ -199,7 +192,7 @@ class CapsuleSink(RecordSink):
         if ids is None:
             if not content:
                 return []
-            parent_ref = payload.parent_ref_key(self.obj) if placeholders(self.obj.path) else None
+            parent_ref = payload.parent_ref_key(self.obj) if cat.path_fields(self.obj.path) else None
             wanted = {k: v for k, v in body.items() if k != parent_ref}
             ids = index.match_content(wanted, lambda current: nk.holds_scalars(wanted, current))
         return ids
@@ -222,7 +215,7 @@ class CapsuleSink(RecordSink):
                         f"{self.stream_name} INSERT: {exc} The record may have been created; "
                         f"check Capsule before re-running (upsert is off for {self.stream_name}, "
                         "so the target cannot tell).",
-                        _status_of(exc),
+                        exc.status,
                     ) from None
                 self.logger.warning("%s; looking it up before any retry", exc)
                 matched = self.match(body, keys, path, content=True, refresh=True)
@@ -230,7 +223,7 @@ class CapsuleSink(RecordSink):
                     raise Rejected(INSERT, f"{self.stream_name} INSERT: {exc} Afterwards "
                                    f"{len(matched)} records match it (ids "
                                    f"{', '.join(map(str, matched))}); check Capsule.",
-                                   _status_of(exc)) from None
+                                   exc.status) from None
                 if matched:
                     index = self.run.lookups.index(self.obj, path, keys)
                     self.update(record, body, matched[0], path, index.by_id[matched[0]])
