@@ -295,6 +295,7 @@ class RateLimitPacer:
         self.reset_at: float | None = None
         self.clock_offset: float | None = None  # server time minus local time, in seconds
         self._last_request_at = 0.0
+        self._spreading_until: float | None = None
         self.requests_sent = 0
         self.waited_seconds = 0.0
 
@@ -316,6 +317,12 @@ class RateLimitPacer:
                     )
                 elif left < (self.limit or 0) * (1 - self.reserve) * self.SPREAD_FROM:
                     interval = (self.reset_at - now) / left
+                    if self._spreading_until != self.reset_at:
+                        self._spreading_until = self.reset_at
+                        logger.warning(
+                            "Pacing: %d usable requests left until the rate-limit window resets "
+                            "at %s; spacing requests about %.1f s apart", left,
+                            _iso(self.reset_at), interval)
                     delay = self._last_request_at + interval - now
                     if delay > 0:
                         self._sleep(delay)

@@ -106,6 +106,14 @@ class CapsuleStream(RESTStream):
         return signpost(self.capsule_session.pacer.server_now())
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        pacer = self.capsule_session.pacer
+        spent_before = pacer.requests_sent
+        yield from self._read(context)
+        if context is None:  # per-parent reads of child streams would flood the log
+            self.logger.info("%s: %d requests to Capsule; %s", self.name,
+                             pacer.requests_sent - spent_before, pacer.budget_line())
+
+    def _read(self, context: Context | None) -> t.Iterator[dict]:
         read = self.read_window(context) if self.replication_key else Window(None, False)
         client_filter = self.replication_key is not None and not self.obj.since
         try:

@@ -188,13 +188,17 @@ def test_pacer_waits_for_reset_when_only_the_reserve_is_left(requests_mock, cloc
     assert clock.sleeps and clock.sleeps[0] == pytest.approx(601, abs=1)
 
 
-def test_pacer_spreads_requests_near_the_end_of_the_budget(requests_mock, clock):
+def test_pacer_spreads_requests_near_the_end_of_the_budget(requests_mock, clock, caplog):
     requests_mock.get(f"{API}/parties", json={"parties": []},
                       headers=limits(900, 1000, clock))  # 100 usable left, reset in 1000 s
     s = session(clock)
     s.call("GET", "/parties")
     s.call("GET", "/parties")
+    s.call("GET", "/parties")
     assert clock.sleeps and 5 < clock.sleeps[-1] <= 11  # about (1000 s / 100 requests)
+    notices = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Pacing:")]
+    assert len(notices) == 1  # said once per window, not per request
+    assert "spacing requests about" in notices[0]
 
 
 def test_pacer_tracks_the_server_clock_from_date(requests_mock, clock):

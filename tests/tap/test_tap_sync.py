@@ -165,6 +165,8 @@ def test_deletions_arrive_as_tombstones(sandbox, tap_config, run_tap):
     assert set(tomb[gone_party]) == {"id", "_sdc_deleted_at", "updatedAt"}
     assert gone_opp in {r["id"] for r in second.records["opportunities"] if r.get("_sdc_deleted_at")}
     assert hidden_case in {r["id"] for r in second.records["cases"] if r.get("_sdc_deleted_at")}
+    # The deleted feed's requests count towards the stream's own progress line.
+    assert "parties: 2 requests to Capsule" in second.stderr
     for stream in ("parties", "opportunities", "cases"):
         assert "_sdc_deleted_at" in second.schemas[stream]["properties"]
 
@@ -178,6 +180,8 @@ def test_listing_parties_costs_one_request_per_hundred(sandbox_factory, sandbox_
     assert len(run.records["parties"]) == n
     counts = sb.requests()["by_path"]
     assert counts["GET /parties"] == math.ceil(n / 100)
+    # Progress a person can follow: the stream's own requests and the budget left.
+    assert f"parties: {math.ceil(n / 100)} requests to Capsule; rate-limit budget:" in run.stderr
     # Discovery reads the three custom-field definition lists, nothing else.
     other = {k: v for k, v in counts.items() if k != "GET /parties"}
     assert set(other) <= {f"GET {catalogue.get(s).path}" for s in
