@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ PIPELINE_TOKEN = "pipeline-token-7c1e94d2b8"  # long and distinctive: the plugin
 
 # Variables from a developer's shell that would change what a test's meltano run does.
 _SCRUBBED_PREFIXES = ("TAP_CAPSULE", "TARGET_CAPSULE", "TARGET_CSV", "TARGET_POSTGRES",
-                      "TARGET_JSONL", "TAP_SPREADSHEETS", "MELTANO_")
+                      "TARGET_JSONL", "TAP_SPREADSHEETS", "TAP_POSTGRES", "MELTANO_")
 
 
 def _required(name: str) -> bool:
@@ -207,3 +208,23 @@ def pg_schema(postgres: Postgres, request) -> str:
     postgres.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
     yield name
     postgres.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+def pg_database(postgres: Postgres, request) -> Postgres:
+    """A database of its own for one test, dropped afterwards: a Postgres connected to it.
+
+    For a source tap, whose stream names carry the schema (`public-capsule_contacts`): in a database
+    of its own a test uses the schema a recipe configures and discovers no other test's tables.
+    Needs a role with CREATEDB (.ci/run creates one)."""
+    name = "pipelines_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + f"_{os.getpid()}"
+    try:
+        postgres.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        postgres.execute(f'CREATE DATABASE "{name}"')
+    except RuntimeError as exc:
+        unavailable("PostgreSQL", "REQUIRE_POSTGRES",
+                    f"cannot create a database as {postgres.user} (the role needs CREATEDB): {exc}")
+    database = copy(postgres)
+    database.database = name
+    yield database
+    postgres.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -68,7 +68,8 @@ def test_jobs_and_schedule():
     jobs = {j["name"]: j["tasks"] for j in doc["jobs"]}
     assert jobs == {"capsule-to-csv": ["tap-capsule target-csv"],
                     "capsule-to-postgres": ["tap-capsule target-postgres"],
-                    "csv-to-capsule": ["tap-spreadsheets target-capsule"]}
+                    "csv-to-capsule": ["tap-spreadsheets target-capsule"],
+                    "postgres-to-capsule": ["tap-postgres target-capsule"]}
     assert [s["job"] for s in doc["schedules"]] == ["capsule-to-postgres"]
     assert {e["name"] for e in doc["environments"]} == {"dev", "demo", "prod"}
     pip_urls = {p["name"]: p["pip_url"] for p in doc["plugins"]["loaders"]}
