@@ -27,6 +27,8 @@ import requests
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticator
 
+from tap_capsule.token_cache import TokenCache
+
 DEFAULT_API_URL = "https://api.capsulecrm.com/api/v2"
 USER_AGENT = "tap-capsule/0.1 (+https://github.com/tap-capsule)"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
@@ -104,6 +106,15 @@ def connection_settings() -> th.PropertiesList:
             description="Optional. With `client_id` and `client_secret`, a 401 or expiry refreshes "
             "the access token at `<api origin>/oauth/token`; a rotated refresh token is kept for "
             "the rest of the run.",
+        ),
+        th.Property(
+            "oauth_token_cache",
+            th.StringType,
+            title="OAuth token cache file",
+            description="Optional file that carries a rotated refresh token (and its access "
+            "token) to the next process: Meltano's discovery and sync, and later scheduled runs. "
+            "Written with mode 0600; keep it as private as the settings. Without it, a rotated "
+            "refresh token lives only for one process.",
         ),
         th.Property("client_id", th.StringType, secret=True, title="OAuth client id",
                     description="OAuth app client id, for `refresh_token`."),
@@ -188,16 +199,23 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
     """Bearer auth that can refresh through Capsule's OAuth endpoint.
 
     The access token from the settings is used until Capsule rejects it or it expires; the refresh
-    token Capsule rotates is kept for the rest of the run (never logged).
+    token Capsule rotates is kept for the rest of the run (never logged), and in `cache` for later
+    processes when the user names one.
     """
 
     def __init__(self, *, access_token: str | None, refresh_token: str, client_id: str,
-                 client_secret: str, token_url: str, timeout: float) -> None:
+                 client_secret: str, token_url: str, timeout: float,
+                 cache: TokenCache | None = None) -> None:
         super().__init__(auth_endpoint=token_url, client_id=client_id, client_secret=client_secret)
         self.access_token = access_token
         self.refresh_token = refresh_token
         self._timeout = timeout
-        if access_token:
+        self._cache = cache
+        cached = cache.load() if cache else None
+        if cached:
+            self.access_token = cached.get("access_token") or access_token
+            self.refresh_token = cached["refresh_token"]
+        if self.access_token:
             self.last_refreshed = _utcnow()
             self.expires_in = None  # trust it until Capsule answers 401
 
@@ -236,6 +254,9 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
         self.refresh_token = body.get("refresh_token") or self.refresh_token
         self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
         self.last_refreshed = started
+        if self._cache is not None:
+            self._cache.save(access_token=self.access_token, refresh_token=self.refresh_token,
+                             expires_in=self.expires_in)
 
 
 def make_authenticator(config: t.Mapping[str, t.Any]) -> BearerTokenAuthenticator | CapsuleOAuthAuthenticator:
@@ -257,6 +278,9 @@ def make_authenticator(config: t.Mapping[str, t.Any]) -> BearerTokenAuthenticato
             client_secret=config["client_secret"],
             token_url=f"{url}/oauth/token",
             timeout=float(config.get("request_timeout") or 60),
+            cache=TokenCache(config["oauth_token_cache"], client_id=config["client_id"],
+                             configured_refresh=refresh)
+            if config.get("oauth_token_cache") else None,
         )
     if not token:
         raise CapsuleConfigError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -227,3 +228,34 @@ def test_pages_follow_link_headers_verbatim(requests_mock, clock):
                       headers={"Link": f'<{API}/parties?perPage=100&page=2>; rel="next"'})
     requests_mock.get(f"{API}/parties?perPage=100&page=2", json={"parties": [{"id": 2}]})
     assert [r["id"] for r in session(clock).paginate("/parties", "parties")] == [1, 2]
+
+
+def test_rotated_tokens_reach_the_next_process_through_the_cache(requests_mock, clock, tmp_path):
+    cache = tmp_path / "tokens.json"
+    config = {"refresh_token": "original-refresh", "client_id": "cid", "client_secret": "cs",
+              "oauth_token_cache": str(cache)}
+    requests_mock.get(f"{API}/parties", [{"status_code": 401}, {"json": {"parties": []}}])
+    token_calls = requests_mock.post("https://api.example.test/oauth/token", [
+        {"json": {"access_token": "access-1", "refresh_token": "rotated-1", "expires_in": 600}},
+        {"json": {"access_token": "access-2", "refresh_token": "rotated-2", "expires_in": 600}},
+    ])
+    session(clock, **config).call("GET", "/parties")
+    assert cache.stat().st_mode & 0o777 == 0o600
+    # The next process starts from the rotated pair, not from the settings.
+    nxt = session(clock, **config)
+    assert nxt.authenticator.refresh_token == "rotated-1"
+    requests_mock.get(f"{API}/parties", [{"status_code": 401}, {"json": {"parties": []}}])
+    nxt.call("GET", "/parties")
+    assert "refresh_token=rotated-1" in token_calls.last_request.text
+    assert json.loads(cache.read_text())["refresh_token"] == "rotated-2"
+
+
+def test_a_new_grant_in_the_settings_replaces_the_cache(requests_mock, clock, tmp_path):
+    cache = tmp_path / "tokens.json"
+    requests_mock.get(f"{API}/parties", [{"status_code": 401}, {"json": {"parties": []}}])
+    requests_mock.post("https://api.example.test/oauth/token", json={
+        "access_token": "access-1", "refresh_token": "rotated-1", "expires_in": 600})
+    base = {"client_id": "cid", "client_secret": "cs", "oauth_token_cache": str(cache)}
+    session(clock, refresh_token="grant-a", **base).call("GET", "/parties")
+    fresh = session(clock, refresh_token="grant-b", **base)
+    assert fresh.authenticator.refresh_token == "grant-b"

@@ -254,6 +254,27 @@ def test_oauth_refresh_recovers_from_an_expired_token(sandbox_factory, run_tap,
         assert secret not in run.stdout + run.stderr
 
 
+def test_rotating_refresh_tokens_need_the_cache_across_processes(
+        sandbox_factory, run_tap, tmp_path):
+    sb = sandbox_factory(token="valid-token-aa11", scale=10, seed=2, client_id="cid",
+                         client_secret="csecret", refresh_token="refresh-bb22")
+    config = {"access_token": "expired-token-cc33", "refresh_token": "refresh-bb22",
+              "client_id": "cid", "client_secret": "csecret", "api_url": sb.url}
+    # Without a cache the discovery process rotates the refresh token and the sync can't refresh.
+    catalog = run_tap(config, discover=True).schemas["catalog"]
+    lost = run_tap(config, catalog=catalog, check=False)
+    assert lost.returncode != 0 and "already rotated" in lost.stderr
+    # With one, the sync starts from the pair the discovery process received.
+    sb2 = sandbox_factory(token="valid-token-aa11", scale=10, seed=2, client_id="cid",
+                          client_secret="csecret", refresh_token="refresh-bb22")
+    cached = {**config, "api_url": sb2.url, "oauth_token_cache": str(tmp_path / "t.json")}
+    catalog = run_tap(cached, discover=True).schemas["catalog"]
+    run = run_tap(cached, catalog=catalog)
+    assert len(run.records["parties"]) == len(sb2.state()["parties"])
+    for secret in ("refresh-bb22", "csecret", "expired-token-cc33"):
+        assert secret not in run.stdout + run.stderr + lost.stderr
+
+
 def test_plain_http_to_a_remote_host_is_refused(run_tap):
     run = run_tap({"access_token": "t", "api_url": "http://capsule.example.com/api/v2"},
                   check=False, discover=True)
