@@ -66,9 +66,21 @@ def main() -> None:
 
     obj = catalogue.get(args.stream)
     sandbox = subprocess.Popen(
-        [str(BIN / "capsule-sandbox"), "--port", "0", "--token", TOKEN, "--scale",
-         str(args.scale), "--seed", str(args.seed), "--rate-limit", "1000000"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            str(BIN / "capsule-sandbox"),
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--scale",
+            str(args.scale),
+            "--seed",
+            str(args.seed),
+            "--rate-limit",
+            "1000000",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         url = sandbox.stdout.readline().strip()
@@ -78,8 +90,16 @@ def main() -> None:
             params["embed"] = ",".join(obj.embed)
 
         base_proc, base_cpu, base_rss = child_run(
-            [sys.executable, "-c", BASELINE, url + obj.path, TOKEN, obj.list_key,
-             json.dumps(params)])
+            [
+                sys.executable,
+                "-c",
+                BASELINE,
+                url + obj.path,
+                TOKEN,
+                obj.list_key,
+                json.dumps(params),
+            ]
+        )
         base_records = int(base_proc.stdout.strip())
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +107,10 @@ def main() -> None:
             config.write_text(json.dumps({"access_token": TOKEN, "api_url": url}))
             discovered = subprocess.run(
                 [str(BIN / "tap-capsule"), "--config", str(config), "--discover"],
-                capture_output=True, text=True, check=True).stdout
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             catalog = json.loads(discovered)
             for entry in catalog["streams"]:
                 selected = entry["tap_stream_id"] == args.stream
@@ -99,13 +122,14 @@ def main() -> None:
             requests.post(f"{origin}/_sandbox/requests/reset", timeout=10)
             started = time.perf_counter()
             tap_proc, tap_cpu, _ = child_run(
-                [str(BIN / "tap-capsule"), "--config", str(config), "--catalog",
-                 str(catalog_path)])
+                [str(BIN / "tap-capsule"), "--config", str(config), "--catalog", str(catalog_path)]
+            )
             tap_wall = time.perf_counter() - started
             tap_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             tap_records = sum(
-                1 for line in tap_proc.stdout.splitlines() if line.startswith('{"type":"RECORD"')
-                or ('"type": "RECORD"' in line)
+                1
+                for line in tap_proc.stdout.splitlines()
+                if line.startswith('{"type":"RECORD"') or ('"type": "RECORD"' in line)
             )
             counts = requests.get(f"{origin}/_sandbox/requests", timeout=10).json()
     finally:
@@ -113,15 +137,23 @@ def main() -> None:
         sandbox.wait(timeout=10)
 
     print(f"stream {args.stream}, sandbox scale {args.scale}")
-    print(f"  baseline requests+json : {base_records:>7} records  {base_cpu:6.2f} s CPU  "
-          f"{base_records / base_cpu:9.0f} records/CPU-s")
-    print(f"  tap-capsule            : {tap_records:>7} records  {tap_cpu:6.2f} s CPU  "
-          f"{tap_records / tap_cpu:9.0f} records/CPU-s  ({tap_wall:.2f} s wall)")
+    print(
+        f"  baseline requests+json : {base_records:>7} records  {base_cpu:6.2f} s CPU  "
+        f"{base_records / base_cpu:9.0f} records/CPU-s"
+    )
+    print(
+        f"  tap-capsule            : {tap_records:>7} records  {tap_cpu:6.2f} s CPU  "
+        f"{tap_records / tap_cpu:9.0f} records/CPU-s  ({tap_wall:.2f} s wall)"
+    )
     print(f"  CPU ratio tap/baseline : {tap_cpu / base_cpu:.2f}x (target <= 1.5x)")
-    print(f"  API requests (tap run) : {counts['total']}  = "
-          f"{counts['total'] / max(tap_records, 1):.4f} per record")
-    print(f"  peak RSS               : baseline {base_rss / 1024:.0f} MiB, "
-          f"children max {tap_rss / 1024:.0f} MiB")
+    print(
+        f"  API requests (tap run) : {counts['total']}  = "
+        f"{counts['total'] / max(tap_records, 1):.4f} per record"
+    )
+    print(
+        f"  peak RSS               : baseline {base_rss / 1024:.0f} MiB, "
+        f"children max {tap_rss / 1024:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ class AmbiguousWriteError(CapsuleError):
 class CapsuleAPIError(CapsuleError):
     """A permanent 4xx answer, carrying Capsule's own message."""
 
-    def __init__(self, status: int, method: str, path: str, message: str, errors: list | None = None):
+    def __init__(
+        self, status: int, method: str, path: str, message: str, errors: list | None = None
+    ):
         self.status = status
         self.method = method
         self.path = path
@@ -116,10 +118,20 @@ def connection_settings() -> th.PropertiesList:
             "Written with mode 0600; keep it as private as the settings. Without it, a rotated "
             "refresh token lives only for one process.",
         ),
-        th.Property("client_id", th.StringType, secret=True, title="OAuth client id",
-                    description="OAuth app client id, for `refresh_token`."),
-        th.Property("client_secret", th.StringType, secret=True, title="OAuth client secret",
-                    description="OAuth app client secret, for `refresh_token`."),
+        th.Property(
+            "client_id",
+            th.StringType,
+            secret=True,
+            title="OAuth client id",
+            description="OAuth app client id, for `refresh_token`.",
+        ),
+        th.Property(
+            "client_secret",
+            th.StringType,
+            secret=True,
+            title="OAuth client secret",
+            description="OAuth app client secret, for `refresh_token`.",
+        ),
         th.Property(
             "api_url",
             th.StringType,
@@ -203,9 +215,17 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
     processes when the user names one.
     """
 
-    def __init__(self, *, access_token: str | None, refresh_token: str, client_id: str,
-                 client_secret: str, token_url: str, timeout: float,
-                 cache: TokenCache | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        access_token: str | None,
+        refresh_token: str,
+        client_id: str,
+        client_secret: str,
+        token_url: str,
+        timeout: float,
+        cache: TokenCache | None = None,
+    ) -> None:
         super().__init__(auth_endpoint=token_url, client_id=client_id, client_secret=client_secret)
         self.access_token = access_token
         self.refresh_token = refresh_token
@@ -255,11 +275,16 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
         self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
         self.last_refreshed = started
         if self._cache is not None:
-            self._cache.save(access_token=self.access_token, refresh_token=self.refresh_token,
-                             expires_in=self.expires_in)
+            self._cache.save(
+                access_token=self.access_token,
+                refresh_token=self.refresh_token,
+                expires_in=self.expires_in,
+            )
 
 
-def make_authenticator(config: t.Mapping[str, t.Any]) -> BearerTokenAuthenticator | CapsuleOAuthAuthenticator:
+def make_authenticator(
+    config: t.Mapping[str, t.Any],
+) -> BearerTokenAuthenticator | CapsuleOAuthAuthenticator:
     """Bearer auth from `access_token`, with OAuth refresh when the refresh settings are given."""
     token = config.get("access_token")
     refresh = config.get("refresh_token")
@@ -278,9 +303,13 @@ def make_authenticator(config: t.Mapping[str, t.Any]) -> BearerTokenAuthenticato
             client_secret=config["client_secret"],
             token_url=f"{url}/oauth/token",
             timeout=float(config.get("request_timeout") or 60),
-            cache=TokenCache(config["oauth_token_cache"], client_id=config["client_id"],
-                             configured_refresh=refresh)
-            if config.get("oauth_token_cache") else None,
+            cache=TokenCache(
+                config["oauth_token_cache"],
+                client_id=config["client_id"],
+                configured_refresh=refresh,
+            )
+            if config.get("oauth_token_cache")
+            else None,
         )
     if not token:
         raise CapsuleConfigError(
@@ -304,9 +333,14 @@ class RateLimitPacer:
 
     SPREAD_FROM = 0.25  # start spreading requests when this share of the usable budget is left
 
-    def __init__(self, *, reserve: float = 0.2, max_wait: float = 3900,
-                 sleep: t.Callable[[float], None] = time.sleep,
-                 clock: t.Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        reserve: float = 0.2,
+        max_wait: float = 3900,
+        sleep: t.Callable[[float], None] = time.sleep,
+        clock: t.Callable[[], float] = time.time,
+    ) -> None:
         if not 0 <= reserve <= 0.9:
             raise CapsuleConfigError(f"rate_limit_reserve must be between 0 and 0.9, got {reserve}")
         self.reserve = reserve
@@ -345,8 +379,11 @@ class RateLimitPacer:
                         self._spreading_until = self.reset_at
                         logger.warning(
                             "Pacing: %d usable requests left until the rate-limit window resets "
-                            "at %s; spacing requests about %.1f s apart", left,
-                            _iso(self.reset_at), interval)
+                            "at %s; spacing requests about %.1f s apart",
+                            left,
+                            _iso(self.reset_at),
+                            interval,
+                        )
                     delay = self._last_request_at + interval - now
                     if delay > 0:
                         self._sleep(delay)
@@ -368,8 +405,12 @@ class RateLimitPacer:
                 f"than max_rate_limit_wait ({self.max_wait:.0f} s). Run again after "
                 f"{_iso(reset)}, or raise max_rate_limit_wait."
             )
-        logger.warning("Waiting %.0f s for Capsule's rate-limit window to reset at %s: %s",
-                       wait, _iso(reset), reason)
+        logger.warning(
+            "Waiting %.0f s for Capsule's rate-limit window to reset at %s: %s",
+            wait,
+            _iso(reset),
+            reason,
+        )
         self._sleep(wait)
         self.waited_seconds += wait
         self.remaining = None  # unknown until the next answer
@@ -403,8 +444,10 @@ class RateLimitPacer:
     def budget_line(self) -> str:
         if self.limit is None:
             return "rate-limit budget not reported yet"
-        return (f"rate-limit budget: {self.remaining} of {self.limit} requests left this hour, "
-                f"resets at {_iso(self.reset_at)}")
+        return (
+            f"rate-limit budget: {self.remaining} of {self.limit} requests left this hour, "
+            f"resets at {_iso(self.reset_at)}"
+        )
 
 
 # --- The session --------------------------------------------------------------------------------
@@ -417,9 +460,14 @@ class CapsuleSession(requests.Session):
     401/403/429); it raises for what nobody downstream can fix.
     """
 
-    def __init__(self, config: t.Mapping[str, t.Any], *, user_agent: str = USER_AGENT,
-                 pacer: RateLimitPacer | None = None,
-                 sleep: t.Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        config: t.Mapping[str, t.Any],
+        *,
+        user_agent: str = USER_AGENT,
+        pacer: RateLimitPacer | None = None,
+        sleep: t.Callable[[float], None] = time.sleep,
+    ) -> None:
         super().__init__()
         self.api_url = validate_api_url(config.get("api_url") or DEFAULT_API_URL)
         self.authenticator = make_authenticator(config)
@@ -434,13 +482,15 @@ class CapsuleSession(requests.Session):
         self.headers.update({"Accept": "application/json", "User-Agent": user_agent})
 
     # A plain-language entry point for code that is not an SDK stream (the target).
-    def call(self, method: str, path: str, *, params: t.Mapping | None = None,
-             json_body: t.Any = None) -> requests.Response:
+    def call(
+        self, method: str, path: str, *, params: t.Mapping | None = None, json_body: t.Any = None
+    ) -> requests.Response:
         url = path if path.startswith("http") else self.api_url + path
         return self.request(method, url, params=params, json=json_body, timeout=self.timeout)
 
-    def pages(self, path: str, params: t.Mapping | None = None,
-              page_size: int = 100) -> t.Iterator[dict]:
+    def pages(
+        self, path: str, params: t.Mapping | None = None, page_size: int = 100
+    ) -> t.Iterator[dict]:
         """Every page body of a list endpoint, following `Link: rel="next"` verbatim."""
         url: str | None = self.api_url + path
         query: t.Mapping | None = {**(params or {}), "perPage": page_size}
@@ -451,8 +501,9 @@ class CapsuleSession(requests.Session):
             url = response.links.get("next", {}).get("url")
             query = None  # the next link keeps the original query
 
-    def paginate(self, path: str, list_key: str, params: t.Mapping | None = None,
-                 page_size: int = 100) -> t.Iterator[dict]:
+    def paginate(
+        self, path: str, list_key: str, params: t.Mapping | None = None, page_size: int = 100
+    ) -> t.Iterator[dict]:
         """Every record of a list endpoint."""
         for body in self.pages(path, params, page_size):
             yield from body.get(list_key) or ()
@@ -475,8 +526,12 @@ class CapsuleSession(requests.Session):
                 # Never reached Capsule: safe to retry any method.
                 self._transient(attempt, waits, method, path, type(exc).__name__)
                 continue
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError, ConnectionResetError) as exc:
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                ConnectionResetError,
+            ) as exc:
                 if method not in IDEMPOTENT_METHODS:
                     raise AmbiguousWriteError(
                         f"{method} {path}: {type(exc).__name__} before Capsule answered; the "
@@ -491,8 +546,11 @@ class CapsuleSession(requests.Session):
                 response.close()
                 self.pacer.wait_for_reset(f"HTTP 429 on {method} {path}")
                 continue
-            if status == 401 and not refreshed and isinstance(self.authenticator,
-                                                              CapsuleOAuthAuthenticator):
+            if (
+                status == 401
+                and not refreshed
+                and isinstance(self.authenticator, CapsuleOAuthAuthenticator)
+            ):
                 response.close()
                 self.authenticator.update_access_token()
                 refreshed = True
@@ -503,7 +561,8 @@ class CapsuleSession(requests.Session):
                 if method not in IDEMPOTENT_METHODS:
                     raise AmbiguousWriteError(
                         f"{method} {path}: Capsule answered HTTP {status}; the write may or may "
-                        "not have been applied.", status
+                        "not have been applied.",
+                        status,
                     )
                 response.close()
                 self._transient(attempt, waits, method, path, f"HTTP {status}")
@@ -515,22 +574,31 @@ class CapsuleSession(requests.Session):
                     if method not in IDEMPOTENT_METHODS:
                         raise AmbiguousWriteError(
                             f"{method} {path}: Capsule answered HTTP {status} with a malformed "
-                            "body; the write was probably applied.", status
+                            "body; the write was probably applied.",
+                            status,
                         ) from None
                     self._transient(attempt, waits, method, path, "malformed JSON body")
                     continue
             return response
 
-    def _transient(self, attempt: int, waits: t.Iterator[float], method: str, path: str,
-                   what: str) -> None:
+    def _transient(
+        self, attempt: int, waits: t.Iterator[float], method: str, path: str, what: str
+    ) -> None:
         if attempt > self.max_retries:
             raise CapsuleRetryError(
                 f"{method} {path} kept failing ({what}) after {self.max_retries} retries; "
                 "Capsule may be having trouble. Run again later (the bookmarks are safe)."
             )
         delay = next(waits)
-        logger.warning("%s %s: %s; retry %d of %d in %.1f s", method, path, what, attempt,
-                       self.max_retries, delay)
+        logger.warning(
+            "%s %s: %s; retry %d of %d in %.1f s",
+            method,
+            path,
+            what,
+            attempt,
+            self.max_retries,
+            delay,
+        )
         self._sleep(delay)
 
 
@@ -581,7 +649,8 @@ def capsule_error_detail(response: requests.Response) -> tuple[str, list]:
     errors = body.get("errors") or []
     details = [
         e.get("message", "") + (f" (field {e['field']})" if e.get("field") else "")
-        for e in errors if isinstance(e, dict)
+        for e in errors
+        if isinstance(e, dict)
     ]
     if details:
         message = f"{message}: {'; '.join(details)}"

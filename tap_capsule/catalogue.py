@@ -159,7 +159,9 @@ class CapsuleObject:
     # Writes
     operations: frozenset[str] = frozenset()
     item_path: str | None = None  # GET/PUT/DELETE of one record; default f"{path}/{{id}}"
-    updatable: frozenset[str] | None = None  # the only fields a PUT changes, where Capsule limits it
+    updatable: frozenset[str] | None = (
+        None  # the only fields a PUT changes, where Capsule limits it
+    )
     create_path: str | None = None  # POST; default `path`
     rules: tuple[Rule, ...] = ()
     natural_keys: tuple[NaturalKey, ...] = ()
@@ -208,8 +210,15 @@ class CapsuleObject:
 
 _CONTACTS = {
     "addresses": arr(
-        obj(id=INTEGER, type=STRING, street=STRING, city=STRING, state=STRING, country=STRING,
-            zip=STRING)
+        obj(
+            id=INTEGER,
+            type=STRING,
+            street=STRING,
+            city=STRING,
+            state=STRING,
+            country=STRING,
+            zip=STRING,
+        )
     ),
     "phoneNumbers": arr(obj(id=INTEGER, type=STRING, number=STRING)),
     "emailAddresses": arr(obj(id=INTEGER, type=STRING, address=STRING)),
@@ -285,7 +294,9 @@ def _party_links(stream: str, parent: str, parent_path: str, parent_key: str) ->
     )
 
 
-def _tracks(stream: str, parent: str, parent_path: str, parent_key: str, capture: str) -> CapsuleObject:
+def _tracks(
+    stream: str, parent: str, parent_path: str, parent_key: str, capture: str
+) -> CapsuleObject:
     return CapsuleObject(
         stream=stream,
         path=f"{parent_path}/{{{parent_key}}}/tracks",
@@ -488,8 +499,12 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         rules=(
             Required(("description", "dueOn")),
             AtMostOne(("party", "opportunity", "kase")),
-            OneOf("status", ("OPEN", "COMPLETED"), operations=frozenset({INSERT, UPDATE}),
-                  required=False),
+            OneOf(
+                "status",
+                ("OPEN", "COMPLETED"),
+                operations=frozenset({INSERT, UPDATE}),
+                required=False,
+            ),
         ),
         read_only=frozenset({"completedAt", "hasTrack", "nextTask"}),
     ),
@@ -498,8 +513,13 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         path="/pipelines",
         list_key="pipelines",
         item_key="pipeline",
-        schema={"id": INTEGER, "name": STRING, "description": STRING, "deleted": BOOLEAN,
-                **TIMESTAMPS},
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            "description": STRING,
+            "deleted": BOOLEAN,
+            **TIMESTAMPS,
+        },
         replication_key="updatedAt",
     ),
     CapsuleObject(
@@ -592,8 +612,13 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         path="/boards",
         list_key="boards",
         item_key="board",
-        schema={"id": INTEGER, "name": STRING, "description": STRING, "deleted": BOOLEAN,
-                **TIMESTAMPS},
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            "description": STRING,
+            "deleted": BOOLEAN,
+            **TIMESTAMPS,
+        },
         replication_key="updatedAt",
         params={"status": "all"},
     ),
@@ -671,8 +696,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         path="/countries",
         list_key="countries",
         item_key="country",
-        schema={"name": STRING, "alpha2Code": STRING, "alpha3Code": STRING,
-                "numericCode": STRING},
+        schema={"name": STRING, "alpha2Code": STRING, "alpha3Code": STRING, "numericCode": STRING},
         key_properties=("alpha2Code",),
     ),
     CapsuleObject(
@@ -691,8 +715,9 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     _field_definitions("case_custom_fields", "/kases"),
     _party_links("opportunity_parties", "opportunities", "/opportunities", "opportunityId"),
     _party_links("case_parties", "cases", "/kases", "caseId"),
-    _tracks("opportunity_tracks", "opportunities", "/opportunities", "opportunityId",
-            "OPPORTUNITY"),
+    _tracks(
+        "opportunity_tracks", "opportunities", "/opportunities", "opportunityId", "OPPORTUNITY"
+    ),
     _tracks("case_tracks", "cases", "/kases", "caseId", "CASEFILE"),
 )
 

@@ -67,7 +67,8 @@ class CustomFieldMap:
                     logger.warning(
                         "Custom field definition %s (%r) is not in the catalog; its values stay "
                         "in `fields`. Run discovery again to get a typed column for it.",
-                        def_id, definition.get("name") if isinstance(definition, dict) else None,
+                        def_id,
+                        definition.get("name") if isinstance(definition, dict) else None,
                     )
                 continue
             name, kind = mapped

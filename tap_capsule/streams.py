@@ -82,8 +82,10 @@ class CapsuleStream(RESTStream):
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
         if next_page_token is not None:
             return dict(parse_qsl(next_page_token.query))  # the Link keeps the original query
-        params: dict[str, t.Any] = {"perPage": self.config.get("page_size", 100),
-                                    **self.obj.list_query}
+        params: dict[str, t.Any] = {
+            "perPage": self.config.get("page_size", 100),
+            **self.obj.list_query,
+        }
         if self.obj.since:
             since = self.read_window(context).since_param
             if since:
@@ -110,8 +112,12 @@ class CapsuleStream(RESTStream):
         spent_before = pacer.requests_sent
         yield from self._read(context)
         if context is None:  # per-parent reads of child streams would flood the log
-            self.logger.info("%s: %d requests to Capsule; %s", self.name,
-                             pacer.requests_sent - spent_before, pacer.budget_line())
+            self.logger.info(
+                "%s: %d requests to Capsule; %s",
+                self.name,
+                pacer.requests_sent - spent_before,
+                pacer.budget_line(),
+            )
 
     def _read(self, context: Context | None) -> t.Iterator[dict]:
         read = self.read_window(context) if self.replication_key else Window(None, False)
@@ -134,8 +140,9 @@ class CapsuleStream(RESTStream):
         """`{id, _sdc_deleted_at}` for deleted and restricted records (both count as gone)."""
         stamp = signpost(self.capsule_session.pacer.server_now())
         params = {"since": read.since_param} if read.since_param else {}
-        for body in self.capsule_session.pages(self.obj.deleted_path, params,
-                                               self.config.get("page_size", 100)):
+        for body in self.capsule_session.pages(
+            self.obj.deleted_path, params, self.config.get("page_size", 100)
+        ):
             for key in self.obj.deleted_keys:
                 for stub in body.get(key) or ():
                     deleted_at = capsule_time(stub["deletedAt"]) if stub.get("deletedAt") else stamp
@@ -145,9 +152,11 @@ class CapsuleStream(RESTStream):
         if self.obj.parent_key and context:
             row[self.obj.parent_key] = context[self.obj.parent_key]
         if self.obj.link_item_key:
-            row = {self.obj.parent_key: row[self.obj.parent_key], self.obj.child_key: row["id"],
-                   self.obj.link_item_key: {k: v for k, v in row.items()
-                                            if k != self.obj.parent_key}}
+            row = {
+                self.obj.parent_key: row[self.obj.parent_key],
+                self.obj.child_key: row["id"],
+                self.obj.link_item_key: {k: v for k, v in row.items() if k != self.obj.parent_key},
+            }
         if self.obj.custom_fields and "_sdc_deleted_at" not in row:
             row["custom_fields"] = self.field_map.typed(row.get("fields"), self.typed_fields)
         return row
@@ -181,8 +190,10 @@ class WalkedChildStream(CapsuleStream):
     def partitions(self) -> list[dict] | None:  # type: ignore[override]
         parent = cat.parent_of(self.obj)
         assert parent is not None
-        ids = [r["id"] for r in self.capsule_session.paginate(parent.path, parent.list_key,
-                                                              parent.list_query)]
+        ids = [
+            r["id"]
+            for r in self.capsule_session.paginate(parent.path, parent.list_key, parent.list_query)
+        ]
         return [{self.obj.parent_key: i} for i in ids]
 
 
@@ -202,4 +213,3 @@ def stream_classes() -> list[type[CapsuleStream]]:
             base = WalkedChildStream
         classes[obj.stream] = type(name, (base,), attrs)
     return list(classes.values())
-

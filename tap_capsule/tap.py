@@ -68,7 +68,9 @@ class TapCapsule(Tap):
         pacer = self.capsule_session.pacer
         self.logger.info(
             "Sync finished: %d requests to Capsule, %.0f s spent waiting on the rate limit; %s",
-            pacer.requests_sent, pacer.waited_seconds, pacer.budget_line(),
+            pacer.requests_sent,
+            pacer.waited_seconds,
+            pacer.budget_line(),
         )
 
 

@@ -26,8 +26,7 @@ logger = logging.getLogger("capsule.http")
 class TokenCache:
     def __init__(self, path: str | os.PathLike, *, client_id: str, configured_refresh: str) -> None:
         self.path = Path(path).expanduser()
-        self.fingerprint = hashlib.sha256(
-            f"{client_id}\0{configured_refresh}".encode()).hexdigest()
+        self.fingerprint = hashlib.sha256(f"{client_id}\0{configured_refresh}".encode()).hexdigest()
 
     def load(self) -> dict[str, t.Any] | None:
         """The cached tokens of this grant, or None (missing, unreadable or another grant)."""

@@ -32,8 +32,9 @@ def small(obj: cat.CapsuleObject) -> bool:
 
 
 class Lookups:
-    def __init__(self, session: CapsuleSession, upsert_keys: t.Mapping[str, t.Any] | None = None
-                 ) -> None:
+    def __init__(
+        self, session: CapsuleSession, upsert_keys: t.Mapping[str, t.Any] | None = None
+    ) -> None:
         self.session = session
         self.upsert_keys = upsert_keys or {}
         self._indexes: dict[str, Index] = {}
@@ -64,12 +65,20 @@ class Lookups:
         assert obj.custom_fields
         if obj.custom_fields not in self._field_defs:
             self._field_defs[obj.custom_fields] = FieldDefinitions(
-                obj.stream, self.definitions(obj.custom_fields))
+                obj.stream, self.definitions(obj.custom_fields)
+            )
         return self._field_defs[obj.custom_fields]
 
     def track_definition(self, wanted: t.Any) -> dict | None:
-        key = wanted.get("id") if isinstance(wanted, dict) and wanted.get("id") is not None else (
-            wanted.get("description") or wanted.get("name") if isinstance(wanted, dict) else wanted)
+        key = (
+            wanted.get("id")
+            if isinstance(wanted, dict) and wanted.get("id") is not None
+            else (
+                wanted.get("description") or wanted.get("name")
+                if isinstance(wanted, dict)
+                else wanted
+            )
+        )
         for d in self.definitions("track_definitions"):
             if str(d.get("id")) == str(key):
                 return d
@@ -89,8 +98,13 @@ class Lookups:
             return None
         return cat.fill_path(obj.path, values)
 
-    def index(self, obj: cat.CapsuleObject, path: str, keys: t.Sequence[cat.NaturalKey],
-              refresh: bool = False) -> Index:
+    def index(
+        self,
+        obj: cat.CapsuleObject,
+        path: str,
+        keys: t.Sequence[cat.NaturalKey],
+        refresh: bool = False,
+    ) -> Index:
         """The upsert index of one list, read in full once (again when `refresh`)."""
         cached = self._indexes.get(path)
         if cached is None or refresh or path not in self._complete:
@@ -104,8 +118,7 @@ class Lookups:
                     index.by_id.setdefault(rid, rec)
             self._indexes[path] = index
             self._complete.add(path)
-            logger.info("Read %d %s from %s for matching and diffs", len(records), obj.stream,
-                        path)
+            logger.info("Read %d %s from %s for matching and diffs", len(records), obj.stream, path)
         return self._indexes[path]
 
     def remember(self, obj: cat.CapsuleObject, path: str | None, record: dict) -> None:
@@ -120,8 +133,14 @@ class Lookups:
             if rid in idx.by_id and idx.by_id[rid] is not None:
                 idx.remove(rid)
 
-    def current(self, obj: cat.CapsuleObject, rid: t.Any, path: str | None,
-                keys: t.Sequence[cat.NaturalKey], fresh: bool = False) -> dict | None:
+    def current(
+        self,
+        obj: cat.CapsuleObject,
+        rid: t.Any,
+        path: str | None,
+        keys: t.Sequence[cat.NaturalKey],
+        fresh: bool = False,
+    ) -> dict | None:
         """Capsule's copy of one record: from a list read in full, else one GET (None: 404)."""
         if not fresh:
             for p in (path, obj.path):
@@ -144,8 +163,9 @@ class Lookups:
 
     def get_one(self, obj: cat.CapsuleObject, rid: t.Any) -> dict | None:
         params = {"embed": ",".join(obj.embed)} if obj.embed else None
-        response = self.session.call("GET", cat.fill_path(obj.single_path, {"id": rid}),
-                                     params=params)
+        response = self.session.call(
+            "GET", cat.fill_path(obj.single_path, {"id": rid}), params=params
+        )
         self.reads += 1
         if response.status_code == 404:
             return None
@@ -155,8 +175,9 @@ class Lookups:
 
     # --- links ----------------------------------------------------------------------------
 
-    def linked_ids(self, obj: cat.CapsuleObject, parent_id: t.Any, refresh: bool = False
-                   ) -> set | None:
+    def linked_ids(
+        self, obj: cat.CapsuleObject, parent_id: t.Any, refresh: bool = False
+    ) -> set | None:
         """Ids linked to a parent (additional parties); None when the parent is gone."""
         path = cat.fill_path(obj.path, {obj.parent_key: parent_id})
         if refresh or path not in self._lists:
@@ -166,8 +187,9 @@ class Lookups:
                 return None
         return {str(r.get("id")) for r in self._lists[path]}
 
-    def link_changed(self, obj: cat.CapsuleObject, parent_id: t.Any, child_id: t.Any,
-                     linked: bool) -> None:
+    def link_changed(
+        self, obj: cat.CapsuleObject, parent_id: t.Any, child_id: t.Any, linked: bool
+    ) -> None:
         path = cat.fill_path(obj.path, {obj.parent_key: parent_id})
         rows = self._lists.setdefault(path, [])
         rows[:] = [r for r in rows if str(r.get("id")) != str(child_id)]

@@ -22,12 +22,23 @@ from tap_capsule import catalogue as cat
 from target_capsule.payload import blank, ref_id, same
 
 # Fields that make a good first cut for content matching (the rest is compared in full).
-CONTENT_BUCKET_FIELDS = ("name", "title", "description", "content", "lastName", "firstName",
-                         "subject", "event", "targetUrl", "trackDateOn")
+CONTENT_BUCKET_FIELDS = (
+    "name",
+    "title",
+    "description",
+    "content",
+    "lastName",
+    "firstName",
+    "subject",
+    "event",
+    "targetUrl",
+    "trackDateOn",
+)
 
 
-def keys_for(obj: cat.CapsuleObject, upsert_keys: t.Mapping[str, t.Any] | None
-             ) -> tuple[cat.NaturalKey, ...] | None:
+def keys_for(
+    obj: cat.CapsuleObject, upsert_keys: t.Mapping[str, t.Any] | None
+) -> tuple[cat.NaturalKey, ...] | None:
     """The keys of a stream; None when upsert is turned off for it."""
     configured = (upsert_keys or {}).get(obj.stream)
     if configured is None:
@@ -73,8 +84,9 @@ def values_at(record: t.Mapping[str, t.Any], path: str) -> list[str]:
     return out
 
 
-def record_keys(record: t.Mapping[str, t.Any], keys: t.Sequence[cat.NaturalKey]
-                ) -> list[tuple[int, tuple[str, ...]]]:
+def record_keys(
+    record: t.Mapping[str, t.Any], keys: t.Sequence[cat.NaturalKey]
+) -> list[tuple[int, tuple[str, ...]]]:
     """Every (key number, value tuple) the record can be found by."""
     found = []
     for number, key in enumerate(keys):
@@ -149,8 +161,7 @@ class Index:
                     ids.append(rid)
         return ids
 
-    def match_content(self, record: t.Mapping[str, t.Any],
-                      holds: t.Callable[[dict], bool]) -> list:
+    def match_content(self, record: t.Mapping[str, t.Any], holds: t.Callable[[dict], bool]) -> list:
         """Ids of records for which `holds(current)` is true (Capsule holds all the record sets)."""
         bucket = None
         for field in CONTENT_BUCKET_FIELDS:

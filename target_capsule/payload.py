@@ -21,6 +21,7 @@ from tap_capsule.custom_fields import CustomFieldMap, convert, slug
 # not hold yet may be sent, or a replay would append them again.
 CONTACT_LISTS = frozenset({"emailAddresses", "phoneNumbers", "addresses", "websites"})
 
+
 class PayloadError(ValueError):
     """The record cannot become a request body (an unknown custom field, tag, ...)."""
 
@@ -171,9 +172,11 @@ def contact_present(item: dict, current: t.Iterable[dict], kind: str = "emailAdd
                 return all(same(v, have.get(k)) for k, v in item.items() if k != "id")
             continue
         keys = [k for k in identity if not blank(item.get(k))] or [
-            k for k, v in item.items() if not blank(v)]
-        if keys and all(_contact_value(k, item.get(k)) == _contact_value(k, have.get(k))
-                        for k in keys):
+            k for k, v in item.items() if not blank(v)
+        ]
+        if keys and all(
+            _contact_value(k, item.get(k)) == _contact_value(k, have.get(k)) for k in keys
+        ):
             return True
     return False
 
@@ -267,8 +270,9 @@ class FieldDefinitions:
         return out
 
 
-def tag_names(record: t.Mapping[str, t.Any], tag_definitions: t.Callable[[], list[dict]],
-              stream: str) -> list[str]:
+def tag_names(
+    record: t.Mapping[str, t.Any], tag_definitions: t.Callable[[], list[dict]], stream: str
+) -> list[str]:
     """Tag names wanted by the record; tags given only by id are named from the definitions."""
     names: list[str] = []
     by_id: dict[int, str] | None = None
@@ -295,8 +299,11 @@ def tag_names(record: t.Mapping[str, t.Any], tag_definitions: t.Callable[[], lis
 
 
 def tags_body(names: list[str], current: t.Mapping[str, t.Any] | None) -> list[dict]:
-    have = {str(t_.get("name") or "").strip().casefold()
-            for t_ in (current or {}).get("tags") or () if isinstance(t_, dict)}
+    have = {
+        str(t_.get("name") or "").strip().casefold()
+        for t_ in (current or {}).get("tags") or ()
+        if isinstance(t_, dict)
+    }
     return [{"name": n} for n in names if n.casefold() not in have]
 
 
@@ -309,8 +316,9 @@ def parent_ref_key(obj: cat.CapsuleObject) -> str | None:
     return parent.item_key if parent is not None else None
 
 
-def normalize(obj: cat.CapsuleObject, record: t.Mapping[str, t.Any],
-              ignored: set[str] | None = None) -> dict:
+def normalize(
+    obj: cat.CapsuleObject, record: t.Mapping[str, t.Any], ignored: set[str] | None = None
+) -> dict:
     """The writable fields of a record, references reduced to `{id}`.
 
     Drops `id`, `_sdc_*`, read-only fields, the link/parent keys and fields the catalogue does not
@@ -331,8 +339,11 @@ def normalize(obj: cat.CapsuleObject, record: t.Mapping[str, t.Any],
         if is_ref(props[key]):
             body[key] = ref(value)
         elif key in CONTACT_LISTS:
-            body[key] = [dict(i) for i in value or () if isinstance(i, dict) and not blank(
-                {k: v for k, v in i.items() if k != "id"})] or None
+            body[key] = [
+                dict(i)
+                for i in value or ()
+                if isinstance(i, dict) and not blank({k: v for k, v in i.items() if k != "id"})
+            ] or None
         else:
             body[key] = value
     parent_key_name = parent_ref_key(obj)
@@ -368,11 +379,13 @@ def update_body(obj: cat.CapsuleObject, body: dict, current: t.Mapping[str, t.An
         if key not in current and blank(value):
             continue
         if key in CONTACT_LISTS:
-            missing = [i for i in value or ()
-                       if not contact_present(i, current.get(key) or [], key)]
+            missing = [
+                i for i in value or () if not contact_present(i, current.get(key) or [], key)
+            ]
             if missing:
-                out[key] = [{k: v for k, v in i.items() if not blank(v) or k == "id"}
-                            for i in missing]
+                out[key] = [
+                    {k: v for k, v in i.items() if not blank(v) or k == "id"} for i in missing
+                ]
             continue
         if not same(value, current.get(key)):
             out[key] = value

@@ -20,8 +20,7 @@ logger = logging.getLogger("target_capsule.rejects")
 
 
 def secrets_of(config: t.Mapping[str, t.Any]) -> list[str]:
-    return sorted({str(config[k]) for k in SECRET_SETTINGS if config.get(k)}, key=len,
-                  reverse=True)
+    return sorted({str(config[k]) for k in SECRET_SETTINGS if config.get(k)}, key=len, reverse=True)
 
 
 def redact(text: str, secrets: t.Sequence[str]) -> str:
@@ -59,8 +58,14 @@ class Rejects:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("", encoding="utf-8")
 
-    def write(self, stream: str, operation: str, reason: str, record: t.Mapping[str, t.Any],
-              http_status: int | None = None) -> None:
+    def write(
+        self,
+        stream: str,
+        operation: str,
+        reason: str,
+        record: t.Mapping[str, t.Any],
+        http_status: int | None = None,
+    ) -> None:
         reason = redact(reason, self.secrets)
         line = {
             "stream": stream,
@@ -68,9 +73,13 @@ class Rejects:
             "reason": reason,
             "http_status": http_status,
             "record": _redact_values(
-                {k: v for k, v in record.items()
-                 if not k.startswith("_sdc_") or (k == "_sdc_deleted_at" and v)},
-                self.secrets),
+                {
+                    k: v
+                    for k, v in record.items()
+                    if not k.startswith("_sdc_") or (k == "_sdc_deleted_at" and v)
+                },
+                self.secrets,
+            ),
         }
         # Redact inside values only: replacing in the serialised line would corrupt keys and
         # structure whenever a secret happens to be a short common string.
@@ -81,5 +90,10 @@ class Rejects:
                 with self.path.open("a", encoding="utf-8") as handle:
                     handle.write(text + "\n")
         rid = record.get("id")
-        logger.warning("Rejected %s %s%s: %s", stream, operation,
-                       f" id={rid}" if rid is not None else "", reason)
+        logger.warning(
+            "Rejected %s %s%s: %s",
+            stream,
+            operation,
+            f" id={rid}" if rid is not None else "",
+            reason,
+        )

@@ -28,11 +28,15 @@ def operation_allowed(obj: cat.CapsuleObject, operation: str) -> str | None:
     if operation in obj.operations:
         return None
     if not obj.operations:
-        return (f"{obj.stream} {operation}: {obj.stream} cannot be written (rule: {obj.stream} is "
-                "read-only in Capsule's API)")
+        return (
+            f"{obj.stream} {operation}: {obj.stream} cannot be written (rule: {obj.stream} is "
+            "read-only in Capsule's API)"
+        )
     allowed = _join(sorted(obj.operations))
-    return (f"{obj.stream} {operation}: {operation} is not allowed (rule: {obj.stream} allows "
-            f"{allowed} only)")
+    return (
+        f"{obj.stream} {operation}: {operation} is not allowed (rule: {obj.stream} allows "
+        f"{allowed} only)"
+    )
 
 
 def check(obj: cat.CapsuleObject, operation: str, record: t.Mapping[str, t.Any]) -> list[str]:
@@ -60,40 +64,54 @@ def check(obj: cat.CapsuleObject, operation: str, record: t.Mapping[str, t.Any])
             options = _join([repr(v) for v in rule.values], "or")
             if blank(value):
                 if rule.required:
-                    reasons.append(f"{head}: {rule.field} is required (rule: {rule.field} is "
-                                   f"{options})")
+                    reasons.append(
+                        f"{head}: {rule.field} is required (rule: {rule.field} is {options})"
+                    )
             elif value not in rule.values:
-                reasons.append(f"{head}: {rule.field} {value!r} is not allowed (rule: "
-                               f"{rule.field} is {options})")
+                reasons.append(
+                    f"{head}: {rule.field} {value!r} is not allowed (rule: "
+                    f"{rule.field} is {options})"
+                )
         elif isinstance(rule, cat.ExactlyOne):
             present = [f for f in rule.fields if not blank(record.get(f))]
             if len(present) != 1:
                 got = _join(present) if present else "none"
-                reasons.append(f"{head}: exactly one of {_join(rule.fields, 'or')} must be set, "
-                               f"got {got} (rule: exactly one of {_join(rule.fields, 'or')})")
+                reasons.append(
+                    f"{head}: exactly one of {_join(rule.fields, 'or')} must be set, "
+                    f"got {got} (rule: exactly one of {_join(rule.fields, 'or')})"
+                )
         elif isinstance(rule, cat.AtMostOne):
             present = [f for f in rule.fields if not blank(record.get(f))]
             if len(present) > 1:
-                reasons.append(f"{head}: {_join(present)} are all set (rule: at most one of "
-                               f"{_join(rule.fields, 'or')})")
+                reasons.append(
+                    f"{head}: {_join(present)} are all set (rule: at most one of "
+                    f"{_join(rule.fields, 'or')})"
+                )
     if operation == cat.INSERT and obj.insertable_types is not None:
         kind = record.get("type")
         if not blank(kind) and kind not in obj.insertable_types:
-            reasons.append(f"{head}: type {kind!r} cannot be inserted (rule: only "
-                           f"{_join(obj.insertable_types, 'or')} {obj.stream} can be created)")
+            reasons.append(
+                f"{head}: type {kind!r} cannot be inserted (rule: only "
+                f"{_join(obj.insertable_types, 'or')} {obj.stream} can be created)"
+            )
     return reasons
 
 
-def check_capture_rule(obj: cat.CapsuleObject, definition: t.Mapping[str, t.Any] | None,
-                       wanted: t.Any) -> str | None:
+def check_capture_rule(
+    obj: cat.CapsuleObject, definition: t.Mapping[str, t.Any] | None, wanted: t.Any
+) -> str | None:
     """Tracks: the track definition exists and its captureRule fits this kind of parent."""
     head = f"{obj.stream} {cat.INSERT}"
     if definition is None:
-        return (f"{head}: track definition {wanted!r} does not exist (rule: a track names an "
-                "existing track definition)")
+        return (
+            f"{head}: track definition {wanted!r} does not exist (rule: a track names an "
+            "existing track definition)"
+        )
     rule = str(definition.get("captureRule") or "")
     if obj.capture_rule and rule.upper() != obj.capture_rule:
-        return (f"{head}: track definition {definition.get('id')} has captureRule {rule!r}, "
-                f"not {obj.capture_rule!r} (rule: {obj.stream} need a definition whose "
-                f"captureRule is {obj.capture_rule})")
+        return (
+            f"{head}: track definition {definition.get('id')} has captureRule {rule!r}, "
+            f"not {obj.capture_rule!r} (rule: {obj.stream} need a definition whose "
+            f"captureRule is {obj.capture_rule})"
+        )
     return None

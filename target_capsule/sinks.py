@@ -43,8 +43,13 @@ class CapsuleSink(RecordSink):
     """Writes one stream's records to Capsule, as the catalogue entry of that stream says."""
 
     # Capsule wants the strings it sends; the SDK would parse date-times into Python objects.
-    def __init__(self, target: TargetCapsule, stream_name: str, schema: dict,
-                 key_properties: t.Sequence[str] | None) -> None:
+    def __init__(
+        self,
+        target: TargetCapsule,
+        stream_name: str,
+        schema: dict,
+        key_properties: t.Sequence[str] | None,
+    ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.obj = cat.get(stream_name)
         self.run: WriteRun = target.run
@@ -76,16 +81,29 @@ class CapsuleSink(RecordSink):
         operation = self.operation_of(record)
         try:
             if self._schema_error:
-                raise Rejected(operation, f"{self.stream_name} {operation}: the record does not "
-                               f"match its stream's SCHEMA message: {self._schema_error}")
+                raise Rejected(
+                    operation,
+                    f"{self.stream_name} {operation}: the record does not "
+                    f"match its stream's SCHEMA message: {self._schema_error}",
+                )
             outcome, operation = self.apply(operation, record)
         except Rejected as rejection:
-            self.run.reject(self.stream_name, rejection.operation, rejection.reason, record,
-                            rejection.http_status)
+            self.run.reject(
+                self.stream_name,
+                rejection.operation,
+                rejection.reason,
+                record,
+                rejection.http_status,
+            )
             return
         except CapsuleAPIError as exc:  # a read for matching or diffing was refused
-            self.run.reject(self.stream_name, operation,
-                            f"{self.stream_name} {operation}: {exc}", record, exc.status)
+            self.run.reject(
+                self.stream_name,
+                operation,
+                f"{self.stream_name} {operation}: {exc}",
+                record,
+                exc.status,
+            )
             return
         self.run.summary.add(self.stream_name, operation, outcome)
 
@@ -132,8 +150,11 @@ class CapsuleSink(RecordSink):
         new = ignored - self._ignored_warned
         if new:
             self._ignored_warned |= new
-            self.logger.warning("%s: ignoring field(s) %s: not writable Capsule fields",
-                                self.stream_name, ", ".join(sorted(new)))
+            self.logger.warning(
+                "%s: ignoring field(s) %s: not writable Capsule fields",
+                self.stream_name,
+                ", ".join(sorted(new)),
+            )
         return body
 
     def path_of(self, view: t.Mapping[str, t.Any]) -> str | None:
@@ -161,18 +182,20 @@ class CapsuleSink(RecordSink):
         if keys is not None and path is not None:
             matched = self.match(body, keys, path, content=True)
             if len(matched) > 1:
-                raise Rejected(INSERT, f"{self.stream_name} INSERT: {nk.describe(body, keys)} "
-                               f"matches {len(matched)} existing records (ids "
-                               f"{', '.join(map(str, matched))}) (rule: an upsert key must match "
-                               "at most one record)")
+                raise Rejected(
+                    INSERT,
+                    f"{self.stream_name} INSERT: {nk.describe(body, keys)} "
+                    f"matches {len(matched)} existing records (ids "
+                    f"{', '.join(map(str, matched))}) (rule: an upsert key must match "
+                    "at most one record)",
+                )
             if matched:
                 rule = rules.operation_allowed(self.obj, UPDATE)
                 if rule:
                     raise Rejected(UPDATE, rule)
                 self._check(UPDATE, view)
                 index = self.run.lookups.index(self.obj, path, keys)
-                return self.update(record, body, matched[0], path,
-                                   index.by_id[matched[0]]), UPDATE
+                return self.update(record, body, matched[0], path, index.by_id[matched[0]]), UPDATE
         try:
             full = payload.insert_body(body)
             full.update(self.extras(record, None))
@@ -180,34 +203,53 @@ class CapsuleSink(RecordSink):
             raise Rejected(INSERT, f"{self.stream_name} INSERT: {exc}") from None
         if self.run.dry_run:
             if keys is not None and path is not None:
-                self.run.lookups.index(self.obj, path, keys or ()).add({"id": f"planned:"
-                                                                        f"{id(record)}", **full})
+                self.run.lookups.index(self.obj, path, keys or ()).add(
+                    {"id": f"planned:{id(record)}", **full}
+                )
             return "applied", INSERT
         return self.post(record, body, full, keys, path)
 
-    def match(self, body: dict, keys: t.Sequence[cat.NaturalKey], path: str, content: bool,
-              refresh: bool = False) -> list:
+    def match(
+        self,
+        body: dict,
+        keys: t.Sequence[cat.NaturalKey],
+        path: str,
+        content: bool,
+        refresh: bool = False,
+    ) -> list:
         index = self.run.lookups.index(self.obj, path, keys, refresh=refresh)
         ids = index.match_key(body)
         if ids is None:
             if not content:
                 return []
-            parent_ref = payload.parent_ref_key(self.obj) if cat.path_fields(self.obj.path) else None
+            parent_ref = (
+                payload.parent_ref_key(self.obj) if cat.path_fields(self.obj.path) else None
+            )
             wanted = {k: v for k, v in body.items() if k != parent_ref}
             ids = index.match_content(wanted, lambda current: nk.holds_scalars(wanted, current))
         return ids
 
-    def post(self, record: dict, body: dict, full: dict, keys: t.Sequence[cat.NaturalKey] | None,
-             path: str | None) -> tuple[str, str]:
+    def post(
+        self,
+        record: dict,
+        body: dict,
+        full: dict,
+        keys: t.Sequence[cat.NaturalKey] | None,
+        path: str | None,
+    ) -> tuple[str, str]:
         target_path = cat.fill_path(self.obj.post_path, record)
         for _attempt in range(WRITE_ATTEMPTS):
             try:
-                response = self.run.session.call("POST", target_path,
-                                                 json_body={self.obj.item_key: full})
+                response = self.run.session.call(
+                    "POST", target_path, json_body={self.obj.item_key: full}
+                )
                 raise_for_capsule_status(response)
             except CapsuleAPIError as exc:
-                raise Rejected(INSERT, f"{self.stream_name} INSERT: Capsule refused it: "
-                               f"{exc.capsule_message}", exc.status) from None
+                raise Rejected(
+                    INSERT,
+                    f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
+                    exc.status,
+                ) from None
             except AmbiguousWriteError as exc:
                 if keys is None or path is None:
                     raise Rejected(
@@ -220,10 +262,13 @@ class CapsuleSink(RecordSink):
                 self.logger.warning("%s; looking it up before any retry", exc)
                 matched = self.match(body, keys, path, content=True, refresh=True)
                 if len(matched) > 1:
-                    raise Rejected(INSERT, f"{self.stream_name} INSERT: {exc} Afterwards "
-                                   f"{len(matched)} records match it (ids "
-                                   f"{', '.join(map(str, matched))}); check Capsule.",
-                                   exc.status) from None
+                    raise Rejected(
+                        INSERT,
+                        f"{self.stream_name} INSERT: {exc} Afterwards "
+                        f"{len(matched)} records match it (ids "
+                        f"{', '.join(map(str, matched))}); check Capsule.",
+                        exc.status,
+                    ) from None
                 if matched:
                     index = self.run.lookups.index(self.obj, path, keys)
                     self.update(record, body, matched[0], path, index.by_id[matched[0]])
@@ -233,15 +278,19 @@ class CapsuleSink(RecordSink):
             if isinstance(created, dict):
                 self.run.lookups.remember(self.obj, path, created)
             return "applied", INSERT
-        raise Rejected(INSERT, f"{self.stream_name} INSERT: Capsule kept failing the POST "
-                       f"{WRITE_ATTEMPTS} times without creating the record; run again later")
+        raise Rejected(
+            INSERT,
+            f"{self.stream_name} INSERT: Capsule kept failing the POST "
+            f"{WRITE_ATTEMPTS} times without creating the record; run again later",
+        )
 
     def extras(self, record: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any] | None) -> dict:
         """Tags and custom values Capsule does not hold yet."""
         out: dict[str, t.Any] = {}
         if self.obj.tags and record.get("tags"):
-            names = payload.tag_names(record, lambda: self.run.lookups.definitions(self.obj.tags),
-                                      self.stream_name)
+            names = payload.tag_names(
+                record, lambda: self.run.lookups.definitions(self.obj.tags), self.stream_name
+            )
             tags = payload.tags_body(names, current)
             if tags:
                 out["tags"] = tags
@@ -254,8 +303,9 @@ class CapsuleSink(RecordSink):
 
     # --- UPDATE ---------------------------------------------------------------------------
 
-    def update(self, record: dict, body: dict, rid: t.Any, path: str | None,
-               current: dict | None = None) -> str:
+    def update(
+        self, record: dict, body: dict, rid: t.Any, path: str | None, current: dict | None = None
+    ) -> str:
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
         lookups = self.run.lookups
         if current is None:
@@ -272,37 +322,51 @@ class CapsuleSink(RecordSink):
             if self.run.dry_run:
                 return "applied"
             try:
-                response = self.run.session.call("PUT", single,
-                                                 json_body={self.obj.item_key: diff})
+                response = self.run.session.call("PUT", single, json_body={self.obj.item_key: diff})
                 raise_for_capsule_status(response)
             except CapsuleNotFound:
                 lookups.forget(self.obj, rid)
-                raise Rejected(UPDATE, f"{self.stream_name} UPDATE: record {rid} does not exist "
-                               "in Capsule (it may have been deleted)", 404) from None
+                raise Rejected(
+                    UPDATE,
+                    f"{self.stream_name} UPDATE: record {rid} does not exist "
+                    "in Capsule (it may have been deleted)",
+                    404,
+                ) from None
             except CapsuleAPIError as exc:
-                raise Rejected(UPDATE, f"{self.stream_name} UPDATE: Capsule refused it: "
-                               f"{exc.capsule_message}", exc.status) from None
+                raise Rejected(
+                    UPDATE,
+                    f"{self.stream_name} UPDATE: Capsule refused it: {exc.capsule_message}",
+                    exc.status,
+                ) from None
             except AmbiguousWriteError as exc:
                 self.logger.warning("%s; re-reading record %s before any retry", exc, rid)
                 current = lookups.current(self.obj, rid, path, keys, fresh=True)
                 if current is None:
-                    raise Rejected(UPDATE, f"{self.stream_name} UPDATE: record {rid} is gone",
-                                   404) from None
+                    raise Rejected(
+                        UPDATE, f"{self.stream_name} UPDATE: record {rid} is gone", 404
+                    ) from None
                 continue
             updated = (response_json(response) or {}).get(self.obj.item_key)
             if isinstance(updated, dict):
                 lookups.remember(self.obj, path, updated)
             return "applied"
-        raise Rejected(UPDATE, f"{self.stream_name} UPDATE: Capsule kept failing the PUT "
-                       f"{WRITE_ATTEMPTS} times; what it holds now is partly updated at most; "
-                       "run again later (only what is missing will be sent)")
+        raise Rejected(
+            UPDATE,
+            f"{self.stream_name} UPDATE: Capsule kept failing the PUT "
+            f"{WRITE_ATTEMPTS} times; what it holds now is partly updated at most; "
+            "run again later (only what is missing will be sent)",
+        )
 
     def current_or_reject(self, rid: t.Any, path: str | None) -> dict:
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
         current = self.run.lookups.current(self.obj, rid, path, keys)
         if current is None:
-            raise Rejected(UPDATE, f"{self.stream_name} UPDATE: record {rid} does not exist in "
-                           "Capsule (it may have been deleted)", 404)
+            raise Rejected(
+                UPDATE,
+                f"{self.stream_name} UPDATE: record {rid} does not exist in "
+                "Capsule (it may have been deleted)",
+                404,
+            )
         return current
 
     # --- DELETE ---------------------------------------------------------------------------
@@ -313,8 +377,11 @@ class CapsuleSink(RecordSink):
             single = cat.fill_path(self.obj.single_path, record)
         else:
             if blank(record.get("id")):
-                raise Rejected(DELETE, f"{self.stream_name} DELETE: id is required (rule: a "
-                               "delete names the record by id)")
+                raise Rejected(
+                    DELETE,
+                    f"{self.stream_name} DELETE: id is required (rule: a "
+                    "delete names the record by id)",
+                )
             single = cat.fill_path(self.obj.single_path, {"id": record["id"]})
         if self.run.dry_run:
             return "applied"
@@ -325,12 +392,16 @@ class CapsuleSink(RecordSink):
             try:
                 raise_for_capsule_status(response)
             except CapsuleAPIError as exc:
-                raise Rejected(DELETE, f"{self.stream_name} DELETE: Capsule refused it: "
-                               f"{exc.capsule_message}", exc.status) from None
+                raise Rejected(
+                    DELETE,
+                    f"{self.stream_name} DELETE: Capsule refused it: {exc.capsule_message}",
+                    exc.status,
+                ) from None
             outcome = "applied"  # 200, 202 (a job) or 204
         if self.obj.is_link:
-            self.run.lookups.link_changed(self.obj, record[self.obj.parent_key],
-                                          record[self.obj.child_key], linked=False)
+            self.run.lookups.link_changed(
+                self.obj, record[self.obj.parent_key], record[self.obj.child_key], linked=False
+            )
         else:
             self.run.lookups.forget(self.obj, record["id"])
         return outcome
@@ -345,8 +416,11 @@ class CapsuleSink(RecordSink):
         lookups = self.run.lookups
         linked = lookups.linked_ids(self.obj, parent_id)
         if linked is None:
-            raise Rejected(INSERT, f"{self.stream_name} INSERT: {parent_key} {parent_id} does "
-                           "not exist in Capsule", 404)
+            raise Rejected(
+                INSERT,
+                f"{self.stream_name} INSERT: {parent_key} {parent_id} does not exist in Capsule",
+                404,
+            )
         if str(child_id) in linked:
             return "unchanged"
         if self.run.dry_run:
@@ -357,8 +431,11 @@ class CapsuleSink(RecordSink):
                 response = self.run.session.call("POST", path)
                 raise_for_capsule_status(response)
             except CapsuleAPIError as exc:
-                raise Rejected(INSERT, f"{self.stream_name} INSERT: Capsule refused it: "
-                               f"{exc.capsule_message}", exc.status) from None
+                raise Rejected(
+                    INSERT,
+                    f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
+                    exc.status,
+                ) from None
             except AmbiguousWriteError as exc:
                 self.logger.warning("%s; checking the link before any retry", exc)
                 linked = lookups.linked_ids(self.obj, parent_id, refresh=True) or set()
@@ -367,5 +444,8 @@ class CapsuleSink(RecordSink):
                 continue
             lookups.link_changed(self.obj, parent_id, child_id, linked=True)
             return "applied"
-        raise Rejected(INSERT, f"{self.stream_name} INSERT: Capsule kept failing the POST "
-                       f"{WRITE_ATTEMPTS} times without creating the link; run again later")
+        raise Rejected(
+            INSERT,
+            f"{self.stream_name} INSERT: Capsule kept failing the POST "
+            f"{WRITE_ATTEMPTS} times without creating the link; run again later",
+        )

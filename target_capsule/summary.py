@@ -32,8 +32,10 @@ class Summary:
         return {
             "dry_run": self.dry_run,
             "totals": {o: self.total(o) for o in OUTCOMES if self.total(o) or o == "rejected"},
-            "summary": {s: {op: dict(sorted(c.items())) for op, c in sorted(ops.items())}
-                        for s, ops in sorted(self.counts.items())},
+            "summary": {
+                s: {op: dict(sorted(c.items())) for op, c in sorted(ops.items())}
+                for s, ops in sorted(self.counts.items())
+            },
         }
 
     def lines(self) -> list[str]:

@@ -55,21 +55,33 @@ class WriteRun:
     def lookups(self) -> Lookups:
         return Lookups(self.session, self.upsert_keys)
 
-    def reject(self, stream: str, operation: str, reason: str, record: t.Mapping[str, t.Any],
-               http_status: int | None = None) -> None:
+    def reject(
+        self,
+        stream: str,
+        operation: str,
+        reason: str,
+        record: t.Mapping[str, t.Any],
+        http_status: int | None = None,
+    ) -> None:
         self.rejects.write(stream, operation, reason, record, http_status)
         self.summary.add(stream, operation, "rejected")
 
     def log_summary(self) -> None:
         mode = "Dry run (no writes sent)" if self.dry_run else "Load"
         totals = self.summary.as_dict()["totals"]
-        self.logger.info("%s finished: %s", mode,
-                         ", ".join(f"{n} {o}" for o, n in totals.items()) or "no records")
+        self.logger.info(
+            "%s finished: %s",
+            mode,
+            ", ".join(f"{n} {o}" for o, n in totals.items()) or "no records",
+        )
         for line in self.summary.lines():
             self.logger.info("  %s", line)
         if "session" in self.__dict__:
-            self.logger.info("%d requests to Capsule; %s", self.session.pacer.requests_sent,
-                             self.session.pacer.budget_line())
+            self.logger.info(
+                "%d requests to Capsule; %s",
+                self.session.pacer.requests_sent,
+                self.session.pacer.budget_line(),
+            )
 
 
 class TargetCapsule(Target):
@@ -151,8 +163,11 @@ class TargetCapsule(Target):
         rejected = self.run.summary.total("rejected")
         if rejected and self.config.get("fail_on_rejects"):
             where = self.config.get("rejects_path") or "the log"
-            self.abort(f"{rejected} record(s) rejected (see {where}); failing because "
-                       "fail_on_rejects is set", summary=False)
+            self.abort(
+                f"{rejected} record(s) rejected (see {where}); failing because "
+                "fail_on_rejects is set",
+                summary=False,
+            )
 
     def abort(self, message: str, summary: bool = True) -> t.NoReturn:
         self.logger.error("%s", message)

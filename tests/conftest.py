@@ -51,8 +51,9 @@ class CliSandbox(SandboxClient):
     """A `capsule-sandbox` subprocess; `.url` is the API base URL it printed first."""
 
     def __init__(self, args: list[str]) -> None:
-        self.process = subprocess.Popen(sandbox_command() + args, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            sandbox_command() + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         first = self.process.stdout.readline().strip()
         if not first.startswith("http"):
             self.stop()

@@ -13,8 +13,14 @@ WRITE, READ = "read write", "read"
 
 
 class Auth:
-    def __init__(self, token: str, read_only_token: str | None = None, client_id: str | None = None,
-                 client_secret: str | None = None, refresh_token: str | None = None) -> None:
+    def __init__(
+        self,
+        token: str,
+        read_only_token: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        refresh_token: str | None = None,
+    ) -> None:
         if not token:
             raise ValueError("a token is required")
         self._lock = threading.Lock()
@@ -36,20 +42,34 @@ class Auth:
         """POST /oauth/token: (status, JSON body)."""
         with self._lock:
             if form.get("grant_type") != "refresh_token":
-                return 400, {"error": "unsupported_grant_type",
-                             "error_description": "only grant_type=refresh_token is supported"}
-            if (not self.client_id or form.get("client_id") != self.client_id
-                    or form.get("client_secret") != self.client_secret):
-                return 401, {"error": "invalid_client",
-                             "error_description": "client authentication failed"}
+                return 400, {
+                    "error": "unsupported_grant_type",
+                    "error_description": "only grant_type=refresh_token is supported",
+                }
+            if (
+                not self.client_id
+                or form.get("client_id") != self.client_id
+                or form.get("client_secret") != self.client_secret
+            ):
+                return 401, {
+                    "error": "invalid_client",
+                    "error_description": "client authentication failed",
+                }
             if not self.refresh_token or form.get("refresh_token") != self.refresh_token:
-                return 400, {"error": "invalid_grant",
-                             "error_description": "the refresh token is invalid or was rotated"}
+                return 400, {
+                    "error": "invalid_grant",
+                    "error_description": "the refresh token is invalid or was rotated",
+                }
             self.refreshes += 1
             seed = f"{self.refresh_token}:{self.refreshes}".encode()
             access = "sbx-at-" + hashlib.sha256(b"a" + seed).hexdigest()[:32]
             self.refresh_token = "sbx-rt-" + hashlib.sha256(b"r" + seed).hexdigest()[:32]
             self.tokens[access] = WRITE
-            return 200, {"access_token": access, "refresh_token": self.refresh_token,
-                         "token_type": "bearer", "expires_in": 604799, "scope": WRITE,
-                         "subdomain": "sandbox"}
+            return 200, {
+                "access_token": access,
+                "refresh_token": self.refresh_token,
+                "token_type": "bearer",
+                "expires_in": 604799,
+                "scope": WRITE,
+                "subdomain": "sandbox",
+            }

@@ -65,15 +65,24 @@ def _positive_float(name: str) -> t.Callable[[str], float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="capsule-sandbox",
-                description="A local emulator of the Capsule CRM API v2 with seeded data.")
+    p = _Parser(
+        prog="capsule-sandbox",
+        description="A local emulator of the Capsule CRM API v2 with seeded data.",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=0, help="0 picks a free port")
-    p.add_argument("--token", default=os.environ.get("CAPSULE_SANDBOX_TOKEN"),
-                   help="bearer token to accept (or env CAPSULE_SANDBOX_TOKEN); required")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("CAPSULE_SANDBOX_TOKEN"),
+        help="bearer token to accept (or env CAPSULE_SANDBOX_TOKEN); required",
+    )
     p.add_argument("--read-only-token", help="a token that gets 403 on writes")
-    p.add_argument("--scale", type=_non_negative_int("--scale"), default=50,
-                   help="about this many parties (and proportionally other records)")
+    p.add_argument(
+        "--scale",
+        type=_non_negative_int("--scale"),
+        default=50,
+        help="about this many parties (and proportionally other records)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rate-limit", type=_non_negative_int("--rate-limit"), default=4000)
     p.add_argument("--rate-window", type=_positive_float("--rate-window"), default=3600.0)
@@ -86,12 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slow-seconds", type=_non_negative_float("--slow-seconds"), default=0.0)
     p.add_argument("--drop-every", type=_non_negative_int("--drop-every"), default=0)
     p.add_argument("--malformed-every", type=_non_negative_int("--malformed-every"), default=0)
-    p.add_argument("--throttle-first", type=_non_negative_int("--throttle-first"), default=0,
-                   help="the first K API requests get 429")
-    p.add_argument("--throttle-reset-seconds", type=_non_negative_float("--throttle-reset-seconds"),
-                   default=2.0)
-    p.add_argument("--fault-after-write", action="store_true",
-                   help="apply a write before answering it with the injected error/drop")
+    p.add_argument(
+        "--throttle-first",
+        type=_non_negative_int("--throttle-first"),
+        default=0,
+        help="the first K API requests get 429",
+    )
+    p.add_argument(
+        "--throttle-reset-seconds",
+        type=_non_negative_float("--throttle-reset-seconds"),
+        default=2.0,
+    )
+    p.add_argument(
+        "--fault-after-write",
+        action="store_true",
+        help="apply a write before answering it with the injected error/drop",
+    )
     return p
 
 
@@ -103,19 +122,33 @@ def main(argv: list[str] | None = None) -> int:
     if not 100 <= args.error_status <= 599:
         parser.error(f"--error-status must be an HTTP status 100-599, got {args.error_status}")
     if (args.client_id or args.client_secret or args.refresh_token) and not (
-            args.client_id and args.client_secret and args.refresh_token):
+        args.client_id and args.client_secret and args.refresh_token
+    ):
         parser.error("--client-id, --client-secret and --refresh-token go together")
-    faults = {"error_every": args.error_every, "error_status": args.error_status,
-              "slow_every": args.slow_every, "slow_seconds": args.slow_seconds,
-              "drop_every": args.drop_every, "malformed_every": args.malformed_every,
-              "throttle_next": args.throttle_first,
-              "throttle_reset_seconds": args.throttle_reset_seconds,
-              "fault_after_write": args.fault_after_write}
+    faults = {
+        "error_every": args.error_every,
+        "error_status": args.error_status,
+        "slow_every": args.slow_every,
+        "slow_seconds": args.slow_seconds,
+        "drop_every": args.drop_every,
+        "malformed_every": args.malformed_every,
+        "throttle_next": args.throttle_first,
+        "throttle_reset_seconds": args.throttle_reset_seconds,
+        "fault_after_write": args.fault_after_write,
+    }
     try:
-        app = App(token=args.token, scale=args.scale, seed=args.seed, rate_limit=args.rate_limit,
-                  rate_window=args.rate_window, read_only_token=args.read_only_token,
-                  client_id=args.client_id, client_secret=args.client_secret,
-                  refresh_token=args.refresh_token, faults=faults)
+        app = App(
+            token=args.token,
+            scale=args.scale,
+            seed=args.seed,
+            rate_limit=args.rate_limit,
+            rate_window=args.rate_window,
+            read_only_token=args.read_only_token,
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            refresh_token=args.refresh_token,
+            faults=faults,
+        )
         server = SandboxHTTPServer((args.host, args.port), app)
     except (OSError, ValueError) as exc:
         print(f"capsule-sandbox: error: {exc}", file=sys.stderr)
@@ -128,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+    )
     thread.start()
     print(app.origin + API, flush=True)
     try:

@@ -9,8 +9,17 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-FIELDS = ("error_every", "error_status", "slow_every", "slow_seconds", "drop_every",
-          "malformed_every", "throttle_next", "throttle_reset_seconds", "fault_after_write")
+FIELDS = (
+    "error_every",
+    "error_status",
+    "slow_every",
+    "slow_seconds",
+    "drop_every",
+    "malformed_every",
+    "throttle_next",
+    "throttle_reset_seconds",
+    "fault_after_write",
+)
 
 
 @dataclasses.dataclass
@@ -76,6 +85,9 @@ class FaultInjector:
             def hit(every: int) -> bool:
                 return every > 0 and n % every == 0
 
-            return Decision(error=hit(c.error_every), drop=hit(c.drop_every),
-                            malformed=hit(c.malformed_every),
-                            slow=float(c.slow_seconds) if hit(c.slow_every) else 0.0)
+            return Decision(
+                error=hit(c.error_every),
+                drop=hit(c.drop_every),
+                malformed=hit(c.malformed_every),
+                slow=float(c.slow_seconds) if hit(c.slow_every) else 0.0,
+            )

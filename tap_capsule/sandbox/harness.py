@@ -36,8 +36,12 @@ class SandboxClient:
 
     def _call(self, method: str, path: str, payload: dict | None = None) -> t.Any:
         data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(self.origin + "/_sandbox" + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.origin + "/_sandbox" + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with _OPENER.open(request, timeout=30) as response:
                 return json.loads(response.read() or b"null")
@@ -56,17 +60,34 @@ class SandboxClient:
     def state(self) -> dict:
         return self._call("GET", "/state")
 
-    def set_faults(self, error_every: int = 0, error_status: int = 503, slow_every: int = 0,
-                   slow_seconds: float = 0.0, drop_every: int = 0, malformed_every: int = 0,
-                   throttle_next: int = 0, throttle_reset_seconds: float = 2.0,
-                   fault_after_write: bool = False) -> dict:
+    def set_faults(
+        self,
+        error_every: int = 0,
+        error_status: int = 503,
+        slow_every: int = 0,
+        slow_seconds: float = 0.0,
+        drop_every: int = 0,
+        malformed_every: int = 0,
+        throttle_next: int = 0,
+        throttle_reset_seconds: float = 2.0,
+        fault_after_write: bool = False,
+    ) -> dict:
         """Replace the fault settings; the per-request counter restarts."""
-        return self._call("POST", "/faults", {
-            "error_every": error_every, "error_status": error_status, "slow_every": slow_every,
-            "slow_seconds": slow_seconds, "drop_every": drop_every,
-            "malformed_every": malformed_every, "throttle_next": throttle_next,
-            "throttle_reset_seconds": throttle_reset_seconds,
-            "fault_after_write": fault_after_write})
+        return self._call(
+            "POST",
+            "/faults",
+            {
+                "error_every": error_every,
+                "error_status": error_status,
+                "slow_every": slow_every,
+                "slow_seconds": slow_seconds,
+                "drop_every": drop_every,
+                "malformed_every": malformed_every,
+                "throttle_next": throttle_next,
+                "throttle_reset_seconds": throttle_reset_seconds,
+                "fault_after_write": fault_after_write,
+            },
+        )
 
     def set_rate_limit(self, limit: int = 4000, window: float = 3600) -> dict:
         return self._call("POST", "/ratelimit", {"limit": limit, "window": window})
@@ -75,7 +96,9 @@ class SandboxClient:
         return self._call("POST", "/clock", {"now": now})["now"]
 
     def touch(self, stream: str, id: int, **changes: t.Any) -> dict:  # noqa: A002
-        return self._call("POST", "/touch", {"stream": stream, "id": id, "changes": changes})["record"]
+        return self._call("POST", "/touch", {"stream": stream, "id": id, "changes": changes})[
+            "record"
+        ]
 
     def delete_record(self, stream: str, id: int) -> None:  # noqa: A002
         self._call("POST", "/delete", {"stream": stream, "id": id})
@@ -87,15 +110,33 @@ class SandboxClient:
 class Sandbox(SandboxClient):
     """An in-process sandbox on a server thread: `with Sandbox(token=...) as sb: sb.url`."""
 
-    def __init__(self, token: str, scale: int = 50, seed: int = 1, rate_limit: int = 4000,
-                 rate_window: float = 3600, read_only_token: str | None = None,
-                 client_id: str | None = None, client_secret: str | None = None,
-                 refresh_token: str | None = None, faults: dict | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = App(token=token, scale=scale, seed=seed, rate_limit=rate_limit,
-                       rate_window=rate_window, read_only_token=read_only_token,
-                       client_id=client_id, client_secret=client_secret,
-                       refresh_token=refresh_token, faults=faults)
+    def __init__(
+        self,
+        token: str,
+        scale: int = 50,
+        seed: int = 1,
+        rate_limit: int = 4000,
+        rate_window: float = 3600,
+        read_only_token: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        refresh_token: str | None = None,
+        faults: dict | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.app = App(
+            token=token,
+            scale=scale,
+            seed=seed,
+            rate_limit=rate_limit,
+            rate_window=rate_window,
+            read_only_token=read_only_token,
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            faults=faults,
+        )
         self._address = (host, port)
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -105,9 +146,12 @@ class Sandbox(SandboxClient):
         if self._server is None:
             self._server = SandboxHTTPServer(self._address, self.app)
             self.origin = self.app.origin
-            self._thread = threading.Thread(target=self._server.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name="capsule-sandbox", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="capsule-sandbox",
+                daemon=True,
+            )
             self._thread.start()
         return self
 

@@ -43,12 +43,17 @@ class RateLimiter:
             return self._headers()
 
     def _headers(self) -> dict:
-        return {"X-RateLimit-Limit": str(self.limit),
-                "X-RateLimit-Remaining": str(max(0, self.limit - self.used)),
-                "X-RateLimit-Reset": str(int(self.window_end))}
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(0, self.limit - self.used)),
+            "X-RateLimit-Reset": str(int(self.window_end)),
+        }
 
     def throttled_headers(self, seconds: float) -> dict:
         """Headers for an injected 429: nothing left, reset `seconds` ahead."""
         with self._lock:
-            return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": str(int(time.time() + seconds + 0.999))}
+            return {
+                "X-RateLimit-Limit": str(self.limit),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(time.time() + seconds + 0.999)),
+            }

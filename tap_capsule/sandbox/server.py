@@ -65,8 +65,11 @@ class Response:
 
     @classmethod
     def json(cls, status: int, value: t.Any, headers: dict | None = None) -> Response:
-        return cls(status, dumps(value),
-                   {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
+        return cls(
+            status,
+            dumps(value),
+            {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+        )
 
 
 @dataclasses.dataclass
@@ -93,7 +96,7 @@ def compile_template(template: str, multi_id: bool = False) -> re.Pattern:
     """`/opportunities/{opportunityId}/tracks` → regex; placeholders match (negative) integer ids."""
     out, pos = "", 0
     for m in re.finditer(r"\{(\w+)\}", template):
-        out += re.escape(template[pos:m.start()])
+        out += re.escape(template[pos : m.start()])
         pattern = r"-?\d+(?:,-?\d+)*" if multi_id and m.group(1) == "id" else r"-?\d+"
         out += f"(?P<{m.group(1)}>{pattern})"
         pos = m.end()
@@ -103,11 +106,20 @@ def compile_template(template: str, multi_id: bool = False) -> re.Pattern:
 class App:
     """One emulated Capsule account: data, auth, rate limit, faults and request counts."""
 
-    def __init__(self, token: str, scale: int = 50, seed: int = 1, rate_limit: int = 4000,
-                 rate_window: float = 3600, read_only_token: str | None = None,
-                 client_id: str | None = None, client_secret: str | None = None,
-                 refresh_token: str | None = None, faults: dict | None = None,
-                 objects: t.Iterable[CapsuleObject] | None = None) -> None:
+    def __init__(
+        self,
+        token: str,
+        scale: int = 50,
+        seed: int = 1,
+        rate_limit: int = 4000,
+        rate_window: float = 3600,
+        read_only_token: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        refresh_token: str | None = None,
+        faults: dict | None = None,
+        objects: t.Iterable[CapsuleObject] | None = None,
+    ) -> None:
         if int(scale) < 0:
             raise ValueError("scale must be >= 0")
         self.objects = tuple(catalogue.OBJECTS if objects is None else objects)
@@ -145,18 +157,24 @@ class App:
 
     # --- routing ------------------------------------------------------------------------------
 
-    def _add(self, method: str, template: str, handler: t.Callable[[Request], Response],
-             multi_id: bool = False) -> None:
+    def _add(
+        self,
+        method: str,
+        template: str,
+        handler: t.Callable[[Request], Response],
+        multi_id: bool = False,
+    ) -> None:
         if any(r.method == method and r.template == template for r in self.routes):
             return  # e.g. both track streams share /tracks/{id}; the store tells them apart
         literals = sum(1 for part in template.split("/") if part and not part.startswith("{"))
-        self.routes.append(Route(method, template, compile_template(template, multi_id),
-                                 handler, literals))
+        self.routes.append(
+            Route(method, template, compile_template(template, multi_id), handler, literals)
+        )
 
     def _build_routes(self) -> None:
         streams = {o.stream for o in self.objects}
         for o in self.objects:
-            bind = lambda fn, o=o: (lambda req: fn(req, o))  # noqa: E731
+            bind = lambda fn, o=o: lambda req: fn(req, o)  # noqa: E731
             if o.deleted_path:
                 self._add("GET", o.deleted_path, bind(self.deleted_feed))
             if o.is_link:
@@ -175,15 +193,23 @@ class App:
             self._add("GET", "/parties/search", lambda r: self.search(r, "parties"))
         for stream, path in (("opportunities", "/opportunities"), ("cases", "/kases")):
             if stream in streams and "parties" in streams:
-                self._add("GET", f"/parties/{{partyId}}{path}", lambda r, s=stream: self.of_party(r, s))
+                self._add(
+                    "GET", f"/parties/{{partyId}}{path}", lambda r, s=stream: self.of_party(r, s)
+                )
             if stream in streams:
                 self._add("GET", f"{path}/search", lambda r, s=stream: self.search(r, s))
         if "entries" in streams:
-            for stream, path in (("parties", "/parties"), ("opportunities", "/opportunities"),
-                                 ("cases", "/kases")):
+            for stream, path in (
+                ("parties", "/parties"),
+                ("opportunities", "/opportunities"),
+                ("cases", "/kases"),
+            ):
                 if stream in streams:
-                    self._add("GET", f"{path}/{{parentId}}/entries",
-                              lambda r, s=stream: self.entries_of(r, s))
+                    self._add(
+                        "GET",
+                        f"{path}/{{parentId}}/entries",
+                        lambda r, s=stream: self.entries_of(r, s),
+                    )
         if "milestones" in streams and "pipelines" in streams:
             self._add("GET", "/milestones", self.legacy_milestones)
         if "users" in streams:
@@ -211,12 +237,12 @@ class App:
         parts = urlsplit(target)
         path = parts.path
         if path.startswith("/_sandbox/"):
-            return self.admin(method, path[len("/_sandbox"):], body)
+            return self.admin(method, path[len("/_sandbox") :], body)
         if path == "/oauth/token":
             return self.oauth(method, body)
         if path == API or path.startswith(API + "/"):
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
-            req = Request(method, path[len(API):] or "/", parts.query, query, headers, body)
+            req = Request(method, path[len(API) :] or "/", parts.query, query, headers, body)
             return self.api(req)
         return Response.json(404, NOT_FOUND_BODY)
 
@@ -225,18 +251,28 @@ class App:
         self._count(req.method, req.path, route.template if route else req.path)
         scope = self.auth.scope(req.headers.get("Authorization"))
         if scope is None:
-            return Response.json(401, {"error": "invalid_token",
-                                       "message": "The access token is missing, invalid or expired"},
-                                 {**self.rate.peek(), "WWW-Authenticate":
-                                  'Bearer realm="Capsule", error="invalid_token"'})
+            return Response.json(
+                401,
+                {
+                    "error": "invalid_token",
+                    "message": "The access token is missing, invalid or expired",
+                },
+                {
+                    **self.rate.peek(),
+                    "WWW-Authenticate": 'Bearer realm="Capsule", error="invalid_token"',
+                },
+            )
         allowed, rate_headers = self.rate.consume()
         if not allowed:
             return Response.json(429, {"error": "rate limit reached"}, rate_headers)
         decision = self.faults.decide()
         config = self.faults.config
         if decision.throttle:
-            return Response.json(429, {"error": "rate limit reached"},
-                                 self.rate.throttled_headers(config.throttle_reset_seconds))
+            return Response.json(
+                429,
+                {"error": "rate limit reached"},
+                self.rate.throttled_headers(config.throttle_reset_seconds),
+            )
         is_write = req.method in WRITE_METHODS
         after_write = is_write and config.fault_after_write
         if decision.drop and not after_write:
@@ -244,13 +280,16 @@ class App:
         if decision.error and not after_write:
             return self._fault_error(config.error_status, rate_headers)
         if route is None:
-            response = Response.json(405 if known else 404,
-                                     {"message": "Method not allowed"} if known else NOT_FOUND_BODY)
+            response = Response.json(
+                405 if known else 404,
+                {"message": "Method not allowed"} if known else NOT_FOUND_BODY,
+            )
         elif is_write and scope == READ:
-            response = Response.json(403, {"error": "insufficient_scope",
-                                           "message": "This token can only read"},
-                                     {"WWW-Authenticate":
-                                      'Bearer realm="Capsule", error="insufficient_scope"'})
+            response = Response.json(
+                403,
+                {"error": "insufficient_scope", "message": "This token can only read"},
+                {"WWW-Authenticate": 'Bearer realm="Capsule", error="insufficient_scope"'},
+            )
         else:
             req.params = params
             try:
@@ -265,15 +304,19 @@ class App:
         response.headers.update(rate_headers)
         if decision.malformed:
             text = response.body or b'{"message":'
-            response = Response(200, text[: max(1, len(text) // 2)],
-                                {**response.headers, "Content-Type": "application/json; charset=utf-8"})
+            response = Response(
+                200,
+                text[: max(1, len(text) // 2)],
+                {**response.headers, "Content-Type": "application/json; charset=utf-8"},
+            )
             response.headers.pop("Location", None)
         response.delay = decision.slow
         return response
 
     def _fault_error(self, status: int, rate_headers: dict) -> Response:
-        return Response.json(status, {"message": "Service temporarily unavailable (injected fault)"},
-                             rate_headers)
+        return Response.json(
+            status, {"message": "Service temporarily unavailable (injected fault)"}, rate_headers
+        )
 
     # --- reading helpers ----------------------------------------------------------------------
 
@@ -288,9 +331,13 @@ class App:
     def render(self, o: CapsuleObject, rec: dict, embeds: set[str]) -> dict:
         allowed = self.allowed_embeds(o)
         hide = HIDDEN.get(o.item_key, set())
-        out = {k: v for k, v in rec.items()
-               if k != o.parent_key and k not in hide
-               and not (k in EMBED_ONLY and k in allowed and k not in embeds)}
+        out = {
+            k: v
+            for k, v in rec.items()
+            if k != o.parent_key
+            and k not in hide
+            and not (k in EMBED_ONLY and k in allowed and k not in embeds)
+        }
         for key in embeds:
             ref = out.get(key)
             target = REF_TARGETS.get(key)
@@ -314,8 +361,14 @@ class App:
         elif o.key_properties != ("id",):
             ids = list(rows)  # natural order for lookups keyed otherwise (countries...)
         elif "displayOrder" in o.schema:
-            ids = sorted(rows, key=lambda i: (rows[i].get(o.parent_key or "") or 0,
-                                              rows[i].get("displayOrder") or 0, i))
+            ids = sorted(
+                rows,
+                key=lambda i: (
+                    rows[i].get(o.parent_key or "") or 0,
+                    rows[i].get("displayOrder") or 0,
+                    i,
+                ),
+            )
         else:
             ids = sorted(rows)
         self._orders[(stream, "list")] = (store.generation, ids)
@@ -348,14 +401,23 @@ class App:
             headers["Link"] = ", ".join(links)
         return headers
 
-    def page(self, req: Request, key: str, items: t.Sequence, render: t.Callable[[t.Any], dict],
-             embeds: set[str] = frozenset(), max_per_page: int = 100) -> Response:
+    def page(
+        self,
+        req: Request,
+        key: str,
+        items: t.Sequence,
+        render: t.Callable[[t.Any], dict],
+        embeds: set[str] = frozenset(),
+        max_per_page: int = 100,
+    ) -> Response:
         page, per_page = self._page_params(req, max_per_page)
         start = (page - 1) * per_page
-        body: dict[str, t.Any] = {key: [render(i) for i in items[start:start + per_page]]}
+        body: dict[str, t.Any] = {key: [render(i) for i in items[start : start + per_page]]}
         if "meta" in embeds:
             body["meta"] = {"totalCount": len(items)}
-        return Response.json(200, body, self._paging_headers(req, page, start + per_page < len(items)))
+        return Response.json(
+            200, body, self._paging_headers(req, page, start + per_page < len(items))
+        )
 
     def _since(self, req: Request) -> str | None:
         value = req.query.get("since")
@@ -399,10 +461,13 @@ class App:
             if len(ids) > 10:
                 raise BadRequest("at most 10 ids")
             recs = [self.store.find(o.stream, i) for i in ids]
-            return Response.json(200, {o.list_key: [self.render(self.store.objects[s], r, embeds)
-                                                    for s, r in recs]})
+            return Response.json(
+                200, {o.list_key: [self.render(self.store.objects[s], r, embeds) for s, r in recs]}
+            )
         stream, rec = self.store.find(o.stream, int(raw))
-        return Response.json(200, {o.item_key: self.render(self.store.objects[stream], rec, embeds)})
+        return Response.json(
+            200, {o.item_key: self.render(self.store.objects[stream], rec, embeds)}
+        )
 
     def _body(self, req: Request, o: CapsuleObject) -> dict:
         try:
@@ -419,8 +484,11 @@ class App:
         stream, rec = self.store.create(o.stream, body)
         obj = self.store.objects[stream]
         location = f"{self.origin}{API}{catalogue.fill_path(obj.single_path, rec)}"
-        return Response.json(201, {obj.item_key: self.render(obj, rec, self.embeds(obj, req))},
-                             {"Location": location})
+        return Response.json(
+            201,
+            {obj.item_key: self.render(obj, rec, self.embeds(obj, req))},
+            {"Location": location},
+        )
 
     def update(self, req: Request, o: CapsuleObject) -> Response:
         check_write_allowed(o, UPDATE)
@@ -441,8 +509,9 @@ class App:
         ids = [i for i in self.store.links[o.stream].get(pid, []) if i in parties]
         party_obj = self.store.objects["parties"]
         embeds = self.embeds(party_obj, req)
-        return self.page(req, o.list_key, ids,
-                         lambda i: self.render(party_obj, parties[i], embeds), embeds)
+        return self.page(
+            req, o.list_key, ids, lambda i: self.render(party_obj, parties[i], embeds), embeds
+        )
 
     def link_write(self, req: Request, o: CapsuleObject) -> Response:
         add = req.method == "POST"
@@ -453,16 +522,29 @@ class App:
         if "since" not in req.query and o.stream in DELETED_SINCE_REQUIRED:
             raise BadRequest("since is required")
         since = self._since(req)
-        deleted = [d for d in self.store.deleted[o.stream] if since is None or d["deletedAt"] > since]
+        deleted = [
+            d for d in self.store.deleted[o.stream] if since is None or d["deletedAt"] > since
+        ]
         deleted.sort(key=lambda d: (d["deletedAt"], d["id"]), reverse=True)
-        restricted = [{k: v for k, v in r.items() if k != "_restrictedAt"}
-                      for r in sorted(self.store.restricted[o.stream],
-                                      key=lambda r: (r["_restrictedAt"], r["id"]), reverse=True)
-                      if since is None or r["_restrictedAt"] > since]
+        restricted = [
+            {k: v for k, v in r.items() if k != "_restrictedAt"}
+            for r in sorted(
+                self.store.restricted[o.stream],
+                key=lambda r: (r["_restrictedAt"], r["id"]),
+                reverse=True,
+            )
+            if since is None or r["_restrictedAt"] > since
+        ]
         page, per_page = self._page_params(req)
         start = (page - 1) * per_page
-        keys = o.deleted_keys or (o.list_key, "restricted" + o.list_key[:1].upper() + o.list_key[1:])
-        body = {keys[0]: deleted[start:start + per_page], keys[1]: restricted[start:start + per_page]}
+        keys = o.deleted_keys or (
+            o.list_key,
+            "restricted" + o.list_key[:1].upper() + o.list_key[1:],
+        )
+        body = {
+            keys[0]: deleted[start : start + per_page],
+            keys[1]: restricted[start : start + per_page],
+        }
         more = start + per_page < max(len(deleted), len(restricted))
         return Response.json(200, body, self._paging_headers(req, page, more))
 
@@ -479,8 +561,11 @@ class App:
         org = rows.get(int(req.params["partyId"]))
         if org is None or org.get("type") != "organisation":
             raise NotFound()
-        ids = [i for i in self.ordered(self.store.objects["parties"])
-               if (rows[i].get("organisation") or {}).get("id") == org["id"]]
+        ids = [
+            i
+            for i in self.ordered(self.store.objects["parties"])
+            if (rows[i].get("organisation") or {}).get("id") == org["id"]
+        ]
         return self._party_list(req, ids)
 
     def of_party(self, req: Request, stream: str) -> Response:
@@ -504,8 +589,9 @@ class App:
         ids = [i for i in self.ordered(o) if (rows[i].get(key) or {}).get("id") == pid]
         embeds = self.embeds(o, req)
         # The per-record entries list documents perPage up to 50 (fact sheet §2).
-        return self.page(req, o.list_key, ids, lambda i: self.render(o, rows[i], embeds), embeds,
-                         max_per_page=50)
+        return self.page(
+            req, o.list_key, ids, lambda i: self.render(o, rows[i], embeds), embeds, max_per_page=50
+        )
 
     def search(self, req: Request, stream: str) -> Response:
         q = req.query.get("q", "").strip().casefold()
@@ -647,7 +733,11 @@ def _filter_track_definitions(app: App, req: Request, rows: dict, ids: list) -> 
     rules = {"all": None, "kases": "CASEFILE", "opportunities": "OPPORTUNITY"}
     if kind not in rules:
         raise BadRequest("type must be all, kases or opportunities")
-    return ids if rules[kind] is None else [i for i in ids if rows[i].get("captureRule") == rules[kind]]
+    return (
+        ids
+        if rules[kind] is None
+        else [i for i in ids if rows[i].get("captureRule") == rules[kind]]
+    )
 
 
 def _filter_by_name(app: App, req: Request, rows: dict, ids: list) -> list:
@@ -679,6 +769,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return self.server_version
+
     timeout = 30  # an idle keep-alive connection is closed after this
 
     def setup(self) -> None:

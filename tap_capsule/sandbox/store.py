@@ -41,17 +41,34 @@ REF_TARGETS = {
 CONTACT_DEFAULTS = {
     "emailAddresses": {"type": None, "address": None},
     "phoneNumbers": {"type": None, "number": None},
-    "addresses": {"type": None, "street": None, "city": None, "state": None, "country": None,
-                  "zip": None},
+    "addresses": {
+        "type": None,
+        "street": None,
+        "city": None,
+        "state": None,
+        "country": None,
+        "zip": None,
+    },
     "websites": {"type": None, "service": "URL", "address": None, "url": None},
 }
 EMBED_ONLY = ("tags", "fields", "missingImportantFields")
 # Capsule computes these; a write that sends them is not an error, they are just ignored.
-ALWAYS_READ_ONLY = frozenset({
-    "id", "createdAt", "updatedAt", "pictureURL", "lastContactedAt", "lastStageChangedAt",
-    "lastOpenMilestone", "missingImportantFields", "isRestricted", "enrichment", "_sdc_deleted_at",
-    "custom_fields",
-})
+ALWAYS_READ_ONLY = frozenset(
+    {
+        "id",
+        "createdAt",
+        "updatedAt",
+        "pictureURL",
+        "lastContactedAt",
+        "lastStageChangedAt",
+        "lastOpenMilestone",
+        "missingImportantFields",
+        "isRestricted",
+        "enrichment",
+        "_sdc_deleted_at",
+        "custom_fields",
+    }
+)
 READ_ONLY_BY_RESOURCE = {
     "user": {"username", "status", "lastLoginAt", "party"},
     "kase": {"closedOn"},
@@ -62,9 +79,20 @@ READ_ONLY_BY_RESOURCE = {
 }
 PERSON_ONLY = ("firstName", "lastName", "title", "jobTitle", "organisation")
 # Fixed id ranges make an id of the wrong type stand out in a failing test.
-ID_BASES = {"parties": 11000, "opportunities": 21000, "cases": 31000, "entries": 41000,
-            "tasks": 51000, "opportunity_tracks": 61000, "case_tracks": 61000,
-            "pipelines": 100, "milestones": 200, "users": 1, "teams": 1, "resthooks": 300}
+ID_BASES = {
+    "parties": 11000,
+    "opportunities": 21000,
+    "cases": 31000,
+    "entries": 41000,
+    "tasks": 51000,
+    "opportunity_tracks": 61000,
+    "case_tracks": 61000,
+    "pipelines": 100,
+    "milestones": 200,
+    "users": 1,
+    "teams": 1,
+    "resthooks": 300,
+}
 
 
 def _dump(value: t.Any) -> str:
@@ -91,11 +119,14 @@ class Store:
         self.clock = clock
         self.lock = threading.RLock()
         self.rows: dict[str, dict[int, dict]] = {
-            s: {} for s, o in self.objects.items() if not o.is_link}
+            s: {} for s, o in self.objects.items() if not o.is_link
+        }
         self.links: dict[str, dict[int, list[int]]] = {
-            s: {} for s, o in self.objects.items() if o.is_link}
+            s: {} for s, o in self.objects.items() if o.is_link
+        }
         self.deleted: dict[str, list[dict]] = {
-            s: [] for s, o in self.objects.items() if o.deleted_path}
+            s: [] for s, o in self.objects.items() if o.deleted_path
+        }
         self.restricted: dict[str, list[dict]] = {s: [] for s in self.deleted}
         self.jobs: dict[int, dict] = {}
         self.site: dict = {}
@@ -154,13 +185,27 @@ class Store:
     def stub(self, stream: str, rec: dict) -> dict:
         if stream == "parties":
             if rec.get("type") == "person":
-                return {"id": rec["id"], "type": "person", "firstName": rec.get("firstName"),
-                        "lastName": rec.get("lastName"), "pictureURL": rec.get("pictureURL")}
-            return {"id": rec["id"], "type": rec.get("type"), "name": rec.get("name"),
-                    "pictureURL": rec.get("pictureURL")}
+                return {
+                    "id": rec["id"],
+                    "type": "person",
+                    "firstName": rec.get("firstName"),
+                    "lastName": rec.get("lastName"),
+                    "pictureURL": rec.get("pictureURL"),
+                }
+            return {
+                "id": rec["id"],
+                "type": rec.get("type"),
+                "name": rec.get("name"),
+                "pictureURL": rec.get("pictureURL"),
+            }
         if stream == "users":
-            return {"id": rec["id"], "username": rec.get("username"), "name": rec.get("name"),
-                    "pictureURL": rec.get("pictureURL"), "deleted": False}
+            return {
+                "id": rec["id"],
+                "username": rec.get("username"),
+                "name": rec.get("name"),
+                "pictureURL": rec.get("pictureURL"),
+                "deleted": False,
+            }
         if stream == "categories":
             return {"id": rec["id"], "name": rec.get("name"), "colour": rec.get("colour")}
         if stream == "track_definitions":
@@ -228,8 +273,9 @@ class Store:
 
     def _pick_create_stream(self, o: CapsuleObject, body: dict) -> tuple[str, CapsuleObject]:
         """Streams sharing a create path (tracks) are told apart by which parent the body names."""
-        siblings = [s for s, c in self.objects.items()
-                    if c.post_path == o.post_path and not c.is_link]
+        siblings = [
+            s for s, c in self.objects.items() if c.post_path == o.post_path and not c.is_link
+        ]
         if len(siblings) > 1:
             for s in siblings:
                 parent = self.objects.get(self.objects[s].parent or "")
@@ -282,8 +328,9 @@ class Store:
             now = self.clock.stamp()
             if stream in self.deleted:
                 if restricted:
-                    self.restricted[stream].append({**self._restricted_stub(stream, rec),
-                                                    "_restrictedAt": now})
+                    self.restricted[stream].append(
+                        {**self._restricted_stub(stream, rec), "_restrictedAt": now}
+                    )
                 else:
                     self.deleted[stream].append({"id": rid, "deletedAt": now})
             if restricted:
@@ -312,8 +359,11 @@ class Store:
                     continue
                 if stream != "parties" and other in ("opportunities", "cases"):
                     continue
-                doomed = [i for i, r in self.rows[other].items()
-                          if isinstance(r.get(key), dict) and r[key].get("id") == rid]
+                doomed = [
+                    i
+                    for i, r in self.rows[other].items()
+                    if isinstance(r.get(key), dict) and r[key].get("id") == rid
+                ]
                 for i in doomed:
                     if i in self.rows[other]:
                         self.remove(other, i)
@@ -334,8 +384,9 @@ class Store:
             if child.is_link:
                 self.links[child.stream].pop(rid, None)
                 continue
-            doomed = [i for i, r in self.rows[child.stream].items()
-                      if r.get(child.parent_key) == rid]
+            doomed = [
+                i for i, r in self.rows[child.stream].items() if r.get(child.parent_key) == rid
+            ]
             for i in doomed:
                 if i in self.rows[child.stream]:
                     self.remove(child.stream, i)
@@ -347,14 +398,22 @@ class Store:
 
     def _remove_definition(self, o: CapsuleObject, rid: int) -> int:
         """Deleting a tag or field definition strips it from every record, as a 202 job."""
-        entity = next((s for s, e in self.objects.items()
-                       if e.path.strip("/") == o.definitions_of and not e.parent), None)
+        entity = next(
+            (
+                s
+                for s, e in self.objects.items()
+                if e.path.strip("/") == o.definitions_of and not e.parent
+            ),
+            None,
+        )
         now = self.clock.stamp()
         if entity:
             for rec in self.rows[entity].values():
                 if o.item_key == "tag":
-                    items, keep = rec.get("tags") or [], [x for x in rec.get("tags") or []
-                                                          if x.get("id") != rid]
+                    items, keep = (
+                        rec.get("tags") or [],
+                        [x for x in rec.get("tags") or [] if x.get("id") != rid],
+                    )
                     if len(keep) != len(items):
                         rec["tags"] = keep
                         rec["updatedAt"] = now
@@ -472,13 +531,24 @@ class Store:
                 name = str(item.get("name") or "").strip()
                 if not name:
                     raise Invalid([error(o.item_key, "tags", "tag name is required")])
-                definition = next((d for d in defs.values()
-                                   if str(d.get("name")).casefold() == name.casefold()), None)
+                definition = next(
+                    (d for d in defs.values() if str(d.get("name")).casefold() == name.casefold()),
+                    None,
+                )
                 if definition is None:  # unknown names create a tag definition
-                    definition = self.add(o.tags, {"id": self.new_id(o.tags), "name": name,
-                                                   "description": None, "dataTag": False})
+                    definition = self.add(
+                        o.tags,
+                        {
+                            "id": self.new_id(o.tags),
+                            "name": name,
+                            "description": None,
+                            "dataTag": False,
+                        },
+                    )
             if all(x.get("id") != definition["id"] for x in tags):
-                tags.append({k: definition.get(k) for k in ("id", "name", "description", "dataTag")})
+                tags.append(
+                    {k: definition.get(k) for k in ("id", "name", "description", "dataTag")}
+                )
         rec["tags"] = tags
 
     def _merge_fields(self, o: CapsuleObject, rec: dict, items: t.Any) -> None:
@@ -500,8 +570,9 @@ class Store:
                 definition = defs.get(did)
             elif isinstance(ref, dict) and ref.get("name"):
                 wanted = str(ref["name"]).casefold()
-                definition = next((d for d in defs.values()
-                                   if str(d.get("name")).casefold() == wanted), None)
+                definition = next(
+                    (d for d in defs.values() if str(d.get("name")).casefold() == wanted), None
+                )
             if definition is None:
                 raise Invalid([error(o.item_key, "fields", "unknown custom field definition")])
             current = next((v for v in values if v["definition"]["id"] == definition["id"]), None)
@@ -514,9 +585,11 @@ class Store:
             elif current is not None:
                 current["value"] = value
             else:
-                entry = {"id": self.new_id(o.custom_fields + ":values"),
-                         "definition": {"id": definition["id"], "name": definition.get("name")},
-                         "value": value}
+                entry = {
+                    "id": self.new_id(o.custom_fields + ":values"),
+                    "definition": {"id": definition["id"], "name": definition.get("name")},
+                    "value": value,
+                }
                 if isinstance(definition.get("tag"), dict):
                     entry["tagId"] = definition["tag"].get("id")
                 values.append(entry)
@@ -537,8 +610,15 @@ class Store:
         if not name:
             raise Invalid([error("party", "organisation", "organisation is invalid")])
         wanted = str(name).strip().casefold()
-        org = next((p for p in parties.values() if p.get("type") == "organisation"
-                    and str(p.get("name") or "").strip().casefold() == wanted), None)
+        org = next(
+            (
+                p
+                for p in parties.values()
+                if p.get("type") == "organisation"
+                and str(p.get("name") or "").strip().casefold() == wanted
+            ),
+            None,
+        )
         if org is None:
             _, org = self.create("parties", {"type": "organisation", "name": str(name).strip()})
         return self.stub("parties", org)
@@ -546,8 +626,14 @@ class Store:
     def _definition_tag(self, o: CapsuleObject, value: t.Any) -> dict | None:
         if value is None:
             return None
-        tags = next((s for s, e in self.objects.items()
-                     if e.item_key == "tag" and e.definitions_of == o.definitions_of), None)
+        tags = next(
+            (
+                s
+                for s, e in self.objects.items()
+                if e.item_key == "tag" and e.definitions_of == o.definitions_of
+            ),
+            None,
+        )
         tag = self.rows.get(tags or "", {}).get(_ref_id(value))
         if tag is None:
             raise NotFound()
@@ -608,23 +694,44 @@ class Store:
     def _start_track(self, o: CapsuleObject, rec: dict) -> None:
         definition = self.rows["track_definitions"][rec["definition"]["id"]]
         if o.capture_rule and definition.get("captureRule") != o.capture_rule:
-            raise Invalid([error("track", "definition",
-                                 f"definition captureRule must be {o.capture_rule}")])
+            raise Invalid(
+                [error("track", "definition", f"definition captureRule must be {o.capture_rule}")]
+            )
         parent = self.objects[o.parent]
         rec["direction"] = definition.get("direction")
         rec["description"] = rec.get("description") or definition.get("description")
         rec["trackDateOn"] = rec.get("trackDateOn") or self.clock.today()
         tasks = []
         for spec in definition.get("taskDefinitions") or []:
-            task = self.add("tasks", {
-                "id": self.new_id("tasks"), "description": spec.get("description"), "detail": None,
-                "category": None, "dueOn": rec["trackDateOn"], "dueTime": None, "status": "OPEN",
-                "party": None, "opportunity": None, "kase": None,
-                parent.item_key: self.stub(parent.stream, self.rows[parent.stream][rec[o.parent_key]]),
-                "owner": self.token_user_stub(), "completedBy": None, "completedAt": None,
-                "daysAfter": spec.get("daysAfter"), "taskDelayRule": "TRACK_START",
-                "taskDayDelayRule": "TRACK_DAYS", "nextTask": None, "hasTrack": True,
-                "repeat": None, "createdAt": rec["createdAt"], "updatedAt": rec["updatedAt"]})
+            task = self.add(
+                "tasks",
+                {
+                    "id": self.new_id("tasks"),
+                    "description": spec.get("description"),
+                    "detail": None,
+                    "category": None,
+                    "dueOn": rec["trackDateOn"],
+                    "dueTime": None,
+                    "status": "OPEN",
+                    "party": None,
+                    "opportunity": None,
+                    "kase": None,
+                    parent.item_key: self.stub(
+                        parent.stream, self.rows[parent.stream][rec[o.parent_key]]
+                    ),
+                    "owner": self.token_user_stub(),
+                    "completedBy": None,
+                    "completedAt": None,
+                    "daysAfter": spec.get("daysAfter"),
+                    "taskDelayRule": "TRACK_START",
+                    "taskDayDelayRule": "TRACK_DAYS",
+                    "nextTask": None,
+                    "hasTrack": True,
+                    "repeat": None,
+                    "createdAt": rec["createdAt"],
+                    "updatedAt": rec["updatedAt"],
+                },
+            )
             tasks.append({"id": task["id"], "description": task["description"]})
         rec["tasks"] = tasks
 
@@ -634,7 +741,8 @@ class Store:
             return
         have = {v["definition"]["id"] for v in rec.get("fields") or []}
         rec["missingImportantFields"] = any(
-            d.get("important") and d["id"] not in have for d in self.rows[o.custom_fields].values())
+            d.get("important") and d["id"] not in have for d in self.rows[o.custom_fields].values()
+        )
 
     # --- admin --------------------------------------------------------------------------------
 
@@ -655,8 +763,11 @@ class Store:
             out: dict[str, t.Any] = {s: list(rows.values()) for s, rows in self.rows.items()}
             for s, table in self.links.items():
                 o = self.objects[s]
-                out[s] = [{o.parent_key: pid, o.child_key: party}
-                          for pid, parties in table.items() for party in parties]
+                out[s] = [
+                    {o.parent_key: pid, o.child_key: party}
+                    for pid, parties in table.items()
+                    for party in parties
+                ]
             out["_deleted"] = {s: list(v) for s, v in self.deleted.items()}
             out["_restricted"] = {s: list(v) for s, v in self.restricted.items()}
             out["_jobs"] = list(self.jobs.values())

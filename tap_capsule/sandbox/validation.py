@@ -30,7 +30,9 @@ def _required(resource: str, record: dict, fields: t.Iterable[str], errors: list
 def _party(rec: dict, body: dict, store: Store, creating: bool, errors: list[dict]) -> None:
     kind = rec.get("type")
     if kind not in ("person", "organisation"):
-        errors.append(error("party", "type", "type is required" if _blank(kind) else "type is invalid"))
+        errors.append(
+            error("party", "type", "type is required" if _blank(kind) else "type is invalid")
+        )
     elif kind == "person":
         # Capsule accepts a person with only one of the two names.
         if _blank(rec.get("firstName")) and _blank(rec.get("lastName")):
@@ -41,8 +43,11 @@ def _party(rec: dict, body: dict, store: Store, creating: bool, errors: list[dic
         elif "name" in body or creating:
             wanted = str(rec["name"]).strip().casefold()
             for other in store.rows["parties"].values():
-                if (other["id"] != rec.get("id") and other.get("type") == "organisation"
-                        and str(other.get("name") or "").strip().casefold() == wanted):
+                if (
+                    other["id"] != rec.get("id")
+                    and other.get("type") == "organisation"
+                    and str(other.get("name") or "").strip().casefold() == wanted
+                ):
                     errors.append(error("party", "name", "name must be unique"))
                     break
     countries = store.country_names()
@@ -56,10 +61,16 @@ def _party(rec: dict, body: dict, store: Store, creating: bool, errors: list[dic
 def _opportunity(rec: dict, body: dict, store: Store, creating: bool, errors: list[dict]) -> None:
     _required("opportunity", rec, ("name", "party", "milestone"), errors)
     value = rec.get("value")
-    if isinstance(value, dict) and value.get("amount") is not None and _blank(value.get("currency")):
+    if (
+        isinstance(value, dict)
+        and value.get("amount") is not None
+        and _blank(value.get("currency"))
+    ):
         errors.append(error("opportunity", "value.currency", "value.currency is required"))
     if rec.get("durationBasis") == "FIXED" and rec.get("duration") is not None:
-        errors.append(error("opportunity", "duration", "duration must be null when durationBasis is FIXED"))
+        errors.append(
+            error("opportunity", "duration", "duration must be null when durationBasis is FIXED")
+        )
 
 
 def _kase(rec: dict, body: dict, store: Store, creating: bool, errors: list[dict]) -> None:
@@ -74,7 +85,9 @@ def _task(rec: dict, body: dict, store: Store, creating: bool, errors: list[dict
     _required("task", rec, ("description", "dueOn"), errors)
     links = [k for k in ("party", "opportunity", "kase") if not _blank(rec.get(k))]
     if len(links) > 1:
-        errors.append(error("task", links[1], "a task can belong to only one of party, opportunity or kase"))
+        errors.append(
+            error("task", links[1], "a task can belong to only one of party, opportunity or kase")
+        )
     if "status" in body and body["status"] not in ("OPEN", "COMPLETED"):
         errors.append(error("task", "status", "status must be OPEN or COMPLETED"))
     due = rec.get("dueOn")
@@ -91,7 +104,9 @@ def _entry(rec: dict, body: dict, store: Store, creating: bool, errors: list[dic
     if creating:
         links = [k for k in ("party", "opportunity", "kase") if not _blank(body.get(k))]
         if len(links) != 1:
-            errors.append(error("entry", "party", "exactly one of party, kase or opportunity is required"))
+            errors.append(
+                error("entry", "party", "exactly one of party, kase or opportunity is required")
+            )
     if _blank(rec.get("content")) and not rec.get("attachments"):
         errors.append(error("entry", "content", "content is required"))
 
@@ -102,7 +117,9 @@ def _track(rec: dict, body: dict, store: Store, creating: bool, errors: list[dic
     _required("track", body, ("definition",), errors)
     links = [k for k in ("opportunity", "kase") if not _blank(body.get(k))]
     if len(links) != 1:
-        errors.append(error("track", "opportunity", "exactly one of opportunity or kase is required"))
+        errors.append(
+            error("track", "opportunity", "exactly one of opportunity or kase is required")
+        )
 
 
 def _named(resource: str, field: str = "name") -> t.Callable[..., None]:

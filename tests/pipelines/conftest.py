@@ -32,8 +32,16 @@ ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_TOKEN = "pipeline-token-7c1e94d2b8"  # long and distinctive: the plugins redact the token
 
 # Variables from a developer's shell that would change what a test's meltano run does.
-_SCRUBBED_PREFIXES = ("TAP_CAPSULE", "TARGET_CAPSULE", "TARGET_CSV", "TARGET_POSTGRES",
-                      "TARGET_JSONL", "TAP_SPREADSHEETS", "TAP_POSTGRES", "MELTANO_")
+_SCRUBBED_PREFIXES = (
+    "TAP_CAPSULE",
+    "TARGET_CAPSULE",
+    "TARGET_CSV",
+    "TARGET_POSTGRES",
+    "TARGET_JSONL",
+    "TAP_SPREADSHEETS",
+    "TAP_POSTGRES",
+    "MELTANO_",
+)
 
 
 def _required(name: str) -> bool:
@@ -48,8 +56,12 @@ def unavailable(what: str, variable: str, reason: str) -> None:
 
 
 def find_meltano() -> str | None:
-    candidates = [os.environ.get("MELTANO_BIN"), str(Path(sys.executable).parent / "meltano"),
-                  shutil.which("meltano"), str(ROOT / ".venv-meltano" / "bin" / "meltano")]
+    candidates = [
+        os.environ.get("MELTANO_BIN"),
+        str(Path(sys.executable).parent / "meltano"),
+        shutil.which("meltano"),
+        str(ROOT / ".venv-meltano" / "bin" / "meltano"),
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
@@ -78,8 +90,11 @@ class MeltanoResult:
         return points
 
     def records(self, stream: str) -> int:
-        return sum(p["value"] for p in self.metrics()
-                   if p.get("metric") == "record_count" and p.get("tags", {}).get("stream") == stream)
+        return sum(
+            p["value"]
+            for p in self.metrics()
+            if p.get("metric") == "record_count" and p.get("tags", {}).get("stream") == stream
+        )
 
 
 class Meltano:
@@ -89,30 +104,50 @@ class Meltano:
         self.executable = executable
         self.sys_dir = sys_dir
 
-    def env(self, extra: dict[str, str] | None = None, database: Path | None = None) -> dict[str, str]:
+    def env(
+        self, extra: dict[str, str] | None = None, database: Path | None = None
+    ) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
-        env.update({
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "MELTANO_CLI_LOG_LEVEL": "info",
-            "NO_COLOR": "1",
-            "MELTANO_SYS_DIR_ROOT": str(self.sys_dir),
-        })
+        env.update(
+            {
+                "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "MELTANO_CLI_LOG_LEVEL": "info",
+                "NO_COLOR": "1",
+                "MELTANO_SYS_DIR_ROOT": str(self.sys_dir),
+            }
+        )
         if database is not None:
             env["MELTANO_DATABASE_URI"] = f"sqlite:///{database}"
         env.update(extra or {})
         return env
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None, database: Path | None = None,
-                 timeout: float = 300, check: bool = True, cwd: Path = ROOT) -> MeltanoResult:
+    def __call__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        database: Path | None = None,
+        timeout: float = 300,
+        check: bool = True,
+        cwd: Path = ROOT,
+    ) -> MeltanoResult:
         started = time.monotonic()
-        proc = subprocess.run([self.executable, *args], cwd=cwd, env=self.env(env, database),
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [self.executable, *args],
+            cwd=cwd,
+            env=self.env(env, database),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
         result = MeltanoResult(proc.returncode, proc.stdout)
         if check and proc.returncode != 0:
             tail = "\n".join(proc.stdout.splitlines()[-60:])
-            pytest.fail(f"meltano {' '.join(args)} exited {proc.returncode} after "
-                        f"{time.monotonic() - started:.0f}s:\n{tail}")
+            pytest.fail(
+                f"meltano {' '.join(args)} exited {proc.returncode} after "
+                f"{time.monotonic() - started:.0f}s:\n{tail}"
+            )
         return result
 
 
@@ -120,9 +155,12 @@ class Meltano:
 def meltano(tmp_path_factory):
     executable = find_meltano()
     if executable is None:
-        unavailable("meltano", "REQUIRE_MELTANO",
-                    "no MELTANO_BIN, no meltano next to the interpreter or on PATH; `make test` "
-                    "installs it into .venv-meltano")
+        unavailable(
+            "meltano",
+            "REQUIRE_MELTANO",
+            "no MELTANO_BIN, no meltano next to the interpreter or on PATH; `make test` "
+            "installs it into .venv-meltano",
+        )
     sys_dir = ROOT / ".meltano" / "pytest" / f"session-{os.getpid()}"
     shutil.rmtree(sys_dir, ignore_errors=True)
     cli = Meltano(executable, sys_dir)
@@ -157,29 +195,75 @@ class Postgres:
         self.psql = shutil.which("psql")
 
     def target_env(self, schema: str) -> dict[str, str]:
-        return {"TARGET_POSTGRES_HOST": self.host, "TARGET_POSTGRES_PORT": str(self.port),
-                "TARGET_POSTGRES_USER": self.user, "TARGET_POSTGRES_PASSWORD": self.password,
-                "TARGET_POSTGRES_DATABASE": self.database,
-                "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema}
+        return {
+            "TARGET_POSTGRES_HOST": self.host,
+            "TARGET_POSTGRES_PORT": str(self.port),
+            "TARGET_POSTGRES_USER": self.user,
+            "TARGET_POSTGRES_PASSWORD": self.password,
+            "TARGET_POSTGRES_DATABASE": self.database,
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        }
 
     def query(self, sql: str) -> list[dict]:
         """Rows as dicts, through psql's JSON aggregation (no driver in the test venv)."""
         wrapped = f"SELECT coalesce(json_agg(q), '[]'::json) FROM ({sql}) q"
         proc = subprocess.run(
-            [self.psql, "-X", "-w", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", self.host, "-p",
-             str(self.port), "-U", self.user, "-d", self.database, "-c", wrapped],
+            [
+                self.psql,
+                "-X",
+                "-w",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                self.database,
+                "-c",
+                wrapped,
+            ],
             env={**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "5"},
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
         return json.loads(proc.stdout)
 
     def execute(self, sql: str) -> None:
         proc = subprocess.run(
-            [self.psql, "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.host, "-p", str(self.port),
-             "-U", self.user, "-d", self.database, "-c", sql],
+            [
+                self.psql,
+                "-X",
+                "-w",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                self.database,
+                "-c",
+                sql,
+            ],
             env={**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "5"},
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
 
@@ -193,7 +277,9 @@ def postgres() -> Postgres:
         with socket.create_connection((pg.host, int(pg.port)), timeout=3):
             pass
     except OSError as exc:
-        unavailable("PostgreSQL", "REQUIRE_POSTGRES", f"nothing listens on {pg.host}:{pg.port} ({exc})")
+        unavailable(
+            "PostgreSQL", "REQUIRE_POSTGRES", f"nothing listens on {pg.host}:{pg.port} ({exc})"
+        )
     try:
         pg.query("SELECT 1 AS ok")
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
@@ -204,7 +290,11 @@ def postgres() -> Postgres:
 @pytest.fixture
 def pg_schema(postgres: Postgres, request) -> str:
     """A schema of its own for one test, dropped afterwards."""
-    name = "pipelines_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + f"_{os.getpid()}"
+    name = (
+        "pipelines_"
+        + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+        + f"_{os.getpid()}"
+    )
     postgres.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
     yield name
     postgres.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
@@ -217,13 +307,20 @@ def pg_database(postgres: Postgres, request) -> Postgres:
     For a source tap, whose stream names carry the schema (`public-capsule_contacts`): in a database
     of its own a test uses the schema a recipe configures and discovers no other test's tables.
     Needs a role with CREATEDB (.ci/run creates one)."""
-    name = "pipelines_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + f"_{os.getpid()}"
+    name = (
+        "pipelines_"
+        + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+        + f"_{os.getpid()}"
+    )
     try:
         postgres.execute(f'DROP DATABASE IF EXISTS "{name}"')
         postgres.execute(f'CREATE DATABASE "{name}"')
     except RuntimeError as exc:
-        unavailable("PostgreSQL", "REQUIRE_POSTGRES",
-                    f"cannot create a database as {postgres.user} (the role needs CREATEDB): {exc}")
+        unavailable(
+            "PostgreSQL",
+            "REQUIRE_POSTGRES",
+            f"cannot create a database as {postgres.user} (the role needs CREATEDB): {exc}",
+        )
     database = copy(postgres)
     database.database = name
     yield database

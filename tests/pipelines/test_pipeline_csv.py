@@ -38,8 +38,14 @@ def tap_env(sb: Sandbox, out: Path, streams: list[str] = STREAMS, **extra: str) 
 def test_sandbox_to_csv_has_every_record_of_the_selected_streams(meltano, meltano_db, tmp_path):
     out = tmp_path / "csv"
     with Sandbox(token=TOKEN, scale=40, seed=11) as sb:
-        result = meltano("--environment=dev", "run", "tap-capsule", "target-csv",
-                         env=tap_env(sb, out), database=meltano_db)
+        result = meltano(
+            "--environment=dev",
+            "run",
+            "tap-capsule",
+            "target-csv",
+            env=tap_env(sb, out),
+            database=meltano_db,
+        )
         state = sb.state()
 
     assert sorted(p.name for p in out.glob("*.csv")) == sorted(f"{s}.csv" for s in STREAMS)
@@ -61,14 +67,22 @@ def test_state_survives_a_fresh_runner_through_the_file_state_backend(meltano, t
     state_dir = tmp_path / "meltano-state"
     backend = {"MELTANO_STATE_BACKEND_URI": state_dir.as_uri()}
     with Sandbox(token=TOKEN, scale=40, seed=12) as sb:
-        first = meltano("--environment=dev", "run", "capsule-to-csv",
-                        env=tap_env(sb, tmp_path / "run1", ["parties"], **backend),
-                        database=tmp_path / "runner1.db")
+        first = meltano(
+            "--environment=dev",
+            "run",
+            "capsule-to-csv",
+            env=tap_env(sb, tmp_path / "run1", ["parties"], **backend),
+            database=tmp_path / "runner1.db",
+        )
         party = sb.state()["parties"][0]["id"]
         sb.touch("parties", party, about="changed between scheduled runs")
-        second = meltano("--environment=dev", "run", "capsule-to-csv",
-                         env=tap_env(sb, tmp_path / "run2", ["parties"], **backend),
-                         database=tmp_path / "runner2.db")
+        second = meltano(
+            "--environment=dev",
+            "run",
+            "capsule-to-csv",
+            env=tap_env(sb, tmp_path / "run2", ["parties"], **backend),
+            database=tmp_path / "runner2.db",
+        )
 
     assert any(state_dir.rglob("*.json")), "the file state backend wrote no state"
     assert first.records("parties") >= 40
@@ -89,22 +103,34 @@ def test_tap_piped_into_target_jsonl_without_meltano(meltano, tmp_path):
     out = tmp_path / "jsonl"
     out.mkdir()
     with Sandbox(token=TOKEN, scale=20, seed=13) as sb:
-        (tmp_path / "tap.json").write_text(json.dumps({"api_url": sb.url,
-                                                       "access_token": TOKEN}))
+        (tmp_path / "tap.json").write_text(json.dumps({"api_url": sb.url, "access_token": TOKEN}))
         (tmp_path / "target.json").write_text(json.dumps({"destination_path": str(out)}))
         # Select two streams in the discovered catalog (as `meltano select` would).
-        catalog = json.loads(subprocess.run(
-            [str(tap), "--config", str(tmp_path / "tap.json"), "--discover"],
-            check=True, capture_output=True, text=True, timeout=120).stdout)
+        catalog = json.loads(
+            subprocess.run(
+                [str(tap), "--config", str(tmp_path / "tap.json"), "--discover"],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            ).stdout
+        )
         for entry in catalog["streams"]:
             for md in entry["metadata"]:
                 if md["breadcrumb"] == []:
                     md["metadata"]["selected"] = entry["tap_stream_id"] in {"parties", "pipelines"}
         (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-        pipeline = (f"'{tap}' --config '{tmp_path}/tap.json' --catalog '{tmp_path}/catalog.json'"
-                    f" | '{target}' --config '{tmp_path}/target.json' > '{tmp_path}/state.json'")
-        subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], check=True, timeout=300,
-                       stdin=subprocess.DEVNULL, capture_output=True)
+        pipeline = (
+            f"'{tap}' --config '{tmp_path}/tap.json' --catalog '{tmp_path}/catalog.json'"
+            f" | '{target}' --config '{tmp_path}/target.json' > '{tmp_path}/state.json'"
+        )
+        subprocess.run(
+            ["bash", "-o", "pipefail", "-c", pipeline],
+            check=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
         state = sb.state()
 
     files = {p.name.split("-")[0].removesuffix(".jsonl"): p for p in out.glob("*.jsonl")}
@@ -112,6 +138,8 @@ def test_tap_piped_into_target_jsonl_without_meltano(meltano, tmp_path):
     lines = [json.loads(line) for line in files["pipelines"].read_text().splitlines()]
     assert {r["id"] for r in lines} == {r["id"] for r in state["pipelines"]}
     parties = [json.loads(line) for line in files["parties"].read_text().splitlines()]
-    assert {r["id"] for r in parties if not r.get("_sdc_deleted_at")} == {r["id"] for r in state["parties"]}
+    assert {r["id"] for r in parties if not r.get("_sdc_deleted_at")} == {
+        r["id"] for r in state["parties"]
+    }
     final_state = (tmp_path / "state.json").read_text().strip().splitlines()[-1]
     assert "parties" in json.loads(final_state)["bookmarks"]

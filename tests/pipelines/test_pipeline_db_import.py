@@ -37,7 +37,7 @@ PEOPLE = [
 def recipe_section() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     start = text.index("### Database → Capsule")
-    return text[start:text.index("\n### ", start + 1)]
+    return text[start : text.index("\n### ", start + 1)]
 
 
 def code_block(section: str, lang: str) -> str:
@@ -66,11 +66,15 @@ def test_readme_recipe_is_the_meltano_yml_entry():
     jobs = {j["name"]: j["tasks"] for j in project["jobs"]}
     assert jobs["postgres-to-capsule"] == ["tap-postgres target-capsule"]
     commands = code_block(section, "bash")
-    assert "run postgres-to-capsule" in commands and "meltano run tap-postgres target-capsule" in commands
+    assert (
+        "run postgres-to-capsule" in commands
+        and "meltano run tap-postgres target-capsule" in commands
+    )
 
 
 def test_postgres_rows_into_capsule_with_rejects_and_an_idempotent_rerun(
-        meltano, meltano_db, pg_database, tmp_path, token):
+    meltano, meltano_db, pg_database, tmp_path, token
+):
     db = pg_database
     db.execute(code_block(recipe_section(), "sql"))  # the README's table and view
 
@@ -83,26 +87,49 @@ def test_postgres_rows_into_capsule_with_rejects_and_an_idempotent_rerun(
         for party in before:
             for item in party.get("emailAddresses") or ():
                 owners.setdefault(item["address"].strip().casefold(), []).append(party["id"])
-        known = next(p for p in before if p["type"] == "person" and p.get("lastName")
-                     and len(p.get("emailAddresses") or ()) == 1
-                     and len(owners[p["emailAddresses"][0]["address"].strip().casefold()]) == 1)
-        rows = [*PEOPLE, (known["firstName"], known["lastName"],
-                          known["emailAddresses"][0]["address"].upper(), JOB_TITLE)]
-        db.execute("INSERT INTO contacts (first_name, last_name, email, job_title) VALUES "
-                   + ", ".join(f"({', '.join(map(sql, row))})" for row in rows))
+        known = next(
+            p
+            for p in before
+            if p["type"] == "person"
+            and p.get("lastName")
+            and len(p.get("emailAddresses") or ()) == 1
+            and len(owners[p["emailAddresses"][0]["address"].strip().casefold()]) == 1
+        )
+        rows = [
+            *PEOPLE,
+            (
+                known["firstName"],
+                known["lastName"],
+                known["emailAddresses"][0]["address"].upper(),
+                JOB_TITLE,
+            ),
+        ]
+        db.execute(
+            "INSERT INTO contacts (first_name, last_name, email, job_title) VALUES "
+            + ", ".join(f"({', '.join(map(sql, row))})" for row in rows)
+        )
 
         env = {
             # The recipe's connection settings are $PGHOST ... $PGDATABASE: point them at this
             # test's database.
-            "PGHOST": db.host, "PGPORT": str(db.port), "PGUSER": db.user,
-            "PGPASSWORD": db.password, "PGDATABASE": db.database,
+            "PGHOST": db.host,
+            "PGPORT": str(db.port),
+            "PGUSER": db.user,
+            "PGPASSWORD": db.password,
+            "PGDATABASE": db.database,
             "TARGET_CAPSULE_API_URL": sb.url,
             "TARGET_CAPSULE_ACCESS_TOKEN": token,
             "TARGET_CAPSULE_REJECTS_PATH": str(rejects),
         }
         started = time.monotonic()
-        first = meltano("--environment=dev", "run", "tap-postgres", "target-capsule", env=env,
-                        database=meltano_db)
+        first = meltano(
+            "--environment=dev",
+            "run",
+            "tap-postgres",
+            "target-capsule",
+            env=env,
+            database=meltano_db,
+        )
         first_seconds = time.monotonic() - started
         after = sb.state()["parties"]
         first_requests = sb.requests()
@@ -110,8 +137,9 @@ def test_postgres_rows_into_capsule_with_rejects_and_an_idempotent_rerun(
 
         sb.reset_requests()
         started = time.monotonic()
-        second = meltano("--environment=dev", "run", "postgres-to-capsule", env=env,
-                         database=meltano_db)
+        second = meltano(
+            "--environment=dev", "run", "postgres-to-capsule", env=env, database=meltano_db
+        )
         second_seconds = time.monotonic() - started
         again = sb.state()["parties"]
         second_requests = sb.requests()
@@ -119,22 +147,35 @@ def test_postgres_rows_into_capsule_with_rejects_and_an_idempotent_rerun(
     print(f"meltano runs: {first_seconds:.1f}s, {second_seconds:.1f}s")
 
     # Every row was read, through the view and the stream map.
-    read = [p for p in first.metrics("tap-postgres")
-            if p.get("metric") == "record_count"
-            and p.get("tags", {}).get("stream") == "public-capsule_contacts"]
+    read = [
+        p
+        for p in first.metrics("tap-postgres")
+        if p.get("metric") == "record_count"
+        and p.get("tags", {}).get("stream") == "public-capsule_contacts"
+    ]
     assert sum(p["value"] for p in read) == len(rows)
 
     # The new people are in Capsule, with their emails; the known person was updated by email.
     valid = [r for r in PEOPLE if r[0] and r[1]]
     new = [p for p in after if p["id"] not in before_ids]
-    assert sorted((p["type"], p["firstName"], p["lastName"], p.get("jobTitle"),
-                   [e["address"] for e in p.get("emailAddresses") or ()]) for p in new) == \
-        sorted(("person", first_name, last_name, job, [email.strip()] if email else [])
-               for first_name, last_name, email, job in valid)
+    assert sorted(
+        (
+            p["type"],
+            p["firstName"],
+            p["lastName"],
+            p.get("jobTitle"),
+            [e["address"] for e in p.get("emailAddresses") or ()],
+        )
+        for p in new
+    ) == sorted(
+        ("person", first_name, last_name, job, [email.strip()] if email else [])
+        for first_name, last_name, email, job in valid
+    )
     updated = next(p for p in after if p["id"] == known["id"])
     assert updated["jobTitle"] == JOB_TITLE
-    assert [e["address"] for e in updated["emailAddresses"]] == \
-        [known["emailAddresses"][0]["address"]]  # no second copy of the email in other case
+    assert [e["address"] for e in updated["emailAddresses"]] == [
+        known["emailAddresses"][0]["address"]
+    ]  # no second copy of the email in other case
     assert first_requests["by_route"].get("POST /parties") == len(valid)
     assert first_requests["by_route"].get("PUT /parties/{id}") == 1
     assert first_requests["writes"] == len(valid) + 1  # the rejected row never reached the API

@@ -14,16 +14,31 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"access_token", "refresh_token", "client_id", "client_secret"}
 # Settings every SDK plugin has; a definition may leave them out.
-SDK_BUILTINS = {"stream_maps", "stream_map_config", "faker_config", "flattening_enabled",
-                "flattening_max_depth", "flattening_max_key_length", "flattening_separator",
-                "batch_config", "add_record_metadata", "load_method", "batch_size_rows",
-                "validate_records"}
+SDK_BUILTINS = {
+    "stream_maps",
+    "stream_map_config",
+    "faker_config",
+    "flattening_enabled",
+    "flattening_max_depth",
+    "flattening_max_key_length",
+    "flattening_separator",
+    "batch_config",
+    "add_record_metadata",
+    "load_method",
+    "batch_size_rows",
+    "validate_records",
+}
 
 
 def about(executable: str) -> dict:
     script = Path(sys.executable).parent / executable
-    out = subprocess.run([str(script), "--about", "--format=json"], check=True,
-                         capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(
+        [str(script), "--about", "--format=json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     return json.loads(out)
 
 
@@ -39,7 +54,9 @@ def plugin(kind: str, name: str) -> dict:
     return next(p for p in project()["plugins"][kind] if p["name"] == name)
 
 
-@pytest.mark.parametrize(("kind", "name"), [("extractors", "tap-capsule"), ("loaders", "target-capsule")])
+@pytest.mark.parametrize(
+    ("kind", "name"), [("extractors", "tap-capsule"), ("loaders", "target-capsule")]
+)
 def test_meltano_yml_declares_every_setting_and_marks_secrets(kind, name):
     definition = plugin(kind, name)
     settings = {s["name"]: s for s in definition["settings"]}
@@ -52,10 +69,20 @@ def test_meltano_yml_declares_every_setting_and_marks_secrets(kind, name):
     assert set(definition["capabilities"]) <= set(about(name)["capabilities"]) | {"stream-maps"}
 
 
-@pytest.mark.parametrize(("kind", "name"), [("extractors", "tap-capsule"), ("loaders", "target-capsule")])
+@pytest.mark.parametrize(
+    ("kind", "name"), [("extractors", "tap-capsule"), ("loaders", "target-capsule")]
+)
 def test_hub_definition_declares_every_setting(kind, name):
     definition = yaml.safe_load((ROOT / "plugins" / kind / f"{name}.yml").read_text())
-    for key in ("name", "variant", "namespace", "pip_url", "executable", "capabilities", "settings"):
+    for key in (
+        "name",
+        "variant",
+        "namespace",
+        "pip_url",
+        "executable",
+        "capabilities",
+        "settings",
+    ):
         assert definition.get(key), key
     settings = {s["name"]: s for s in definition["settings"]}
     assert own_settings(name) <= set(settings)
@@ -66,10 +93,12 @@ def test_hub_definition_declares_every_setting(kind, name):
 def test_jobs_and_schedule():
     doc = project()
     jobs = {j["name"]: j["tasks"] for j in doc["jobs"]}
-    assert jobs == {"capsule-to-csv": ["tap-capsule target-csv"],
-                    "capsule-to-postgres": ["tap-capsule target-postgres"],
-                    "csv-to-capsule": ["tap-spreadsheets target-capsule"],
-                    "postgres-to-capsule": ["tap-postgres target-capsule"]}
+    assert jobs == {
+        "capsule-to-csv": ["tap-capsule target-csv"],
+        "capsule-to-postgres": ["tap-capsule target-postgres"],
+        "csv-to-capsule": ["tap-spreadsheets target-capsule"],
+        "postgres-to-capsule": ["tap-postgres target-capsule"],
+    }
     assert [s["job"] for s in doc["schedules"]] == ["capsule-to-postgres"]
     assert {e["name"] for e in doc["environments"]} == {"dev", "demo", "prod"}
     pip_urls = {p["name"]: p["pip_url"] for p in doc["plugins"]["loaders"]}
@@ -83,10 +112,21 @@ def test_hub_definitions_add_install_and_run_in_a_new_project(meltano, tmp_path)
     env = {"MELTANO_SYS_DIR_ROOT": str(tmp_path / "proj" / ".meltano")}
     meltano("init", "--no-usage-stats", "proj", cwd=tmp_path, env=env)
     proj = tmp_path / "proj"
-    for kind, kind_dir, name in (("extractor", "extractors", "tap-capsule"),
-                                 ("loader", "loaders", "target-capsule")):
-        meltano("add", "--no-install", "--from-ref", str(ROOT / "plugins" / kind_dir / f"{name}.yml"),
-                "--plugin-type", kind, name, cwd=proj, env=env)
+    for kind, kind_dir, name in (
+        ("extractor", "extractors", "tap-capsule"),
+        ("loader", "loaders", "target-capsule"),
+    ):
+        meltano(
+            "add",
+            "--no-install",
+            "--from-ref",
+            str(ROOT / "plugins" / kind_dir / f"{name}.yml"),
+            "--plugin-type",
+            kind,
+            name,
+            cwd=proj,
+            env=env,
+        )
     doc = yaml.safe_load((proj / "meltano.yml").read_text())
     assert [p["name"] for p in doc["plugins"]["extractors"]] == ["tap-capsule"]
     assert [p["name"] for p in doc["plugins"]["loaders"]] == ["target-capsule"]

@@ -21,14 +21,24 @@ def summary(output: str) -> dict[str, int]:
 
 
 def test_demo_runs_twice_and_the_second_run_is_incremental(meltano, tmp_path):
-    env = {"DEMO_PORT": "0", "DEMO_OUTPUT": str(tmp_path / "out"),
-           "DEMO_STATE_DB": str(tmp_path / "demo.db"), "MELTANO_BIN": meltano.executable}
+    env = {
+        "DEMO_PORT": "0",
+        "DEMO_OUTPUT": str(tmp_path / "out"),
+        "DEMO_STATE_DB": str(tmp_path / "demo.db"),
+        "MELTANO_BIN": meltano.executable,
+    }
 
     def demo() -> str:
-        proc = subprocess.run(["bash", str(ROOT / ".ci" / "demo")], cwd=ROOT,
-                              env=meltano.env(env), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=600)
+        proc = subprocess.run(
+            ["bash", str(ROOT / ".ci" / "demo")],
+            cwd=ROOT,
+            env=meltano.env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout[-4000:]
         assert "Sandbox stopped" in proc.stdout
         return proc.stdout

@@ -15,8 +15,9 @@ pytestmark = [pytest.mark.meltano, pytest.mark.postgres]
 STREAMS = ["parties", "opportunities", "pipelines"]
 
 
-def test_sandbox_to_postgres_incremental_with_soft_deletes(meltano, meltano_db, postgres, pg_schema,
-                                                          token):
+def test_sandbox_to_postgres_incremental_with_soft_deletes(
+    meltano, meltano_db, postgres, pg_schema, token
+):
     with Sandbox(token=token, scale=30, seed=21) as sb:
         env = {
             "TAP_CAPSULE_API_URL": sb.url,
@@ -25,8 +26,9 @@ def test_sandbox_to_postgres_incremental_with_soft_deletes(meltano, meltano_db, 
             "TAP_CAPSULE__SELECT": json.dumps([f"{s}.*" for s in STREAMS]),
             **postgres.target_env(pg_schema),
         }
-        first = meltano("--environment=dev", "run", "capsule-to-postgres", env=env,
-                        database=meltano_db)
+        first = meltano(
+            "--environment=dev", "run", "capsule-to-postgres", env=env, database=meltano_db
+        )
         first_requests = sb.requests()["by_route"]
         state = sb.state()
 
@@ -36,7 +38,9 @@ def test_sandbox_to_postgres_incremental_with_soft_deletes(meltano, meltano_db, 
         for stream in STREAMS:
             assert {r["id"] for r in rows(stream, "id")} == {r["id"] for r in state[stream]}, stream
         assert first.records("parties") == len(state["parties"])
-        batched = postgres.query(f'SELECT max(_sdc_batched_at) AS at FROM "{pg_schema}".parties')[0]["at"]
+        batched = postgres.query(f'SELECT max(_sdc_batched_at) AS at FROM "{pg_schema}".parties')[
+            0
+        ]["at"]
 
         live = [r["id"] for r in state["parties"]]
         changed, deleted = live[0], live[1]
@@ -44,8 +48,9 @@ def test_sandbox_to_postgres_incremental_with_soft_deletes(meltano, meltano_db, 
         sb.delete_record("parties", deleted)
         sb.reset_requests()
 
-        second = meltano("--environment=dev", "run", "capsule-to-postgres", env=env,
-                         database=meltano_db)
+        second = meltano(
+            "--environment=dev", "run", "capsule-to-postgres", env=env, database=meltano_db
+        )
         second_requests = sb.requests()["by_route"]
         # Records the sandbox changed since the first run: the edit, plus any the deletion touched
         # (e.g. people of a deleted organisation lose their organisation).

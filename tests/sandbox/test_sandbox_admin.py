@@ -29,7 +29,13 @@ def test_admin_calls_are_not_counted_and_reset_works(sandbox, sandbox_http):
     sandbox_http().get(sandbox.url + "/users")
     assert sandbox.requests()["total"] == 1
     sandbox.reset_requests()
-    assert sandbox.requests() == {"total": 0, "writes": 0, "oauth": 0, "by_path": {}, "by_route": {}}
+    assert sandbox.requests() == {
+        "total": 0,
+        "writes": 0,
+        "oauth": 0,
+        "by_path": {},
+        "by_route": {},
+    }
 
 
 def test_unauthorised_and_throttled_requests_are_counted(sandbox, sandbox_http):
@@ -38,9 +44,11 @@ def test_unauthorised_and_throttled_requests_are_counted(sandbox, sandbox_http):
 
 
 def test_same_seed_same_state_and_different_seed_differs(sandbox_token):
-    with Sandbox(token=sandbox_token, scale=40, seed=11) as a, \
-            Sandbox(token=sandbox_token, scale=40, seed=11) as b, \
-            Sandbox(token=sandbox_token, scale=40, seed=12) as c:
+    with (
+        Sandbox(token=sandbox_token, scale=40, seed=11) as a,
+        Sandbox(token=sandbox_token, scale=40, seed=11) as b,
+        Sandbox(token=sandbox_token, scale=40, seed=12) as c,
+    ):
         assert a.state() == b.state()
         assert a.state() != c.state()
 
@@ -69,12 +77,17 @@ def test_seed_timestamps_are_fixed_not_wall_clock(sandbox):
 
 def test_set_clock_stamps_writes_and_touch_bumps(sandbox, sandbox_http):
     sandbox.set_clock("2030-01-01T00:00:00Z")
-    created = sandbox_http().post(sandbox.url + "/parties",
-                                  json={"party": {"type": "person", "lastName": "Clock"}}).json()["party"]
+    created = (
+        sandbox_http()
+        .post(sandbox.url + "/parties", json={"party": {"type": "person", "lastName": "Clock"}})
+        .json()["party"]
+    )
     assert created["createdAt"] == "2030-01-01T00:00:00Z"
     sandbox.set_clock("2030-02-01T00:00:00+00:00")
     touched = sandbox.touch("parties", created["id"], lastName="Ticked")
     assert touched["lastName"] == "Ticked" and touched["updatedAt"] == "2030-02-01T00:00:00Z"
     assert sandbox.requests()["total"] == 1  # touch is not an API request
-    same = sandbox.touch("parties", created["id"], updatedAt="2030-02-01T00:00:00Z", about="same second")
+    same = sandbox.touch(
+        "parties", created["id"], updatedAt="2030-02-01T00:00:00Z", about="same second"
+    )
     assert same["updatedAt"] == "2030-02-01T00:00:00Z"

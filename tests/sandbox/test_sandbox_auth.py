@@ -22,20 +22,28 @@ def test_read_only_token_reads_but_gets_403_on_writes(sandbox_factory, sandbox_h
     sb = sandbox_factory(scale=5, seed=1, read_only_token="ro-token")
     session = sandbox_http(token="ro-token")
     assert session.get(sb.url + "/parties").status_code == 200
-    response = session.post(sb.url + "/parties", json={"party": {"type": "organisation", "name": "X"}})
+    response = session.post(
+        sb.url + "/parties", json={"party": {"type": "organisation", "name": "X"}}
+    )
     assert response.status_code == 403
     assert "WWW-Authenticate" in response.headers
     assert "X" not in {p.get("name") for p in sb.state()["parties"]}
 
 
 def oauth_sandbox(sandbox_factory):
-    return sandbox_factory(scale=3, seed=1, client_id="cid", client_secret="secret",
-                           refresh_token="rt-0")
+    return sandbox_factory(
+        scale=3, seed=1, client_id="cid", client_secret="secret", refresh_token="rt-0"
+    )
 
 
 def refresh(session, sb, token, **extra):
-    form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": "cid",
-            "client_secret": "secret", **extra}
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": token,
+        "client_id": "cid",
+        "client_secret": "secret",
+        **extra,
+    }
     return session.post(sb.origin + "/oauth/token", data=form)
 
 

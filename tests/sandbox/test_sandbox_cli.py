@@ -39,8 +39,12 @@ def test_pages_through_scale_1000_by_link_headers(sandbox_cli_factory, sandbox_h
 
 def test_sigterm_and_sigint_exit_cleanly(sandbox_token):
     for sig in (signal.SIGTERM, signal.SIGINT):
-        process = subprocess.Popen(command() + ["--port", "0", "--token", sandbox_token, "--scale", "2"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command() + ["--port", "0", "--token", sandbox_token, "--scale", "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         with process:
             assert process.stdout.readline().startswith("http://")
             process.send_signal(sig)
@@ -51,24 +55,32 @@ def test_token_from_environment(sandbox_token):
     import os
 
     env = {**os.environ, "CAPSULE_SANDBOX_TOKEN": sandbox_token}
-    with subprocess.Popen(command() + ["--port", "0", "--scale", "1"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env=env) as process:
+    with subprocess.Popen(
+        command() + ["--port", "0", "--scale", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as process:
         assert process.stdout.readline().startswith("http://")
         process.terminate()
         assert process.wait(timeout=10) == 0
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--scale", "-1"], "--scale"),
-    (["--port", "70000"], "--port"),
-    (["--port", "abc"], "--port"),
-    (["--rate-limit", "x"], "--rate-limit"),
-    (["--error-every", "-2"], "--error-every"),
-    (["--error-status", "42"], "--error-status"),
-    (["--slow-seconds", "nan"], "--slow-seconds"),
-    (["--client-id", "only"], "--client-id"),
-    (None, "--token"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--scale", "-1"], "--scale"),
+        (["--port", "70000"], "--port"),
+        (["--port", "abc"], "--port"),
+        (["--rate-limit", "x"], "--rate-limit"),
+        (["--error-every", "-2"], "--error-every"),
+        (["--error-status", "42"], "--error-status"),
+        (["--slow-seconds", "nan"], "--slow-seconds"),
+        (["--client-id", "only"], "--client-id"),
+        (None, "--token"),
+    ],
+)
 def test_bad_arguments_give_one_line_and_nonzero_exit(args, needle, sandbox_token):
     import os
 

@@ -6,22 +6,30 @@ def first_person_with_org(records):
 
 
 def test_tags_and_fields_absent_without_embed(sandbox, sandbox_http):
-    parties = sandbox_http().get(sandbox.url + "/parties", params={"perPage": 100}).json()["parties"]
+    parties = (
+        sandbox_http().get(sandbox.url + "/parties", params={"perPage": 100}).json()["parties"]
+    )
     for p in parties:
         assert "tags" not in p and "fields" not in p and "missingImportantFields" not in p
 
 
 def test_tags_and_fields_present_with_embed(sandbox, sandbox_http):
-    parties = sandbox_http().get(sandbox.url + "/parties",
-                                 params={"perPage": 100, "embed": "tags,fields"}).json()["parties"]
+    parties = (
+        sandbox_http()
+        .get(sandbox.url + "/parties", params={"perPage": 100, "embed": "tags,fields"})
+        .json()["parties"]
+    )
     assert all("tags" in p and "fields" in p for p in parties)
     assert any(p["tags"] for p in parties) and any(p["fields"] for p in parties)
     assert all("missingImportantFields" not in p for p in parties)
 
 
 def test_missing_important_fields_embed(sandbox, sandbox_http):
-    parties = sandbox_http().get(sandbox.url + "/parties",
-                                 params={"embed": "missingImportantFields"}).json()["parties"]
+    parties = (
+        sandbox_http()
+        .get(sandbox.url + "/parties", params={"embed": "missingImportantFields"})
+        .json()["parties"]
+    )
     assert all(isinstance(p["missingImportantFields"], bool) for p in parties)
 
 
@@ -46,22 +54,30 @@ def test_custom_field_values_by_type_and_numbers_as_strings(sandbox):
 def test_organisation_is_a_stub_unless_embedded(sandbox, sandbox_http):
     session = sandbox_http()
     plain = first_person_with_org(
-        session.get(sandbox.url + "/parties", params={"perPage": 100}).json()["parties"])
+        session.get(sandbox.url + "/parties", params={"perPage": 100}).json()["parties"]
+    )
     assert set(plain["organisation"]) <= {"id", "type", "name", "pictureURL"}
-    full = session.get(f"{sandbox.url}/parties/{plain['id']}", params={"embed": "organisation"}).json()
+    full = session.get(
+        f"{sandbox.url}/parties/{plain['id']}", params={"embed": "organisation"}
+    ).json()
     org = full["party"]["organisation"]
     assert org["id"] == plain["organisation"]["id"] and "createdAt" in org
 
 
 def test_unknown_embed_values_are_ignored(sandbox, sandbox_http):
-    response = sandbox_http().get(sandbox.url + "/parties", params={"embed": "tags,bogus,milestone"})
+    response = sandbox_http().get(
+        sandbox.url + "/parties", params={"embed": "tags,bogus,milestone"}
+    )
     assert response.status_code == 200
     assert all("bogus" not in p for p in response.json()["parties"])
 
 
 def test_opportunity_embeds_party_and_milestone(sandbox, sandbox_http):
-    opp = sandbox_http().get(sandbox.url + "/opportunities",
-                             params={"embed": "party,milestone,tags"}).json()["opportunities"][0]
+    opp = (
+        sandbox_http()
+        .get(sandbox.url + "/opportunities", params={"embed": "party,milestone,tags"})
+        .json()["opportunities"][0]
+    )
     assert "createdAt" in opp["party"] and "probability" in opp["milestone"] and "tags" in opp
 
 
@@ -73,5 +89,7 @@ def test_teams_memberships_only_when_embedded(sandbox, sandbox_http):
 
 
 def test_meta_total_count(sandbox, sandbox_http):
-    body = sandbox_http().get(sandbox.url + "/parties", params={"embed": "meta", "perPage": 2}).json()
+    body = (
+        sandbox_http().get(sandbox.url + "/parties", params={"embed": "meta", "perPage": 2}).json()
+    )
     assert body["meta"]["totalCount"] == len(sandbox.state()["parties"])

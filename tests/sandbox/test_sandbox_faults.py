@@ -26,16 +26,18 @@ def test_error_has_json_body_and_rate_limit_headers(sandbox_factory, sandbox_htt
 
 def test_error_before_write_does_not_apply_it(sandbox, sandbox_http):
     sandbox.set_faults(error_every=1)
-    response = sandbox_http().post(sandbox.url + "/parties",
-                                   json={"party": {"type": "organisation", "name": "Ghost Ltd"}})
+    response = sandbox_http().post(
+        sandbox.url + "/parties", json={"party": {"type": "organisation", "name": "Ghost Ltd"}}
+    )
     assert response.status_code == 503
     assert "Ghost Ltd" not in {p.get("name") for p in sandbox.state()["parties"]}
 
 
 def test_fault_after_write_applies_the_write_then_fails(sandbox, sandbox_http):
     sandbox.set_faults(error_every=1, fault_after_write=True)
-    response = sandbox_http().post(sandbox.url + "/parties",
-                                   json={"party": {"type": "organisation", "name": "Twice Ltd"}})
+    response = sandbox_http().post(
+        sandbox.url + "/parties", json={"party": {"type": "organisation", "name": "Twice Ltd"}}
+    )
     assert response.status_code == 503
     assert "Twice Ltd" in {p.get("name") for p in sandbox.state()["parties"]}
 
@@ -52,8 +54,10 @@ def test_drop_closes_the_connection_without_answer(sandbox, sandbox_http):
 def test_drop_after_write_still_creates(sandbox, sandbox_http):
     sandbox.set_faults(drop_every=1, fault_after_write=True)
     with pytest.raises(requests.ConnectionError):
-        sandbox_http().post(sandbox.url + "/parties",
-                            json={"party": {"type": "organisation", "name": "Dropped Ltd"}})
+        sandbox_http().post(
+            sandbox.url + "/parties",
+            json={"party": {"type": "organisation", "name": "Dropped Ltd"}},
+        )
     assert "Dropped Ltd" in {p.get("name") for p in sandbox.state()["parties"]}
 
 

@@ -4,12 +4,27 @@ import json
 import subprocess
 import sys
 
-FORBIDDEN = ["singer_sdk", "target_capsule", "tap_capsule.tap", "tap_capsule.streams",
-             "tap_capsule.api_client", "requests"]
-MODULES = ["tap_capsule.sandbox", "tap_capsule.sandbox.server", "tap_capsule.sandbox.cli",
-           "tap_capsule.sandbox.store", "tap_capsule.sandbox.seed", "tap_capsule.sandbox.validation",
-           "tap_capsule.sandbox.faults", "tap_capsule.sandbox.ratelimit", "tap_capsule.sandbox.auth",
-           "tap_capsule.sandbox.harness", "tap_capsule.sandbox.clock"]
+FORBIDDEN = [
+    "singer_sdk",
+    "target_capsule",
+    "tap_capsule.tap",
+    "tap_capsule.streams",
+    "tap_capsule.api_client",
+    "requests",
+]
+MODULES = [
+    "tap_capsule.sandbox",
+    "tap_capsule.sandbox.server",
+    "tap_capsule.sandbox.cli",
+    "tap_capsule.sandbox.store",
+    "tap_capsule.sandbox.seed",
+    "tap_capsule.sandbox.validation",
+    "tap_capsule.sandbox.faults",
+    "tap_capsule.sandbox.ratelimit",
+    "tap_capsule.sandbox.auth",
+    "tap_capsule.sandbox.harness",
+    "tap_capsule.sandbox.clock",
+]
 
 
 def test_sandbox_imports_only_the_catalogue_from_the_project():
@@ -23,4 +38,5 @@ def test_sandbox_imports_only_the_catalogue_from_the_project():
     assert not [m for m in FORBIDDEN if m in loaded]
     project = {m for m in loaded if m.startswith(("tap_capsule", "target_capsule"))}
     assert project <= {"tap_capsule", "tap_capsule.catalogue"} | set(MODULES) | {
-        "tap_capsule.sandbox.errors"}
+        "tap_capsule.sandbox.errors"
+    }

@@ -37,16 +37,25 @@ def test_stages_hide_archived_and_deleted_board_stages(sandbox, sandbox_http):
     all_status = listed(session, sandbox.url + "/stages", "stages", status="all")
     assert any(s["archived"] for s in all_status)
     assert not any(s["board"]["id"] in deleted_boards for s in all_status)
-    every = listed(session, sandbox.url + "/stages", "stages", status="all", includeOnDeletedBoard="true")
+    every = listed(
+        session, sandbox.url + "/stages", "stages", status="all", includeOnDeletedBoard="true"
+    )
     assert len(every) == len(state["stages"])
 
 
 def test_track_definitions_by_type(sandbox, sandbox_http):
     session = sandbox_http()
     url = sandbox.url + "/trackdefinitions"
-    assert {d["captureRule"] for d in listed(session, url, "trackDefinitions")} == {"CASEFILE", "OPPORTUNITY"}
-    assert {d["captureRule"] for d in listed(session, url, "trackDefinitions", type="kases")} == {"CASEFILE"}
-    assert {d["captureRule"] for d in listed(session, url, "trackDefinitions", type="opportunities")} == {"OPPORTUNITY"}
+    assert {d["captureRule"] for d in listed(session, url, "trackDefinitions")} == {
+        "CASEFILE",
+        "OPPORTUNITY",
+    }
+    assert {d["captureRule"] for d in listed(session, url, "trackDefinitions", type="kases")} == {
+        "CASEFILE"
+    }
+    assert {
+        d["captureRule"] for d in listed(session, url, "trackDefinitions", type="opportunities")
+    } == {"OPPORTUNITY"}
 
 
 def test_legacy_milestones_cover_only_the_oldest_pipeline(sandbox, sandbox_http):
@@ -56,8 +65,11 @@ def test_legacy_milestones_cover_only_the_oldest_pipeline(sandbox, sandbox_http)
     legacy = listed(session, sandbox.url + "/milestones", "milestones")
     oldest = min(state["pipelines"], key=lambda p: p["createdAt"])
     assert {m["pipeline"]["id"] for m in legacy} == {oldest["id"]}
-    per_pipeline = [m for p in state["pipelines"]
-                    for m in listed(session, f"{sandbox.url}/pipelines/{p['id']}/milestones", "milestones")]
+    per_pipeline = [
+        m
+        for p in state["pipelines"]
+        for m in listed(session, f"{sandbox.url}/pipelines/{p['id']}/milestones", "milestones")
+    ]
     assert len(per_pipeline) == len(state["milestones"]) > len(legacy)
     assert all("pipelineId" not in m for m in per_pipeline)  # Capsule sends pipeline{id,name}
 
@@ -71,8 +83,13 @@ def test_closed_opportunities_have_lost_reasons(sandbox_factory):
 
 def test_child_list_of_missing_parent_is_404(sandbox, sandbox_http):
     session = sandbox_http()
-    for path in ("/opportunities/1/tracks", "/kases/1/parties", "/pipelines/1/milestones",
-                 "/parties/1/entries", "/parties/1/opportunities"):
+    for path in (
+        "/opportunities/1/tracks",
+        "/kases/1/parties",
+        "/pipelines/1/milestones",
+        "/parties/1/entries",
+        "/parties/1/opportunities",
+    ):
         response = session.get(sandbox.url + path)
         assert response.status_code == 404, path
         assert response.json() == {"message": "Could not find resource"}
@@ -82,11 +99,15 @@ def test_tracks_and_additional_parties_lists(sandbox, sandbox_http):
     session = sandbox_http()
     state = sandbox.state()
     track = state["opportunity_tracks"][0]
-    tracks = listed(session, f"{sandbox.url}/opportunities/{track['opportunityId']}/tracks", "tracks")
+    tracks = listed(
+        session, f"{sandbox.url}/opportunities/{track['opportunityId']}/tracks", "tracks"
+    )
     assert track["id"] in [t["id"] for t in tracks]
     assert all("opportunityId" not in t for t in tracks)
     link = state["opportunity_parties"][0]
-    parties = listed(session, f"{sandbox.url}/opportunities/{link['opportunityId']}/parties", "parties")
+    parties = listed(
+        session, f"{sandbox.url}/opportunities/{link['opportunityId']}/parties", "parties"
+    )
     assert link["partyId"] in [p["id"] for p in parties]
 
 
@@ -94,8 +115,11 @@ def test_reference_lists_and_extras(sandbox, sandbox_http):
     session = sandbox_http()
     assert listed(session, sandbox.url + "/titles", "personTitles")[0].keys() == {"id", "title"}
     assert {"name", "alpha2Code", "alpha3Code", "numericCode"} == set(
-        listed(session, sandbox.url + "/countries", "countries")[0])
-    activity = {a["id"]: a["name"] for a in listed(session, sandbox.url + "/activitytypes", "activityTypes")}
+        listed(session, sandbox.url + "/countries", "countries")[0]
+    )
+    activity = {
+        a["id"]: a["name"] for a in listed(session, sandbox.url + "/activitytypes", "activityTypes")
+    }
     assert activity[-1] == "Note" and activity[-2] == "Meeting" and activity[-3] == "Call"
     assert session.get(sandbox.url + "/users/current").json()["user"]["id"] == 1
     assert set(session.get(sandbox.url + "/site").json()["site"]) == {"url", "subdomain", "name"}
@@ -108,18 +132,35 @@ def test_reference_lists_and_extras(sandbox, sandbox_http):
 def test_tag_and_field_definition_ids_are_reused_across_entities(sandbox):
     state = sandbox.state()
     assert {t["id"] for t in state["party_tags"]} & {t["id"] for t in state["case_tags"]}
-    assert {f["id"] for f in state["party_custom_fields"]} & {f["id"] for f in state["opportunity_custom_fields"]}
+    assert {f["id"] for f in state["party_custom_fields"]} & {
+        f["id"] for f in state["opportunity_custom_fields"]
+    }
 
 
-def test_a_new_catalogue_entry_gets_routes_and_generic_rows(monkeypatch, sandbox_http, sandbox_token):
-    widgets = CapsuleObject(stream="widgets", path="/widgets", list_key="widgets", item_key="widget",
-                            schema={"id": INTEGER, "name": STRING, "owner": catalogue.USER_REF,
-                                    **catalogue.TIMESTAMPS},
-                            replication_key="updatedAt", operations=catalogue.ALL_OPERATIONS)
-    parts = dataclasses.replace(widgets, stream="widget_parts", path="/widgets/{widgetId}/parts",
-                                list_key="parts", item_key="part", parent="widgets",
-                                parent_key="widgetId", item_path="/parts/{id}", create_path="/parts",
-                                schema={"id": INTEGER, "label": STRING, "widgetId": INTEGER})
+def test_a_new_catalogue_entry_gets_routes_and_generic_rows(
+    monkeypatch, sandbox_http, sandbox_token
+):
+    widgets = CapsuleObject(
+        stream="widgets",
+        path="/widgets",
+        list_key="widgets",
+        item_key="widget",
+        schema={"id": INTEGER, "name": STRING, "owner": catalogue.USER_REF, **catalogue.TIMESTAMPS},
+        replication_key="updatedAt",
+        operations=catalogue.ALL_OPERATIONS,
+    )
+    parts = dataclasses.replace(
+        widgets,
+        stream="widget_parts",
+        path="/widgets/{widgetId}/parts",
+        list_key="parts",
+        item_key="part",
+        parent="widgets",
+        parent_key="widgetId",
+        item_path="/parts/{id}",
+        create_path="/parts",
+        schema={"id": INTEGER, "label": STRING, "widgetId": INTEGER},
+    )
     monkeypatch.setattr(catalogue, "OBJECTS", catalogue.OBJECTS + (widgets, parts))
     with Sandbox(token=sandbox_token, scale=20, seed=1) as sb:
         session = sandbox_http()
@@ -131,6 +172,8 @@ def test_a_new_catalogue_entry_gets_routes_and_generic_rows(monkeypatch, sandbox
         assert parts_list and all("widgetId" not in p for p in parts_list)
         created = session.post(sb.url + "/widgets", json={"widget": {"name": "New"}})
         assert created.status_code == 201 and created.json()["widget"]["name"] == "New"
-        part = session.post(sb.url + "/parts", json={"part": {"label": "P", "widget": {"id": rows[0]["id"]}}})
+        part = session.post(
+            sb.url + "/parts", json={"part": {"label": "P", "widget": {"id": rows[0]["id"]}}}
+        )
         assert part.status_code == 201
         assert sb.state()["widget_parts"][-1]["widgetId"] == rows[0]["id"]

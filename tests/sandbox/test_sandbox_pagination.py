@@ -6,7 +6,10 @@ import pytest
 
 
 def links(response) -> dict:
-    return {rel: url for url, rel in re.findall(r'<([^>]+)>;\s*rel="(\w+)"', response.headers.get("Link", ""))}
+    return {
+        rel: url
+        for url, rel in re.findall(r'<([^>]+)>;\s*rel="(\w+)"', response.headers.get("Link", ""))
+    }
 
 
 def follow(session, url, params=None):
@@ -67,14 +70,22 @@ def test_invalid_paging_is_400(sandbox, sandbox_http, params):
 
 def test_core_lists_are_newest_created_first(sandbox, sandbox_http):
     session = sandbox_http()
-    for path, key in (("/parties", "parties"), ("/opportunities", "opportunities"),
-                      ("/kases", "kases"), ("/tasks?status=open,completed,pending", "tasks")):
-        ids = [r["id"] for r in session.get(sandbox.url + path, params={"perPage": 100}).json()[key]]
+    for path, key in (
+        ("/parties", "parties"),
+        ("/opportunities", "opportunities"),
+        ("/kases", "kases"),
+        ("/tasks?status=open,completed,pending", "tasks"),
+    ):
+        ids = [
+            r["id"] for r in session.get(sandbox.url + path, params={"perPage": 100}).json()[key]
+        ]
         assert ids == sorted(ids, reverse=True), path
 
 
 def test_entries_are_newest_first_by_entry_at(sandbox, sandbox_http):
-    entries = sandbox_http().get(sandbox.url + "/entries", params={"perPage": 100}).json()["entries"]
+    entries = (
+        sandbox_http().get(sandbox.url + "/entries", params={"perPage": 100}).json()["entries"]
+    )
     stamps = [e["entryAt"] for e in entries]
     assert stamps == sorted(stamps, reverse=True)
     assert len(entries) > 20

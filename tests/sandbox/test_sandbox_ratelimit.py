@@ -7,7 +7,9 @@ def test_every_response_has_rate_limit_headers(sandbox, sandbox_http):
     session = sandbox_http()
     for path in ("/parties", "/parties/999999999", "/nope"):
         response = session.get(sandbox.url + path)
-        assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(response.headers)
+        assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(
+            response.headers
+        )
         assert response.headers["X-RateLimit-Limit"] == "4000"
 
 

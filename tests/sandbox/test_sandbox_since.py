@@ -23,9 +23,14 @@ def all_ids(session, url, key, **params):
         page += 1
 
 
-@pytest.mark.parametrize("stream,path,key", [("parties", "/parties", "parties"),
-                                             ("opportunities", "/opportunities", "opportunities"),
-                                             ("cases", "/kases", "kases")])
+@pytest.mark.parametrize(
+    "stream,path,key",
+    [
+        ("parties", "/parties", "parties"),
+        ("opportunities", "/opportunities", "opportunities"),
+        ("cases", "/kases", "kases"),
+    ],
+)
 def test_since_is_strictly_after(sandbox, sandbox_http, stream, path, key):
     records = sandbox.state()[stream]
     stamps = sorted({r["updatedAt"] for r in records})
@@ -49,10 +54,14 @@ def test_seed_has_records_sharing_one_second_and_since_excludes_that_second(sand
 def test_since_accepts_offsets_and_fractions(sandbox, sandbox_http):
     session = sandbox_http()
     base = all_ids(session, sandbox.url + "/parties", "parties", since="2025-06-01T00:00:00Z")
-    assert all_ids(session, sandbox.url + "/parties", "parties",
-                   since="2025-06-01T02:00:00+02:00") == base
-    assert all_ids(session, sandbox.url + "/parties", "parties",
-                   since="2025-06-01T00:00:00.000Z") == base
+    assert (
+        all_ids(session, sandbox.url + "/parties", "parties", since="2025-06-01T02:00:00+02:00")
+        == base
+    )
+    assert (
+        all_ids(session, sandbox.url + "/parties", "parties", since="2025-06-01T00:00:00.000Z")
+        == base
+    )
 
 
 @pytest.mark.parametrize("bad", ["yesterday", "2025-13-01T00:00:00Z", ""])
@@ -76,8 +85,13 @@ def test_parties_deleted_requires_since(sandbox, sandbox_http):
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("path,keys", [("/opportunities/deleted", ("opportunities", "restrictedOpportunities")),
-                                       ("/kases/deleted", ("kases", "restrictedKases"))])
+@pytest.mark.parametrize(
+    "path,keys",
+    [
+        ("/opportunities/deleted", ("opportunities", "restrictedOpportunities")),
+        ("/kases/deleted", ("kases", "restrictedKases")),
+    ],
+)
 def test_other_deleted_feeds_take_optional_since(sandbox, sandbox_http, path, keys):
     body = sandbox_http().get(sandbox.url + path).json()
     assert set(body) == set(keys)
@@ -86,8 +100,11 @@ def test_other_deleted_feeds_take_optional_since(sandbox, sandbox_http, path, ke
 
 
 def test_deleted_parties_feed_shape_and_restricted_stubs(sandbox, sandbox_http):
-    body = sandbox_http().get(sandbox.url + "/parties/deleted",
-                              params={"since": "2024-01-01T00:00:00Z"}).json()
+    body = (
+        sandbox_http()
+        .get(sandbox.url + "/parties/deleted", params={"since": "2024-01-01T00:00:00Z"})
+        .json()
+    )
     assert set(body) == {"parties", "restrictedParties"}
     state = sandbox.state()
     assert {d["id"] for d in body["parties"]} == {d["id"] for d in state["_deleted"]["parties"]}
@@ -112,8 +129,9 @@ def test_deleted_feed_since_is_strict(sandbox, sandbox_http):
 def test_deleted_feed_is_paginated(sandbox_factory, sandbox_http):
     sb = sandbox_factory(scale=200, seed=4)
     session = sandbox_http()
-    first = session.get(sb.url + "/parties/deleted",
-                        params={"since": "2024-01-01T00:00:00Z", "perPage": 2})
+    first = session.get(
+        sb.url + "/parties/deleted", params={"since": "2024-01-01T00:00:00Z", "perPage": 2}
+    )
     assert len(first.json()["parties"]) == 2
     assert 'rel="next"' in first.headers["Link"]
 
@@ -124,7 +142,9 @@ def test_delete_and_restrict_via_admin_reach_the_feeds(sandbox, sandbox_http):
     parties = sandbox.state()["parties"]
     sandbox.delete_record("parties", parties[0]["id"])
     sandbox.restrict_record("parties", parties[1]["id"])
-    body = session.get(sandbox.url + "/parties/deleted", params={"since": "2026-01-01T00:00:00Z"}).json()
+    body = session.get(
+        sandbox.url + "/parties/deleted", params={"since": "2026-01-01T00:00:00Z"}
+    ).json()
     assert body["parties"] == [{"id": parties[0]["id"], "deletedAt": "2026-02-02T02:02:02Z"}]
     assert [r["id"] for r in body["restrictedParties"]] == [parties[1]["id"]]
     assert session.get(f"{sandbox.url}/parties/{parties[1]['id']}").status_code == 404

@@ -9,8 +9,12 @@ def org_payload(name="Write Test Ltd", **extra):
 
 def test_post_is_201_with_location_and_full_record(sandbox, sandbox_http):
     session = sandbox_http()
-    response = session.post(sandbox.url + "/parties", json=org_payload(
-        emailAddresses=[{"type": "Work", "address": "hi@example.com"}], tags=[{"name": "vip"}]))
+    response = session.post(
+        sandbox.url + "/parties",
+        json=org_payload(
+            emailAddresses=[{"type": "Work", "address": "hi@example.com"}], tags=[{"name": "vip"}]
+        ),
+    )
     assert response.status_code == 201
     party = response.json()["party"]
     assert response.headers["Location"] == f"{sandbox.url}/parties/{party['id']}"
@@ -26,8 +30,9 @@ def test_post_is_201_with_location_and_full_record(sandbox, sandbox_http):
 def test_put_merges_contacts_and_bumps_updated_at(sandbox, sandbox_http):
     session = sandbox_http()
     sandbox.set_clock("2026-01-01T00:00:00Z")
-    party = session.post(sandbox.url + "/parties", json=org_payload(
-        phoneNumbers=[{"number": "1"}])).json()["party"]
+    party = session.post(
+        sandbox.url + "/parties", json=org_payload(phoneNumbers=[{"number": "1"}])
+    ).json()["party"]
     sandbox.set_clock("2026-01-02T00:00:00Z")
     url = f"{sandbox.url}/parties/{party['id']}"
     updated = session.put(url, json={"party": {"phoneNumbers": [{"number": "2"}]}}).json()["party"]
@@ -58,7 +63,9 @@ def test_put_tags_add_by_name_and_remove_by_id(sandbox, sandbox_http):
     tag = tagged.json()["party"]["tags"][0]
     assert tag["name"] == "Brand New Tag"
     assert tag["id"] in {d["id"] for d in sandbox.state()["party_tags"]}  # definition created
-    cleared = session.put(url + "?embed=tags", json={"party": {"tags": [{"id": tag["id"], "_delete": True}]}})
+    cleared = session.put(
+        url + "?embed=tags", json={"party": {"tags": [{"id": tag["id"], "_delete": True}]}}
+    )
     assert cleared.json()["party"]["tags"] == []
 
 
@@ -67,16 +74,27 @@ def test_put_fields_by_definition_id_bare_id_and_name(sandbox, sandbox_http):
     defs = {d["name"]: d for d in sandbox.state()["party_custom_fields"]}
     party = session.post(sandbox.url + "/parties", json=org_payload()).json()["party"]
     url = f"{sandbox.url}/parties/{party['id']}?embed=fields"
-    body = {"fields": [{"definition": {"id": defs["Employees"]["id"]}, "value": 42},
-                       {"definition": defs["Newsletter"]["id"], "value": True},
-                       {"definition": {"name": "Notes"}, "value": "hello"}]}
+    body = {
+        "fields": [
+            {"definition": {"id": defs["Employees"]["id"]}, "value": 42},
+            {"definition": defs["Newsletter"]["id"], "value": True},
+            {"definition": {"name": "Notes"}, "value": "hello"},
+        ]
+    }
     fields = session.put(url, json={"party": body}).json()["party"]["fields"]
     values = {f["definition"]["name"]: f["value"] for f in fields}
     assert values == {"Employees": "42", "Newsletter": True, "Notes": "hello"}
     notes = next(f for f in fields if f["definition"]["name"] == "Notes")
-    fields = session.put(url, json={"party": {"fields": [{"id": notes["id"], "_delete": True}]}}).json()["party"]["fields"]
+    fields = session.put(
+        url, json={"party": {"fields": [{"id": notes["id"], "_delete": True}]}}
+    ).json()["party"]["fields"]
     assert "Notes" not in {f["definition"]["name"] for f in fields}
-    bad = session.put(url, json={"party": {"fields": [{"definition": {"id": defs["Industry"]["id"]}, "value": "Nope"}]}})
+    bad = session.put(
+        url,
+        json={
+            "party": {"fields": [{"definition": {"id": defs["Industry"]["id"]}, "value": "Nope"}]}
+        },
+    )
     assert bad.status_code == 422
 
 
@@ -135,15 +153,27 @@ def test_tracks_create_update_delete(sandbox, sandbox_http):
     state = sandbox.state()
     definition = next(d for d in state["track_definitions"] if d["captureRule"] == "CASEFILE")
     kase = state["cases"][0]
-    response = session.post(sandbox.url + "/tracks", json={"track": {
-        "definition": {"id": definition["id"]}, "kase": {"id": kase["id"]}, "trackDateOn": "2026-02-01"}})
+    response = session.post(
+        sandbox.url + "/tracks",
+        json={
+            "track": {
+                "definition": {"id": definition["id"]},
+                "kase": {"id": kase["id"]},
+                "trackDateOn": "2026-02-01",
+            }
+        },
+    )
     assert response.status_code == 201
     track = response.json()["track"]
     assert response.headers["Location"] == f"{sandbox.url}/tracks/{track['id']}"
     assert len(track["tasks"]) == len(definition["taskDefinitions"])
-    assert track["id"] in [t["id"] for t in session.get(f"{sandbox.url}/kases/{kase['id']}/tracks").json()["tracks"]]
-    updated = session.put(f"{sandbox.url}/tracks/{track['id']}", json={"track": {
-        "description": "Changed", "direction": "END_DATE"}}).json()["track"]
+    assert track["id"] in [
+        t["id"] for t in session.get(f"{sandbox.url}/kases/{kase['id']}/tracks").json()["tracks"]
+    ]
+    updated = session.put(
+        f"{sandbox.url}/tracks/{track['id']}",
+        json={"track": {"description": "Changed", "direction": "END_DATE"}},
+    ).json()["track"]
     assert updated["description"] == "Changed" and updated["direction"] == track["direction"]
     assert session.delete(f"{sandbox.url}/tracks/{track['id']}").status_code == 204
     task_ids = {t["id"] for t in sandbox.state()["tasks"]}
@@ -154,13 +184,24 @@ def test_users_are_update_only(sandbox, sandbox_http):
     session = sandbox_http()
     user = sandbox.state()["users"][0]
     assert session.post(sandbox.url + "/users", json={"user": {"name": "X"}}).status_code == 405
-    assert session.delete(f"{sandbox.url}/users/{user['id']}").json() == {"message": "Method not allowed"}
-    response = session.put(f"{sandbox.url}/users/{user['id']}", json={"user": {"timezone": "Europe/Paris"}})
+    assert session.delete(f"{sandbox.url}/users/{user['id']}").json() == {
+        "message": "Method not allowed"
+    }
+    response = session.put(
+        f"{sandbox.url}/users/{user['id']}", json={"user": {"timezone": "Europe/Paris"}}
+    )
     assert response.status_code == 200 and response.json()["user"]["timezone"] == "Europe/Paris"
 
 
-@pytest.mark.parametrize("method,path", [("POST", "/countries"), ("PUT", "/pipelines/100"),
-                                         ("DELETE", "/teams/1"), ("PATCH", "/parties")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/countries"),
+        ("PUT", "/pipelines/100"),
+        ("DELETE", "/teams/1"),
+        ("PATCH", "/parties"),
+    ],
+)
 def test_operations_missing_from_catalogue_are_405(sandbox, sandbox_http, method, path):
     response = sandbox_http().request(method, sandbox.url + path, json={"x": {}})
     assert response.status_code == 405
@@ -176,13 +217,19 @@ def test_unknown_path_is_404(sandbox, sandbox_http):
 def test_task_completion_and_milestone_effects(sandbox, sandbox_http):
     session = sandbox_http()
     state = sandbox.state()
-    task = session.post(sandbox.url + "/tasks", json={"task": {"description": "T", "dueOn": "2026-01-01"}}).json()["task"]
-    done = session.put(f"{sandbox.url}/tasks/{task['id']}", json={"task": {"status": "COMPLETED"}}).json()["task"]
+    task = session.post(
+        sandbox.url + "/tasks", json={"task": {"description": "T", "dueOn": "2026-01-01"}}
+    ).json()["task"]
+    done = session.put(
+        f"{sandbox.url}/tasks/{task['id']}", json={"task": {"status": "COMPLETED"}}
+    ).json()["task"]
     assert done["status"] == "COMPLETED" and done["completedAt"]
     won = next(m for m in state["milestones"] if m["name"] == "Won")
     opp = state["opportunities"][0]
-    closed = session.put(f"{sandbox.url}/opportunities/{opp['id']}",
-                         json={"opportunity": {"milestone": {"id": won["id"]}}}).json()["opportunity"]
+    closed = session.put(
+        f"{sandbox.url}/opportunities/{opp['id']}",
+        json={"opportunity": {"milestone": {"id": won["id"]}}},
+    ).json()["opportunity"]
     assert closed["probability"] == 100 and closed["closedOn"]
 
 

@@ -44,8 +44,15 @@ def select(catalog: dict, streams: set[str]) -> dict:
 def run_tap(tmp_path):
     counter = iter(range(1000))
 
-    def run(config: dict, *, streams: set[str] | None = None, state: dict | None = None,
-            check: bool = True, discover: bool = False, catalog: dict | None = None) -> TapRun:
+    def run(
+        config: dict,
+        *,
+        streams: set[str] | None = None,
+        state: dict | None = None,
+        check: bool = True,
+        discover: bool = False,
+        catalog: dict | None = None,
+    ) -> TapRun:
         n = next(counter)
         cfg = tmp_path / f"config{n}.json"
         cfg.write_text(json.dumps(config))
@@ -57,8 +64,12 @@ def run_tap(tmp_path):
             cat_path.write_text(json.dumps(catalog))
             cmd += ["--catalog", str(cat_path)]
         elif streams is not None:
-            found = subprocess.run([TAP, "--config", str(cfg), "--discover"], capture_output=True,
-                                   text=True, check=True)
+            found = subprocess.run(
+                [TAP, "--config", str(cfg), "--discover"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             cat_path = tmp_path / f"catalog{n}.json"
             cat_path.write_text(json.dumps(select(json.loads(found.stdout), streams)))
             cmd += ["--catalog", str(cat_path)]

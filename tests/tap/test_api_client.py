@@ -45,16 +45,23 @@ def clock() -> FakeClock:
 
 
 def session(clock: FakeClock, **config) -> CapsuleSession:
-    pacer = RateLimitPacer(reserve=config.pop("rate_limit_reserve", 0.2),
-                           max_wait=config.pop("max_rate_limit_wait", 3900),
-                           sleep=clock.sleep, clock=clock.time)
-    return CapsuleSession({"access_token": TOKEN, "api_url": API, **config}, pacer=pacer,
-                          sleep=clock.sleep)
+    pacer = RateLimitPacer(
+        reserve=config.pop("rate_limit_reserve", 0.2),
+        max_wait=config.pop("max_rate_limit_wait", 3900),
+        sleep=clock.sleep,
+        clock=clock.time,
+    )
+    return CapsuleSession(
+        {"access_token": TOKEN, "api_url": API, **config}, pacer=pacer, sleep=clock.sleep
+    )
 
 
 def limits(remaining: int, reset_in: float, clock: FakeClock, limit: int = 4000) -> dict:
-    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(int(clock.now + reset_in))}
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(int(clock.now + reset_in)),
+    }
 
 
 def test_bearer_token_is_sent(requests_mock, clock):
@@ -64,19 +71,29 @@ def test_bearer_token_is_sent(requests_mock, clock):
 
 
 def test_429_waits_until_reset_then_succeeds(requests_mock, clock):
-    requests_mock.get(f"{API}/parties", [
-        {"status_code": 429, "json": {"error": "rate limit reached"},
-         "headers": limits(0, 120, clock)},
-        {"json": {"parties": [{"id": 1}]}, "headers": limits(3999, 3600, clock)},
-    ])
+    requests_mock.get(
+        f"{API}/parties",
+        [
+            {
+                "status_code": 429,
+                "json": {"error": "rate limit reached"},
+                "headers": limits(0, 120, clock),
+            },
+            {"json": {"parties": [{"id": 1}]}, "headers": limits(3999, 3600, clock)},
+        ],
+    )
     resp = session(clock).call("GET", "/parties")
     assert response_json(resp) == {"parties": [{"id": 1}]}
     assert clock.sleeps == [pytest.approx(121, abs=1)]  # until the reset, not a short backoff
 
 
 def test_429_beyond_max_wait_is_a_clear_error(requests_mock, clock):
-    requests_mock.get(f"{API}/parties", status_code=429, json={"error": "rate limit reached"},
-                      headers=limits(0, 3000, clock))
+    requests_mock.get(
+        f"{API}/parties",
+        status_code=429,
+        json={"error": "rate limit reached"},
+        headers=limits(0, 3000, clock),
+    )
     with pytest.raises(CapsuleRateLimitError, match="max_rate_limit_wait") as err:
         session(clock, max_rate_limit_wait=60).call("GET", "/parties")
     assert TOKEN not in str(err.value)
@@ -84,11 +101,14 @@ def test_429_beyond_max_wait_is_a_clear_error(requests_mock, clock):
 
 
 def test_5xx_retries_with_short_backoff_never_the_reset(requests_mock, clock):
-    requests_mock.get(f"{API}/parties", [
-        {"status_code": 503, "headers": limits(3000, 3500, clock)},
-        {"status_code": 502, "headers": limits(2999, 3500, clock)},
-        {"json": {"parties": []}, "headers": limits(2998, 3500, clock)},
-    ])
+    requests_mock.get(
+        f"{API}/parties",
+        [
+            {"status_code": 503, "headers": limits(3000, 3500, clock)},
+            {"status_code": 502, "headers": limits(2999, 3500, clock)},
+            {"json": {"parties": []}, "headers": limits(2998, 3500, clock)},
+        ],
+    )
     session(clock).call("GET", "/parties")
     assert len(clock.sleeps) == 2
     assert max(clock.sleeps) < 5
@@ -102,27 +122,36 @@ def test_5xx_gives_up_after_max_retries(requests_mock, clock):
 
 
 def test_malformed_json_is_retried(requests_mock, clock):
-    requests_mock.get(f"{API}/parties", [
-        {"text": '{"parties": [', "headers": {"Content-Type": "application/json"}},
-        {"json": {"parties": [{"id": 7}]}},
-    ])
+    requests_mock.get(
+        f"{API}/parties",
+        [
+            {"text": '{"parties": [', "headers": {"Content-Type": "application/json"}},
+            {"json": {"parties": [{"id": 7}]}},
+        ],
+    )
     assert response_json(session(clock).call("GET", "/parties")) == {"parties": [{"id": 7}]}
 
 
 def test_dropped_connection_is_retried_for_reads(requests_mock, clock):
-    requests_mock.get(f"{API}/parties", [
-        {"exc": requests.exceptions.ConnectionError("reset by peer")},
-        {"json": {"parties": []}},
-    ])
+    requests_mock.get(
+        f"{API}/parties",
+        [
+            {"exc": requests.exceptions.ConnectionError("reset by peer")},
+            {"json": {"parties": []}},
+        ],
+    )
     session(clock).call("GET", "/parties")
     assert requests_mock.call_count == 2
 
 
-@pytest.mark.parametrize("failure", [
-    {"status_code": 503},
-    {"exc": requests.exceptions.ReadTimeout("slow")},
-    {"text": "{broken", "status_code": 201},
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status_code": 503},
+        {"exc": requests.exceptions.ReadTimeout("slow")},
+        {"text": "{broken", "status_code": 201},
+    ],
+)
 def test_writes_are_never_retried_blindly(requests_mock, clock, failure):
     requests_mock.post(f"{API}/parties", [failure, {"status_code": 201, "json": {"party": {}}}])
     with pytest.raises(AmbiguousWriteError):
@@ -145,12 +174,26 @@ def test_403_names_the_missing_permission(requests_mock, clock):
 
 
 def test_oauth_refresh_on_401_keeps_the_rotated_refresh_token(requests_mock, clock):
-    requests_mock.get(f"{API}/parties", [
-        {"status_code": 401}, {"json": {"parties": []}}, {"json": {"parties": []}},
-    ])
-    token_calls = requests_mock.post("https://api.example.test/oauth/token", [
-        {"json": {"access_token": "new-access", "refresh_token": "rotated-1", "expires_in": 604799}},
-    ])
+    requests_mock.get(
+        f"{API}/parties",
+        [
+            {"status_code": 401},
+            {"json": {"parties": []}},
+            {"json": {"parties": []}},
+        ],
+    )
+    token_calls = requests_mock.post(
+        "https://api.example.test/oauth/token",
+        [
+            {
+                "json": {
+                    "access_token": "new-access",
+                    "refresh_token": "rotated-1",
+                    "expires_in": 604799,
+                }
+            },
+        ],
+    )
     s = session(clock, refresh_token="original-refresh", client_id="cid", client_secret="cs")
     s.call("GET", "/parties")
     assert token_calls.call_count == 1
@@ -166,22 +209,32 @@ def test_refresh_needs_client_credentials():
         CapsuleSession({"access_token": "x", "refresh_token": "r", "api_url": API})
 
 
-@pytest.mark.parametrize("url", ["http://api.capsulecrm.com/api/v2", "ftp://x/y",
-                                 "https://user:pw@api.capsulecrm.com/api/v2"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://api.capsulecrm.com/api/v2", "ftp://x/y", "https://user:pw@api.capsulecrm.com/api/v2"],
+)
 def test_unsafe_api_urls_are_refused(url):
     with pytest.raises(CapsuleConfigError):
         validate_api_url(url)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8765/api/v2", "http://localhost/api/v2",
-                                 "http://[::1]:9/api/v2", "https://api.capsulecrm.com/api/v2/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8765/api/v2",
+        "http://localhost/api/v2",
+        "http://[::1]:9/api/v2",
+        "https://api.capsulecrm.com/api/v2/",
+    ],
+)
 def test_loopback_http_and_https_are_accepted(url):
     assert validate_api_url(url) == url.rstrip("/")
 
 
 def test_pacer_waits_for_reset_when_only_the_reserve_is_left(requests_mock, clock):
-    requests_mock.get(f"{API}/parties", json={"parties": []},
-                      headers=limits(800, 600, clock))  # 800 of 4000 = the 20 % reserve
+    requests_mock.get(
+        f"{API}/parties", json={"parties": []}, headers=limits(800, 600, clock)
+    )  # 800 of 4000 = the 20 % reserve
     s = session(clock)
     s.call("GET", "/parties")
     assert clock.sleeps == []
@@ -190,8 +243,9 @@ def test_pacer_waits_for_reset_when_only_the_reserve_is_left(requests_mock, cloc
 
 
 def test_pacer_spreads_requests_near_the_end_of_the_budget(requests_mock, clock, caplog):
-    requests_mock.get(f"{API}/parties", json={"parties": []},
-                      headers=limits(900, 1000, clock))  # 100 usable left, reset in 1000 s
+    requests_mock.get(
+        f"{API}/parties", json={"parties": []}, headers=limits(900, 1000, clock)
+    )  # 100 usable left, reset in 1000 s
     s = session(clock)
     s.call("GET", "/parties")
     s.call("GET", "/parties")
@@ -204,18 +258,25 @@ def test_pacer_spreads_requests_near_the_end_of_the_budget(requests_mock, clock,
 
 def test_pacer_tracks_the_server_clock_from_date(requests_mock, clock):
     server = clock.now + 42
-    requests_mock.get(f"{API}/parties", json={"parties": []},
-                      headers={"Date": time.strftime("%a, %d %b %Y %H:%M:%S GMT",
-                                                     time.gmtime(server))})
+    requests_mock.get(
+        f"{API}/parties",
+        json={"parties": []},
+        headers={"Date": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(server))},
+    )
     s = session(clock)
     s.call("GET", "/parties")
     assert s.pacer.server_now() == pytest.approx(server, abs=1)
 
 
 def test_422_carries_capsules_message(requests_mock, clock):
-    requests_mock.post(f"{API}/tasks", status_code=422, json={
-        "message": "Validation Failed",
-        "errors": [{"message": "dueOn is required", "resource": "task", "field": "dueOn"}]})
+    requests_mock.post(
+        f"{API}/tasks",
+        status_code=422,
+        json={
+            "message": "Validation Failed",
+            "errors": [{"message": "dueOn is required", "resource": "task", "field": "dueOn"}],
+        },
+    )
     resp = session(clock).call("POST", "/tasks", json_body={"task": {}})
     with pytest.raises(CapsuleAPIError) as err:
         raise_for_capsule_status(resp)
@@ -224,21 +285,31 @@ def test_422_carries_capsules_message(requests_mock, clock):
 
 
 def test_pages_follow_link_headers_verbatim(requests_mock, clock):
-    requests_mock.get(f"{API}/parties?perPage=100", json={"parties": [{"id": 1}]},
-                      headers={"Link": f'<{API}/parties?perPage=100&page=2>; rel="next"'})
+    requests_mock.get(
+        f"{API}/parties?perPage=100",
+        json={"parties": [{"id": 1}]},
+        headers={"Link": f'<{API}/parties?perPage=100&page=2>; rel="next"'},
+    )
     requests_mock.get(f"{API}/parties?perPage=100&page=2", json={"parties": [{"id": 2}]})
     assert [r["id"] for r in session(clock).paginate("/parties", "parties")] == [1, 2]
 
 
 def test_rotated_tokens_reach_the_next_process_through_the_cache(requests_mock, clock, tmp_path):
     cache = tmp_path / "tokens.json"
-    config = {"refresh_token": "original-refresh", "client_id": "cid", "client_secret": "cs",
-              "oauth_token_cache": str(cache)}
+    config = {
+        "refresh_token": "original-refresh",
+        "client_id": "cid",
+        "client_secret": "cs",
+        "oauth_token_cache": str(cache),
+    }
     requests_mock.get(f"{API}/parties", [{"status_code": 401}, {"json": {"parties": []}}])
-    token_calls = requests_mock.post("https://api.example.test/oauth/token", [
-        {"json": {"access_token": "access-1", "refresh_token": "rotated-1", "expires_in": 600}},
-        {"json": {"access_token": "access-2", "refresh_token": "rotated-2", "expires_in": 600}},
-    ])
+    token_calls = requests_mock.post(
+        "https://api.example.test/oauth/token",
+        [
+            {"json": {"access_token": "access-1", "refresh_token": "rotated-1", "expires_in": 600}},
+            {"json": {"access_token": "access-2", "refresh_token": "rotated-2", "expires_in": 600}},
+        ],
+    )
     session(clock, **config).call("GET", "/parties")
     assert cache.stat().st_mode & 0o777 == 0o600
     # The next process starts from the rotated pair, not from the settings.
@@ -253,8 +324,10 @@ def test_rotated_tokens_reach_the_next_process_through_the_cache(requests_mock, 
 def test_a_new_grant_in_the_settings_replaces_the_cache(requests_mock, clock, tmp_path):
     cache = tmp_path / "tokens.json"
     requests_mock.get(f"{API}/parties", [{"status_code": 401}, {"json": {"parties": []}}])
-    requests_mock.post("https://api.example.test/oauth/token", json={
-        "access_token": "access-1", "refresh_token": "rotated-1", "expires_in": 600})
+    requests_mock.post(
+        "https://api.example.test/oauth/token",
+        json={"access_token": "access-1", "refresh_token": "rotated-1", "expires_in": 600},
+    )
     base = {"client_id": "cid", "client_secret": "cs", "oauth_token_cache": str(cache)}
     session(clock, refresh_token="grant-a", **base).call("GET", "/parties")
     fresh = session(clock, refresh_token="grant-b", **base)

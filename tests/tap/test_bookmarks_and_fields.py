@@ -51,16 +51,20 @@ def test_number_strings_become_numbers_and_booleans_booleans():
 
 
 def test_field_names_are_stable_slugs_and_clashes_get_the_id():
-    fmap = CustomFieldMap([
-        {"id": 9, "name": "Contract value", "type": "number"},
-        {"id": 3, "name": "Renewal date", "type": "date"},
-        {"id": 12, "name": "contract-value", "type": "text"},
-    ])
+    fmap = CustomFieldMap(
+        [
+            {"id": 9, "name": "Contract value", "type": "number"},
+            {"id": 3, "name": "Renewal date", "type": "date"},
+            {"id": 12, "name": "contract-value", "type": "text"},
+        ]
+    )
     assert fmap.schema()["properties"] == {
         "renewal_date": {"type": ["string", "null"], "format": "date"},
         "contract_value": {"type": ["number", "null"]},
         "contract_value_12": {"type": ["string", "null"]},
     }
-    fields = [{"definition": {"id": 9, "name": "Contract value"}, "value": "1000"},
-              {"definition": {"id": 77, "name": "Created later"}, "value": "x"}]
+    fields = [
+        {"definition": {"id": 9, "name": "Contract value"}, "value": "1000"},
+        {"definition": {"id": 77, "name": "Created later"}, "value": "x"},
+    ]
     assert fmap.typed(fields, {"contract_value", "renewal_date"}) == {"contract_value": 1000}

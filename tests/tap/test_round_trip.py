@@ -19,24 +19,36 @@ def test_round_trip_writes_exactly_the_changes(sandbox, tap_config, run_tap, tmp
     changed = []
     for line in lines:
         msg = json.loads(line)
-        if msg["type"] == "RECORD" and msg["stream"] == "parties" and \
-                msg["record"]["id"] == party["id"]:
+        if (
+            msg["type"] == "RECORD"
+            and msg["stream"] == "parties"
+            and msg["record"]["id"] == party["id"]
+        ):
             msg["record"]["about"] = "Changed in the warehouse"
-        elif msg["type"] == "RECORD" and msg["stream"] == "tasks" and \
-                msg["record"]["id"] == gone["id"]:
+        elif (
+            msg["type"] == "RECORD"
+            and msg["stream"] == "tasks"
+            and msg["record"]["id"] == gone["id"]
+        ):
             msg["record"]["_sdc_deleted_at"] = "2026-01-01T00:00:00Z"
         changed.append(json.dumps(msg))
     config = tmp_path / "target.json"
     config.write_text(json.dumps({**tap_config, "rejects_path": str(tmp_path / "rejects.jsonl")}))
     sandbox.reset_requests()
-    proc = subprocess.run([TARGET, "--config", str(config)], input="\n".join(changed) + "\n",
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [TARGET, "--config", str(config)],
+        input="\n".join(changed) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    writes = {k: v for k, v in sandbox.requests()["by_path"].items()
-              if not k.startswith("GET ")}
+    writes = {k: v for k, v in sandbox.requests()["by_path"].items() if not k.startswith("GET ")}
     assert writes == {f"PUT /parties/{party['id']}": 1, f"DELETE /tasks/{gone['id']}": 1}
     state = sandbox.state()
-    assert next(p for p in state["parties"] if p["id"] == party["id"])["about"] == \
-        "Changed in the warehouse"
+    assert (
+        next(p for p in state["parties"] if p["id"] == party["id"])["about"]
+        == "Changed in the warehouse"
+    )
     assert gone["id"] not in {t["id"] for t in state["tasks"]}
     assert (tmp_path / "rejects.jsonl").read_text() == ""

@@ -26,8 +26,10 @@ def test_full_sync_emits_every_record_of_every_stream(sandbox, tap_config, run_t
     assert all(expected[s] > 0 for s in STREAMS), "the sandbox seeds every object"
     # No record is emitted twice within one stream.
     for stream in STREAMS:
-        keys = [tuple(r[k] for k in catalogue.get(stream).key_properties)
-                for r in run.records.get(stream, [])]
+        keys = [
+            tuple(r[k] for k in catalogue.get(stream).key_properties)
+            for r in run.records.get(stream, [])
+        ]
         assert len(keys) == len(set(keys)), stream
 
 
@@ -64,19 +66,26 @@ def test_custom_fields_are_typed_columns(sandbox, tap_config, run_tap):
 
 
 def test_a_definition_created_after_discovery_does_not_break_the_sync(
-        sandbox, tap_config, run_tap, select_streams):
+    sandbox, tap_config, run_tap, select_streams
+):
     catalog = run_tap(tap_config, discover=True).schemas["catalog"]
     # A Capsule user adds a field definition and fills it on a party after discovery.
     headers = {"Authorization": f"Bearer {tap_config['access_token']}"}
-    created = requests.post(f"{sandbox.url}/parties/fields/definitions", headers=headers,
-                            json={"definition": {"name": "Added later", "type": "number"}},
-                            timeout=10)
+    created = requests.post(
+        f"{sandbox.url}/parties/fields/definitions",
+        headers=headers,
+        json={"definition": {"name": "Added later", "type": "number"}},
+        timeout=10,
+    )
     assert created.status_code == 201, created.text
     def_id = created.json()["definition"]["id"]
     party = sandbox.state()["parties"][0]
-    updated = requests.put(f"{sandbox.url}/parties/{party['id']}", headers=headers, timeout=10,
-                           json={"party": {"fields": [{"definition": {"id": def_id},
-                                                       "value": "5"}]}})
+    updated = requests.put(
+        f"{sandbox.url}/parties/{party['id']}",
+        headers=headers,
+        timeout=10,
+        json={"party": {"fields": [{"definition": {"id": def_id}, "value": "5"}]}},
+    )
     assert updated.status_code == 200, updated.text
     run = run_tap(tap_config, catalog=select_streams(catalog, {"parties"}))
     mine = next(r for r in run.records["parties"] if r["id"] == party["id"])
@@ -130,8 +139,7 @@ def test_changes_in_the_sync_second_are_never_lost(sandbox, tap_config, run_tap,
     assert fourth.ids(stream) == []
 
 
-def test_bookmark_never_passes_the_sync_start_on_capsules_clock(
-        sandbox, tap_config, run_tap):
+def test_bookmark_never_passes_the_sync_start_on_capsules_clock(sandbox, tap_config, run_tap):
     # Records stamped "in the future" of the sync (changed while it ran) are read again next time.
     sandbox.set_clock("2030-01-01T00:00:00Z")
     sandbox.touch("parties", sandbox.state()["parties"][0]["id"], about="x")
@@ -163,7 +171,9 @@ def test_deletions_arrive_as_tombstones(sandbox, tap_config, run_tap):
     tomb = {r["id"]: r for r in second.records["parties"] if r.get("_sdc_deleted_at")}
     assert gone_party in tomb
     assert set(tomb[gone_party]) == {"id", "_sdc_deleted_at", "updatedAt"}
-    assert gone_opp in {r["id"] for r in second.records["opportunities"] if r.get("_sdc_deleted_at")}
+    assert gone_opp in {
+        r["id"] for r in second.records["opportunities"] if r.get("_sdc_deleted_at")
+    }
     assert hidden_case in {r["id"] for r in second.records["cases"] if r.get("_sdc_deleted_at")}
     # The deleted feed's requests count towards the stream's own progress line.
     assert "parties: 2 requests to Capsule" in second.stderr
@@ -184,14 +194,23 @@ def test_listing_parties_costs_one_request_per_hundred(sandbox_factory, sandbox_
     assert f"parties: {math.ceil(n / 100)} requests to Capsule; rate-limit budget:" in run.stderr
     # Discovery reads the three custom-field definition lists, nothing else.
     other = {k: v for k, v in counts.items() if k != "GET /parties"}
-    assert set(other) <= {f"GET {catalogue.get(s).path}" for s in
-                          ("party_custom_fields", "opportunity_custom_fields",
-                           "case_custom_fields")}
+    assert set(other) <= {
+        f"GET {catalogue.get(s).path}"
+        for s in ("party_custom_fields", "opportunity_custom_fields", "case_custom_fields")
+    }
 
 
 def test_child_streams_keep_one_small_state_entry(sandbox, tap_config, run_tap):
-    run = run_tap(tap_config, streams={"opportunities", "opportunity_tracks",
-                                       "opportunity_parties", "pipelines", "milestones"})
+    run = run_tap(
+        tap_config,
+        streams={
+            "opportunities",
+            "opportunity_tracks",
+            "opportunity_parties",
+            "pipelines",
+            "milestones",
+        },
+    )
     assert run.records["opportunity_tracks"] and run.records["opportunity_parties"]
     for stream in ("opportunity_tracks", "opportunity_parties", "milestones"):
         entry = run.state["bookmarks"].get(stream, {})
@@ -206,22 +225,25 @@ def test_child_streams_keep_one_small_state_entry(sandbox, tap_config, run_tap):
 def test_a_parent_gone_mid_run_is_skipped_with_a_warning(sandbox, sandbox_token, caplog):
     from tap_capsule.tap import TapCapsule  # noqa: PLC0415
 
-    tap = TapCapsule(config={"access_token": sandbox_token, "api_url": sandbox.url},
-                     validate_config=True)
+    tap = TapCapsule(
+        config={"access_token": sandbox_token, "api_url": sandbox.url}, validate_config=True
+    )
     stream = tap.streams["opportunity_tracks"]
     assert list(stream.get_records({"opportunityId": 987654321})) == []
     assert any("is gone (404)" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("faults", [
-    {"throttle_next": 3},
-    {"error_every": 4, "error_status": 503},
-    {"malformed_every": 5},
-    {"drop_every": 6},
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"throttle_next": 3},
+        {"error_every": 4, "error_status": 503},
+        {"malformed_every": 5},
+        {"drop_every": 6},
+    ],
+)
 def test_faults_do_not_change_the_output(sandbox_factory, sandbox_token, run_tap, faults):
-    streams = {"parties", "opportunities", "tasks", "opportunity_tracks", "pipelines",
-               "milestones"}
+    streams = {"parties", "opportunities", "tasks", "opportunity_tracks", "pipelines", "milestones"}
     clean_sb = sandbox_factory(token=sandbox_token, scale=120, seed=11)
     clean = run_tap({"access_token": sandbox_token, "api_url": clean_sb.url}, streams=streams)
     faulty_sb = sandbox_factory(token=sandbox_token, scale=120, seed=11)
@@ -239,15 +261,28 @@ def test_a_bad_token_ends_the_run_with_a_fix_and_without_the_token(sandbox, run_
     assert bad not in run.stdout + run.stderr
 
 
-def test_oauth_refresh_recovers_from_an_expired_token(sandbox_factory, run_tap,
-                                                     select_streams):
-    sb = sandbox_factory(token="valid-token-aa11", scale=10, seed=2, client_id="cid",
-                         client_secret="csecret", refresh_token="refresh-bb22")
-    catalog = run_tap({"access_token": "valid-token-aa11", "api_url": sb.url},
-                      discover=True).schemas["catalog"]
-    run = run_tap({"access_token": "expired-token-cc33", "refresh_token": "refresh-bb22",
-                   "client_id": "cid", "client_secret": "csecret", "api_url": sb.url},
-                  catalog=select_streams(catalog, {"parties", "tasks"}))
+def test_oauth_refresh_recovers_from_an_expired_token(sandbox_factory, run_tap, select_streams):
+    sb = sandbox_factory(
+        token="valid-token-aa11",
+        scale=10,
+        seed=2,
+        client_id="cid",
+        client_secret="csecret",
+        refresh_token="refresh-bb22",
+    )
+    catalog = run_tap(
+        {"access_token": "valid-token-aa11", "api_url": sb.url}, discover=True
+    ).schemas["catalog"]
+    run = run_tap(
+        {
+            "access_token": "expired-token-cc33",
+            "refresh_token": "refresh-bb22",
+            "client_id": "cid",
+            "client_secret": "csecret",
+            "api_url": sb.url,
+        },
+        catalog=select_streams(catalog, {"parties", "tasks"}),
+    )
     assert len(run.records["tasks"]) > 0  # the second stream reuses the refreshed token
     assert len(run.records["parties"]) == len(sb.state()["parties"])
     for secret in ("expired-token-cc33", "refresh-bb22", "csecret"):
@@ -255,18 +290,36 @@ def test_oauth_refresh_recovers_from_an_expired_token(sandbox_factory, run_tap,
 
 
 def test_rotating_refresh_tokens_need_the_cache_across_processes(
-        sandbox_factory, run_tap, tmp_path):
-    sb = sandbox_factory(token="valid-token-aa11", scale=10, seed=2, client_id="cid",
-                         client_secret="csecret", refresh_token="refresh-bb22")
-    config = {"access_token": "expired-token-cc33", "refresh_token": "refresh-bb22",
-              "client_id": "cid", "client_secret": "csecret", "api_url": sb.url}
+    sandbox_factory, run_tap, tmp_path
+):
+    sb = sandbox_factory(
+        token="valid-token-aa11",
+        scale=10,
+        seed=2,
+        client_id="cid",
+        client_secret="csecret",
+        refresh_token="refresh-bb22",
+    )
+    config = {
+        "access_token": "expired-token-cc33",
+        "refresh_token": "refresh-bb22",
+        "client_id": "cid",
+        "client_secret": "csecret",
+        "api_url": sb.url,
+    }
     # Without a cache the discovery process rotates the refresh token and the sync can't refresh.
     catalog = run_tap(config, discover=True).schemas["catalog"]
     lost = run_tap(config, catalog=catalog, check=False)
     assert lost.returncode != 0 and "already rotated" in lost.stderr
     # With one, the sync starts from the pair the discovery process received.
-    sb2 = sandbox_factory(token="valid-token-aa11", scale=10, seed=2, client_id="cid",
-                          client_secret="csecret", refresh_token="refresh-bb22")
+    sb2 = sandbox_factory(
+        token="valid-token-aa11",
+        scale=10,
+        seed=2,
+        client_id="cid",
+        client_secret="csecret",
+        refresh_token="refresh-bb22",
+    )
     cached = {**config, "api_url": sb2.url, "oauth_token_cache": str(tmp_path / "t.json")}
     catalog = run_tap(cached, discover=True).schemas["catalog"]
     run = run_tap(cached, catalog=catalog)
@@ -276,8 +329,11 @@ def test_rotating_refresh_tokens_need_the_cache_across_processes(
 
 
 def test_plain_http_to_a_remote_host_is_refused(run_tap):
-    run = run_tap({"access_token": "t", "api_url": "http://capsule.example.com/api/v2"},
-                  check=False, discover=True)
+    run = run_tap(
+        {"access_token": "t", "api_url": "http://capsule.example.com/api/v2"},
+        check=False,
+        discover=True,
+    )
     assert run.returncode != 0
     assert "plain http://" in run.stderr
 

@@ -39,8 +39,12 @@ class TargetRun:
 
 def schema_message(stream: str) -> dict:
     obj = cat.get(stream)
-    return {"type": "SCHEMA", "stream": stream, "schema": obj.json_schema(),
-            "key_properties": list(obj.key_properties)}
+    return {
+        "type": "SCHEMA",
+        "stream": stream,
+        "schema": obj.json_schema(),
+        "key_properties": list(obj.key_properties),
+    }
 
 
 def messages(records: list[tuple[str, dict]], state: dict | None = None) -> list[dict]:
@@ -70,17 +74,29 @@ def run_target(tmp_path):
     def run(sb: Sandbox, lines: list[dict] | str, *, check: bool = True, **settings) -> TargetRun:
         n = next(counter)
         rejects = tmp_path / f"rejects{n}.jsonl"
-        config = {"access_token": TOKEN, "api_url": sb.url, "rejects_path": str(rejects),
-                  "max_retries": 3, **settings}
+        config = {
+            "access_token": TOKEN,
+            "api_url": sb.url,
+            "rejects_path": str(rejects),
+            "max_retries": 3,
+            **settings,
+        }
         cfg = tmp_path / f"config{n}.json"
         cfg.write_text(json.dumps(config))
         text = lines if isinstance(lines, str) else "".join(json.dumps(m) + "\n" for m in lines)
-        proc = subprocess.run([TARGET, "--config", str(cfg)], input=text, capture_output=True,
-                              text=True, timeout=120)
-        states = [json.loads(line)["target_capsule"] and json.loads(line)
-                  for line in proc.stdout.splitlines() if line.strip().startswith("{")]
-        found = [json.loads(line) for line in rejects.read_text().splitlines()] \
-            if rejects.exists() else []
+        proc = subprocess.run(
+            [TARGET, "--config", str(cfg)], input=text, capture_output=True, text=True, timeout=120
+        )
+        states = [
+            json.loads(line)["target_capsule"] and json.loads(line)
+            for line in proc.stdout.splitlines()
+            if line.strip().startswith("{")
+        ]
+        found = (
+            [json.loads(line) for line in rejects.read_text().splitlines()]
+            if rejects.exists()
+            else []
+        )
         result = TargetRun(proc.returncode, proc.stdout, proc.stderr, found, states)
         if check and proc.returncode != 0:
             raise AssertionError(f"target-capsule exited {proc.returncode}:\n{proc.stderr[-4000:]}")

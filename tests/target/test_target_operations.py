@@ -11,11 +11,29 @@ DELETED = "2026-01-01T00:00:00Z"
 
 # SPEC §4: stream -> operations allowed.
 SPEC_TABLE = {
-    **{s: {"INSERT", "UPDATE", "DELETE"} for s in (
-        "parties", "opportunities", "cases", "tasks", "entries", "milestones", "lost_reasons",
-        "categories", "activity_types", "custom_titles", "party_tags", "opportunity_tags",
-        "case_tags", "party_custom_fields", "opportunity_custom_fields", "case_custom_fields",
-        "opportunity_tracks", "case_tracks")},
+    **{
+        s: {"INSERT", "UPDATE", "DELETE"}
+        for s in (
+            "parties",
+            "opportunities",
+            "cases",
+            "tasks",
+            "entries",
+            "milestones",
+            "lost_reasons",
+            "categories",
+            "activity_types",
+            "custom_titles",
+            "party_tags",
+            "opportunity_tags",
+            "case_tags",
+            "party_custom_fields",
+            "opportunity_custom_fields",
+            "case_custom_fields",
+            "opportunity_tracks",
+            "case_tracks",
+        )
+    },
     **{s: {"INSERT", "DELETE"} for s in ("opportunity_parties", "case_parties", "resthooks")},
     "users": {"UPDATE"},
 }
@@ -60,15 +78,21 @@ def samples(stream: str, st: dict) -> dict[str, dict]:
         parent_stream = cat.get(stream).parent
         capture = cat.get(stream).capture_rule
         definition = first(st, "track_definitions", captureRule=capture)["id"]
-        ins = {parent_key: st[parent_stream][-1]["id"], "definition": {"id": definition},
-               "trackDateOn": "2026-03-01"}
+        ins = {
+            parent_key: st[parent_stream][-1]["id"],
+            "definition": {"id": definition},
+            "trackDateOn": "2026-03-01",
+        }
         upd = {"id": rows[0]["id"], parent_key: rows[0][parent_key], "description": "Updated"}
     elif stream in ("opportunity_parties", "case_parties"):
         parent_key = cat.get(stream).parent_key
         parent = st[cat.get(stream).parent][0]["id"]
         ins = {parent_key: parent, "partyId": st["parties"][1]["id"]}
-        return {"INSERT": ins, "DELETE": {**ins, "_sdc_deleted_at": DELETED},
-                "UPDATE": {**ins, "id": 1}}
+        return {
+            "INSERT": ins,
+            "DELETE": {**ins, "_sdc_deleted_at": DELETED},
+            "UPDATE": {**ins, "id": 1},
+        }
     elif stream == "resthooks":
         ins = {"event": "party/updated", "targetUrl": "https://hooks.example.com/new"}
         upd = {"id": rows[0]["id"], "description": "Updated"}
@@ -84,8 +108,11 @@ def samples(stream: str, st: dict) -> dict[str, dict]:
     else:  # tags, lost_reasons, categories, activity_types
         ins = {"name": "New name Q"}
         upd = {"id": rows[-1]["id"], "name": "Renamed Q"}
-    return {"INSERT": ins, "UPDATE": upd, "DELETE": {"id": rows[-1]["id"],
-                                                     "_sdc_deleted_at": DELETED}}
+    return {
+        "INSERT": ins,
+        "UPDATE": upd,
+        "DELETE": {"id": rows[-1]["id"], "_sdc_deleted_at": DELETED},
+    }
 
 
 @pytest.mark.parametrize("stream", sorted(SPEC_TABLE))
@@ -123,9 +150,11 @@ def test_refused_operations_are_rejected_without_a_request(capsule, run_target):
     for stream in READ_ONLY:
         row = dict(st[stream][0]) if st.get(stream) else {"id": 1}
         key = cat.get(stream).key_properties[0]
-        records += [(stream, {k: v for k, v in row.items() if k != "id"}),
-                    (stream, {**row, "id": row.get(key, 1)}),
-                    (stream, {"id": row.get(key, 1), "_sdc_deleted_at": DELETED})]
+        records += [
+            (stream, {k: v for k, v in row.items() if k != "id"}),
+            (stream, {**row, "id": row.get(key, 1)}),
+            (stream, {"id": row.get(key, 1), "_sdc_deleted_at": DELETED}),
+        ]
         expected += [(stream, "INSERT"), (stream, "UPDATE"), (stream, "DELETE")]
     capsule.reset_requests()
     run = run_target(capsule, messages(records))
@@ -140,9 +169,15 @@ def test_refused_operations_are_rejected_without_a_request(capsule, run_target):
 
 
 def test_unknown_stream_is_a_clear_error(capsule, run_target):
-    lines = [{"type": "SCHEMA", "stream": "contacts", "schema": {"properties": {}},
-              "key_properties": []},
-             {"type": "RECORD", "stream": "contacts", "record": {"x": 1}}]
+    lines = [
+        {
+            "type": "SCHEMA",
+            "stream": "contacts",
+            "schema": {"properties": {}},
+            "key_properties": [],
+        },
+        {"type": "RECORD", "stream": "contacts", "record": {"x": 1}},
+    ]
     run = run_target(capsule, lines, check=False)
     assert run.returncode != 0
     assert "cannot write stream 'contacts'" in run.stderr

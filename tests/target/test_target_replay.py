@@ -19,20 +19,49 @@ def load(st: dict) -> list[tuple[str, dict]]:
     person = next(p for p in st["parties"] if p["type"] == "person")
     return [
         ("party_tags", {"name": "Replay tag"}),
-        ("parties", {"type": "organisation", "name": "Replay Org Ltd", "tags": [{"name": "VIP"}],
-                     "custom_fields": {"industry": "Retail"},
-                     "phoneNumbers": [{"type": "Work", "number": "+44 20 1111 2222"}]}),
-        ("parties", {"type": "person", "firstName": "Rita", "lastName": "Replay",
-                     "emailAddresses": [{"address": "rita.replay@example.com"}],
-                     "tags": [{"name": "Replay tag"}]}),
-        ("parties", {"id": person["id"], "jobTitle": "Replayed",
-                     "emailAddresses": [{"type": "Work", "address": "second@example.com"}]}),
-        ("opportunities", {"name": "Replay deal", "party": {"id": person["id"]},
-                           "milestone": {"id": 200}, "value": {"amount": 100, "currency": "GBP"}}),
+        (
+            "parties",
+            {
+                "type": "organisation",
+                "name": "Replay Org Ltd",
+                "tags": [{"name": "VIP"}],
+                "custom_fields": {"industry": "Retail"},
+                "phoneNumbers": [{"type": "Work", "number": "+44 20 1111 2222"}],
+            },
+        ),
+        (
+            "parties",
+            {
+                "type": "person",
+                "firstName": "Rita",
+                "lastName": "Replay",
+                "emailAddresses": [{"address": "rita.replay@example.com"}],
+                "tags": [{"name": "Replay tag"}],
+            },
+        ),
+        (
+            "parties",
+            {
+                "id": person["id"],
+                "jobTitle": "Replayed",
+                "emailAddresses": [{"type": "Work", "address": "second@example.com"}],
+            },
+        ),
+        (
+            "opportunities",
+            {
+                "name": "Replay deal",
+                "party": {"id": person["id"]},
+                "milestone": {"id": 200},
+                "value": {"amount": 100, "currency": "GBP"},
+            },
+        ),
         ("tasks", {"description": "Replay task", "dueOn": "2026-05-01"}),
         ("entries", {"type": "note", "content": "Replay note", "party": {"id": person["id"]}}),
-        ("opportunity_parties", {"opportunityId": st["opportunities"][0]["id"],
-                                 "partyId": st["parties"][2]["id"]}),
+        (
+            "opportunity_parties",
+            {"opportunityId": st["opportunities"][0]["id"], "partyId": st["parties"][2]["id"]},
+        ),
         ("tasks", {"id": st["tasks"][-1]["id"], "_sdc_deleted_at": DELETED}),
         ("lost_reasons", {"id": st["lost_reasons"][-1]["id"], "_sdc_deleted_at": DELETED}),
     ]
@@ -55,8 +84,10 @@ def test_replay_leaves_capsule_as_one_run_does(capsule, run_target):
     by_path = capsule.requests()["by_path"]
     # the only write requests are the two DELETEs, answered 404 (already gone)
     writes = {p: n for p, n in by_path.items() if not p.startswith("GET ")}
-    assert writes == {f"DELETE /tasks/{st['tasks'][-1]['id']}": 1,
-                      f"DELETE /lostreasons/{st['lost_reasons'][-1]['id']}": 1}
+    assert writes == {
+        f"DELETE /tasks/{st['tasks'][-1]['id']}": 1,
+        f"DELETE /lostreasons/{st['lost_reasons'][-1]['id']}": 1,
+    }
     assert comparable(capsule.state()) == comparable(once)
     totals = second.state["target_capsule"]["totals"]
     assert totals == {"unchanged": 8, "already_gone": 2, "rejected": 0}
@@ -76,7 +107,8 @@ def test_dry_run_plans_and_sends_no_write(capsule, run_target):
     assert run.count("parties", "INSERT", "planned") == 2
     assert run.count("parties", "UPDATE", "planned") == 1
     assert [r["reason"] for r in run.rejects] == [
-        "parties INSERT: a person needs lastName (rule: person requires firstName and lastName)"]
+        "parties INSERT: a person needs lastName (rule: person requires firstName and lastName)"
+    ]
     assert "Dry run" in run.stderr
 
 
@@ -103,14 +135,17 @@ def test_5xx_during_writes_never_duplicates(capsule, run_target, after_write):
     assert sum(t_["description"] == "Replay task" for t_ in after["tasks"]) == 1
     assert sum(e.get("content") == "Replay note" for e in after["entries"]) == 1
     again = run_target(capsule, messages(load(st)))
-    assert set(again.state["target_capsule"]["totals"]) <= {"unchanged", "already_gone",
-                                                             "rejected"}
+    assert set(again.state["target_capsule"]["totals"]) <= {"unchanged", "already_gone", "rejected"}
 
 
 def test_ambiguous_post_without_key_is_rejected_not_retried(capsule, run_target):
     capsule.set_faults(error_every=1, error_status=502, fault_after_write=True)
-    run = run_target(capsule, messages([("tasks", {"description": "Once", "dueOn": "2026-01-02"})]),
-                     upsert_keys={"tasks": []}, max_retries=0)
+    run = run_target(
+        capsule,
+        messages([("tasks", {"description": "Once", "dueOn": "2026-01-02"})]),
+        upsert_keys={"tasks": []},
+        max_retries=0,
+    )
     capsule.set_faults()
     [line] = run.rejects
     assert "may have been created; check Capsule before re-running" in line["reason"]
@@ -131,15 +166,27 @@ def tap_shaped(st: dict, stream: str, definitions: str | None) -> list[dict]:
 def test_tap_records_go_back_unchanged(capsule, run_target):
     st = capsule.state()
     recs = []
-    for stream, defs in [("parties", "party_custom_fields"),
-                         ("opportunities", "opportunity_custom_fields"),
-                         ("cases", "case_custom_fields"), ("tasks", None), ("entries", None),
-                         ("milestones", None), ("opportunity_tracks", None), ("case_tracks", None),
-                         ("opportunity_parties", None), ("party_tags", None), ("users", None),
-                         ("party_custom_fields", None), ("custom_titles", None)]:
+    for stream, defs in [
+        ("parties", "party_custom_fields"),
+        ("opportunities", "opportunity_custom_fields"),
+        ("cases", "case_custom_fields"),
+        ("tasks", None),
+        ("entries", None),
+        ("milestones", None),
+        ("opportunity_tracks", None),
+        ("case_tracks", None),
+        ("opportunity_parties", None),
+        ("party_tags", None),
+        ("users", None),
+        ("party_custom_fields", None),
+        ("custom_titles", None),
+    ]:
         recs += [(stream, r) for r in tap_shaped(st, stream, defs)]
-    changed = dict(recs[0][1], about="Changed once", custom_fields={
-        **recs[0][1]["custom_fields"], "industry": "Health"})
+    changed = dict(
+        recs[0][1],
+        about="Changed once",
+        custom_fields={**recs[0][1]["custom_fields"], "industry": "Health"},
+    )
     recs.append(("parties", changed))
     capsule.reset_requests()
     run = run_target(capsule, messages(recs))
@@ -148,25 +195,35 @@ def test_tap_records_go_back_unchanged(capsule, run_target):
     assert req["writes"] == 1, req["by_path"]
     put = json.loads(json.dumps(capsule.state()))["parties"][0]
     assert put["about"] == "Changed once"
-    counts = collections.Counter(o for ops in run.summary.values() for c in ops.values()
-                                 for o in c)
+    counts = collections.Counter(o for ops in run.summary.values() for c in ops.values() for o in c)
     assert run.count("parties", "UPDATE", "applied") == 1
-    assert sum(c.get("unchanged", 0) for ops in run.summary.values()
-               for c in ops.values()) == len(recs) - 1, counts
+    assert (
+        sum(c.get("unchanged", 0) for ops in run.summary.values() for c in ops.values())
+        == len(recs) - 1
+    ), counts
     # a list pass per stream, or at most 20 single GETs before the target reads the list
     assert all(n <= 20 for n in req["by_route"].values()), req["by_route"]
-    assert all(n == 1 for route, n in req["by_route"].items() if "{" not in route), \
-        sorted(req["by_route"].items())
+    assert all(n == 1 for route, n in req["by_route"].items() if "{" not in route), sorted(
+        req["by_route"].items()
+    )
 
 
 def test_auth_failures_end_the_run_with_the_shared_message(run_target):
     with Sandbox(token=TOKEN, scale=5, seed=3, read_only_token="ro-" + TOKEN) as sb:
-        bad = run_target(sb, messages([("parties", {"id": 1, "about": "x"})]), check=False,
-                         access_token="wrong-" + TOKEN)
+        bad = run_target(
+            sb,
+            messages([("parties", {"id": 1, "about": "x"})]),
+            check=False,
+            access_token="wrong-" + TOKEN,
+        )
         assert bad.returncode == 1
         assert "Capsule rejected the access token (HTTP 401" in bad.stderr
-        ro = run_target(sb, messages([("parties", {"type": "organisation", "name": "RO"})]),
-                        check=False, access_token="ro-" + TOKEN)
+        ro = run_target(
+            sb,
+            messages([("parties", {"type": "organisation", "name": "RO"})]),
+            check=False,
+            access_token="ro-" + TOKEN,
+        )
         assert ro.returncode == 1
         assert "HTTP 403" in ro.stderr and "read-only personal token" in ro.stderr
         for run in (bad, ro):

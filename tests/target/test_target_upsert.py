@@ -9,24 +9,42 @@ def people(state: dict) -> list[dict]:
     return [p for p in state["parties"] if p["type"] == "person" and p.get("emailAddresses")]
 
 
-def test_person_by_email_org_by_name_tag_by_name_milestone_by_pipeline_and_name(capsule,
-                                                                               run_target):
+def test_person_by_email_org_by_name_tag_by_name_milestone_by_pipeline_and_name(
+    capsule, run_target
+):
     st = capsule.state()
     person = people(st)[0]
     email = person["emailAddresses"][0]["address"]
     org = next(p for p in st["parties"] if p["type"] == "organisation")
     milestone = st["milestones"][0]
     recs = [
-        ("parties", {"type": "person", "firstName": person["firstName"],
-                     "lastName": person["lastName"], "jobTitle": "Chief Tester",
-                     "emailAddresses": [{"type": "Work", "address": f"  {email.upper()} "}]}),
+        (
+            "parties",
+            {
+                "type": "person",
+                "firstName": person["firstName"],
+                "lastName": person["lastName"],
+                "jobTitle": "Chief Tester",
+                "emailAddresses": [{"type": "Work", "address": f"  {email.upper()} "}],
+            },
+        ),
         ("parties", {"type": "organisation", "name": org["name"].lower(), "about": "Upserted"}),
-        ("party_tags", {"name": st["party_tags"][0]["name"].upper(),
-                        "description": "Changed description"}),
-        ("milestones", {"name": milestone["name"], "pipeline": {"id": milestone["pipeline"]["id"]},
-                        "probability": 55}),
-        ("milestones", {"name": milestone["name"], "pipelineId": st["pipelines"][1]["id"],
-                        "probability": 5}),  # same name, other pipeline: a new milestone
+        (
+            "party_tags",
+            {"name": st["party_tags"][0]["name"].upper(), "description": "Changed description"},
+        ),
+        (
+            "milestones",
+            {
+                "name": milestone["name"],
+                "pipeline": {"id": milestone["pipeline"]["id"]},
+                "probability": 55,
+            },
+        ),
+        (
+            "milestones",
+            {"name": milestone["name"], "pipelineId": st["pipelines"][1]["id"], "probability": 5},
+        ),  # same name, other pipeline: a new milestone
     ]
     capsule.reset_requests()
     run = run_target(capsule, messages(recs))
@@ -51,11 +69,25 @@ def test_more_than_one_match_is_a_rejection(capsule, run_target):
     st = capsule.state()
     a, b = people(st)[:2]
     email = a["emailAddresses"][0]["address"]
-    capsule.touch("parties", b["id"], emailAddresses=[{"id": 9901, "type": "Work",
-                                                       "address": email}])
-    run = run_target(capsule, messages([("parties", {
-        "type": "person", "firstName": "X", "lastName": "Y",
-        "emailAddresses": [{"address": email}]})]))
+    capsule.touch(
+        "parties", b["id"], emailAddresses=[{"id": 9901, "type": "Work", "address": email}]
+    )
+    run = run_target(
+        capsule,
+        messages(
+            [
+                (
+                    "parties",
+                    {
+                        "type": "person",
+                        "firstName": "X",
+                        "lastName": "Y",
+                        "emailAddresses": [{"address": email}],
+                    },
+                )
+            ]
+        ),
+    )
     assert capsule.requests()["writes"] == 0  # admin touches are not API writes
     [line] = run.rejects
     assert line["operation"] == "INSERT"
@@ -67,24 +99,37 @@ def test_upsert_keys_setting_replaces_and_disables_keys(capsule, run_target):
     st = capsule.state()
     org = next(p for p in st["parties"] if p["type"] == "organisation")
     opp = st["opportunities"][0]
-    recs = [("opportunities", {"name": opp["name"], "party": {"id": opp["party"]["id"]},
-                               "milestone": {"id": opp["milestone"]["id"]},
-                               "description": "Matched by name"}),
-            ("parties", {"type": "organisation", "name": org["name"], "about": "dup?"})]
-    run = run_target(capsule, messages(recs),
-                     upsert_keys={"opportunities": ["name", "party.id"], "parties": []})
+    recs = [
+        (
+            "opportunities",
+            {
+                "name": opp["name"],
+                "party": {"id": opp["party"]["id"]},
+                "milestone": {"id": opp["milestone"]["id"]},
+                "description": "Matched by name",
+            },
+        ),
+        ("parties", {"type": "organisation", "name": org["name"], "about": "dup?"}),
+    ]
+    run = run_target(
+        capsule, messages(recs), upsert_keys={"opportunities": ["name", "party.id"], "parties": []}
+    )
     assert run.count("opportunities", "UPDATE", "applied") == 1
-    assert next(o for o in capsule.state()["opportunities"]
-                if o["id"] == opp["id"])["description"] == "Matched by name"
+    assert (
+        next(o for o in capsule.state()["opportunities"] if o["id"] == opp["id"])["description"]
+        == "Matched by name"
+    )
     # upsert off for parties: the POST goes out and Capsule refuses the duplicate name
     [line] = run.rejects
     assert line["http_status"] == 422 and "name must be unique" in line["reason"]
 
 
 def test_content_match_makes_keyless_inserts_idempotent(capsule, run_target):
-    recs = [("tasks", {"description": "Keyless call", "dueOn": "2026-04-01", "party": {"id": 11003}}),
-            ("entries", {"type": "note", "content": "Keyless note", "party": {"id": 11003}}),
-            ("parties", {"type": "person", "firstName": "No", "lastName": "Email"})]
+    recs = [
+        ("tasks", {"description": "Keyless call", "dueOn": "2026-04-01", "party": {"id": 11003}}),
+        ("entries", {"type": "note", "content": "Keyless note", "party": {"id": 11003}}),
+        ("parties", {"type": "person", "firstName": "No", "lastName": "Email"}),
+    ]
     first = run_target(capsule, messages(recs))
     assert first.state["target_capsule"]["totals"] == {"applied": 3, "rejected": 0}
     second = run_target(capsule, messages(recs))
@@ -93,19 +138,37 @@ def test_content_match_makes_keyless_inserts_idempotent(capsule, run_target):
 
 def test_csv_contacts_through_stream_maps(capsule, run_target):
     """The README recipe: a CSV tap's `contacts` stream mapped onto parties."""
-    maps = {"contacts": {
-        "__alias__": "parties", "__key_properties__": [], "type": "'person'",
-        "firstName": "first_name", "lastName": "last_name", "jobTitle": "job_title or None",
-        "emailAddresses": "[{'type': 'Work', 'address': email}] if email else []",
-        "tags": "[{'name': 'Imported'}]",
-        "first_name": "__NULL__", "last_name": "__NULL__", "email": "__NULL__",
-        "job_title": "__NULL__"}}
-    schema = {"type": "SCHEMA", "stream": "contacts", "key_properties": ["email"],
-              "schema": {"properties": {k: {"type": ["string", "null"]}
-                                        for k in ("first_name", "last_name", "email",
-                                                  "job_title")}}}
-    rows = [{"first_name": "Ann", "last_name": "Lee", "email": "ann@x.com", "job_title": "CTO"},
-            {"first_name": "Bo", "last_name": "Ek", "email": "", "job_title": ""}]
+    maps = {
+        "contacts": {
+            "__alias__": "parties",
+            "__key_properties__": [],
+            "type": "'person'",
+            "firstName": "first_name",
+            "lastName": "last_name",
+            "jobTitle": "job_title or None",
+            "emailAddresses": "[{'type': 'Work', 'address': email}] if email else []",
+            "tags": "[{'name': 'Imported'}]",
+            "first_name": "__NULL__",
+            "last_name": "__NULL__",
+            "email": "__NULL__",
+            "job_title": "__NULL__",
+        }
+    }
+    schema = {
+        "type": "SCHEMA",
+        "stream": "contacts",
+        "key_properties": ["email"],
+        "schema": {
+            "properties": {
+                k: {"type": ["string", "null"]}
+                for k in ("first_name", "last_name", "email", "job_title")
+            }
+        },
+    }
+    rows = [
+        {"first_name": "Ann", "last_name": "Lee", "email": "ann@x.com", "job_title": "CTO"},
+        {"first_name": "Bo", "last_name": "Ek", "email": "", "job_title": ""},
+    ]
     lines = [schema] + [{"type": "RECORD", "stream": "contacts", "record": r} for r in rows]
     first = run_target(capsule, lines, stream_maps=maps, validate_records=False)
     assert first.count("parties", "INSERT", "applied") == 2
