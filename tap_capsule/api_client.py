@@ -20,6 +20,7 @@ import math
 import threading
 import time
 import typing as t
+from importlib import metadata
 from urllib.parse import urlparse, urlsplit
 
 import backoff
@@ -30,10 +31,21 @@ from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticat
 from tap_capsule.token_cache import TokenCache
 
 DEFAULT_API_URL = "https://api.capsulecrm.com/api/v2"
-USER_AGENT = "tap-capsule/0.1 (+https://github.com/tap-capsule)"
+DISTRIBUTION = "tap-capsule"  # both packages, tap_capsule and target_capsule, ship in this one
+
+
+def package_version() -> str:
+    """The installed distribution's version, from its metadata (what `--about` reports)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+USER_AGENT = f"tap-capsule/{package_version()}"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
-logger = logging.getLogger("capsule.http")
+logger = logging.getLogger(__name__)
 
 
 # --- Errors: what went wrong and what to do about it, never a secret -----------------------------
@@ -271,13 +283,14 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
             )
         body = resp.json()
         self.access_token = body["access_token"]
-        self.refresh_token = body.get("refresh_token") or self.refresh_token
+        refresh = body.get("refresh_token") or self.refresh_token
+        self.refresh_token = refresh
         self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
         self.last_refreshed = started
-        if self._cache is not None:
+        if self._cache is not None and refresh:
             self._cache.save(
                 access_token=self.access_token,
-                refresh_token=self.refresh_token,
+                refresh_token=refresh,
                 expires_in=self.expires_in,
             )
 
@@ -511,7 +524,7 @@ class CapsuleSession(requests.Session):
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         method = (request.method or "GET").upper()
-        path = urlparse(request.url).path
+        path = urlparse(request.url or "").path
         waits = backoff.expo(base=2, factor=0.5, max_value=30)
         next(waits)  # python-backoff's generator starts with a 0-length first value
         refreshed = False
@@ -630,7 +643,7 @@ def raise_for_capsule_status(response: requests.Response) -> None:
     status = response.status_code
     if status < 400:
         return
-    method = (response.request.method or "GET") if response.request else "GET"
+    method = getattr(response.request, "method", None) or "GET"  # hand-made Responses have none
     path = urlparse(response.url).path
     message, errors = capsule_error_detail(response)
     cls = CapsuleNotFound if status == 404 else CapsuleAPIError

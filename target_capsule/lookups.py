@@ -20,7 +20,7 @@ from tap_capsule.api_client import (
 from target_capsule.natural_keys import Index
 from target_capsule.payload import FieldDefinitions
 
-logger = logging.getLogger("target_capsule.lookups")
+logger = logging.getLogger(__name__)
 
 # After this many single GETs of one stream, read its whole list instead (one request per 100).
 SINGLE_GETS_BEFORE_LIST = 20

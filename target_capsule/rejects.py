@@ -16,7 +16,7 @@ import typing as t
 SECRET_SETTINGS = ("access_token", "refresh_token", "client_id", "client_secret")
 MASK = "***"
 
-logger = logging.getLogger("target_capsule.rejects")
+logger = logging.getLogger(__name__)
 
 
 def secrets_of(config: t.Mapping[str, t.Any]) -> list[str]:
