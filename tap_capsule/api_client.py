@@ -27,6 +27,7 @@ import backoff
 import requests
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticator
+from typing_extensions import override
 
 from tap_capsule.token_cache import TokenCache
 
@@ -252,6 +253,7 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
             self.expires_in = None  # trust it until Capsule answers 401
 
     @property
+    @override
     def oauth_request_body(self) -> dict:
         return {
             "grant_type": "refresh_token",
@@ -260,6 +262,7 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
             "client_secret": self.client_secret,
         }
 
+    @override
     def update_access_token(self) -> None:
         logger.info("Refreshing the Capsule access token")
         started = _utcnow()
@@ -521,6 +524,7 @@ class CapsuleSession(requests.Session):
         for body in self.pages(path, params, page_size):
             yield from body.get(list_key) or ()
 
+    @override
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         method = (request.method or "GET").upper()

@@ -13,6 +13,7 @@ import typing as t
 
 from singer_sdk import Target
 from singer_sdk import typing as th
+from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
@@ -134,6 +135,7 @@ class TargetCapsule(Target):
         self.max_parallelism = 1  # records are written in input order
         self.run = WriteRun(self.config, self.logger)
 
+    @override
     def get_sink_class(self, stream_name: str) -> type[CapsuleSink]:
         if stream_name not in cat.BY_STREAM:
             self.abort(
@@ -143,17 +145,20 @@ class TargetCapsule(Target):
             )
         return CapsuleSink
 
+    @override
     def _process_record_message(self, message_dict: dict) -> None:
         try:
             super()._process_record_message(message_dict)
         except FATAL as exc:
             self.abort(str(exc))
 
+    @override
     def _write_state_message(self, state: dict) -> None:
         merged = dict(state)
         merged[STATE_KEY] = self.run.summary.as_dict()
         super()._write_state_message(merged)
 
+    @override
     def process_endofpipe(self) -> None:
         had_state = bool(self._latest_state)
         super().process_endofpipe()
