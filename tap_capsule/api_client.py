@@ -102,7 +102,7 @@ class CapsuleNotFound(CapsuleAPIError):
 
 
 def connection_settings() -> th.PropertiesList:
-    """Settings every plugin that talks to Capsule takes (SPEC §2 names)."""
+    """Settings of both plugins: the same names and meanings for the tap and the target."""
     return th.PropertiesList(
         th.Property(
             "access_token",

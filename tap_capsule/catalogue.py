@@ -140,7 +140,7 @@ class CapsuleObject:
     names its parent key, e.g. ``/opportunities/{opportunityId}/tracks``.
     """
 
-    stream: str  # Singer stream name (SPEC §3); part of the contract
+    stream: str  # Singer stream name: catalogs, states and stream maps name it, so it never changes
     path: str  # list endpoint
     list_key: str  # wrapper of list responses
     item_key: str  # wrapper of single-record requests and responses
@@ -172,10 +172,6 @@ class CapsuleObject:
     definitions_of: str | None = None  # on definition objects: which object they describe
     capture_rule: str | None = None  # track objects: the track definition captureRule they need
     insertable_types: tuple[str, ...] | None = None  # entries: only these `type`s can be created
-
-    @property
-    def incremental(self) -> bool:
-        return self.replication_key is not None
 
     @property
     def list_query(self) -> dict[str, str]:
