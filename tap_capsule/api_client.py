@@ -1,12 +1,12 @@
 """HTTP behaviour shared by tap and target: auth, rate-limit pacing, retries and error messages.
 
-Everything that talks to Capsule goes through `CapsuleSession`, so the two plugins spend the hourly
-budget the same way and fail with the same messages. Two waits are kept apart on purpose: a 429 waits
-for `X-RateLimit-Reset` (up to an hour), while 5xx, timeouts, dropped connections and malformed bodies
-get a short exponential backoff and never wait for the reset.
+Everything that talks to Capsule goes through `CapsuleSession`, so the two plugins spend the
+hourly budget the same way and fail with the same messages. Two waits are kept apart on purpose: a
+429 waits for `X-RateLimit-Reset` (up to an hour), while 5xx, timeouts, dropped connections and
+malformed bodies get a short exponential backoff and never wait for the reset.
 
-Writes are not retried blindly. Capsule has no idempotency key, so a POST or PUT that failed after it
-may have reached Capsule raises `AmbiguousWriteError`; the target then checks what Capsule holds.
+Writes are not retried blindly. Capsule has no idempotency key, so a POST or PUT that failed after
+it may have reached Capsule raises `AmbiguousWriteError`; the target then checks what Capsule holds.
 """
 
 from __future__ import annotations
@@ -586,7 +586,9 @@ class CapsuleSession(requests.Session):
                 continue
             if 200 <= status < 300 and response.content:
                 try:
-                    response.capsule_json = json.loads(response.content)  # type: ignore[attr-defined]
+                    # Parsed once, for response_json(); requests has no field of its own for it.
+                    body = json.loads(response.content)
+                    response.capsule_json = body  # type: ignore[attr-defined]
                 except ValueError:
                     if method not in IDEMPOTENT_METHODS:
                         raise AmbiguousWriteError(

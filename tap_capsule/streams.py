@@ -26,7 +26,7 @@ from tap_capsule.bookmarks import Window, capsule_time, signpost, window
 
 if t.TYPE_CHECKING:
     import requests
-    from singer_sdk.helpers.types import Context
+    from singer_sdk.helpers.types import Auth, Context
 
     from tap_capsule.custom_fields import CustomFieldMap
     from tap_capsule.tap import TapCapsule
@@ -69,7 +69,7 @@ class CapsuleStream(RESTStream):
 
     @property
     @override
-    def authenticator(self):  # noqa: ANN201 - the SDK's authenticator types
+    def authenticator(self) -> Auth:
         return self.capsule_session.authenticator
 
     @property
@@ -202,13 +202,15 @@ class CapsuleStream(RESTStream):
         return frozenset((props.get("properties") or {}).keys())
 
     @override
-    def generate_child_contexts(self, record: dict, context: Context | None):  # noqa: ANN201
+    def generate_child_contexts(
+        self, record: dict, context: Context | None
+    ) -> t.Iterator[Context | None]:
         if not self.child_streams or "_sdc_deleted_at" in record:
             return  # no children, or a deleted parent whose children are gone with it
         yield {
             child.obj.parent_key: record["id"]
             for child in self.child_streams
-            if isinstance(child, CapsuleStream)
+            if isinstance(child, CapsuleStream) and child.obj.parent_key
         }
 
 
