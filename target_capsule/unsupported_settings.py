@@ -2,7 +2,8 @@
 
 The target writes one record at a time to Capsule's API, each record saying its own operation, so
 the SDK's load, batching and flattening settings would be accepted and silently ignored (or, for
-flattening, turn nested Capsule fields into keys Capsule does not know). `--about` leaves them out
+flattening, turn nested Capsule fields into keys Capsule does not know), and so would
+`faker_config` without the Faker library. `--about` leaves them out
 and a configuration that sets one is refused with one line saying why.
 """
 
@@ -21,6 +22,7 @@ UNSUPPORTED: dict[str, str] = {
     "load_method": "each record carries its own operation (INSERT, UPDATE or DELETE)",
     "add_record_metadata": "`_sdc_*` fields are never sent to Capsule",
     "batch_size_rows": "records are written one at a time, in input order",
+    "faker_config": "stream maps' `fake` needs the Faker library, which is not installed with it",
     "flattening_enabled": _FLATTENING,
     "flattening_max_depth": _FLATTENING,
     "flattening_max_key_length": _FLATTENING,

@@ -40,7 +40,13 @@ def test_version_is_the_distributions():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("load_method", "overwrite"), ("flattening_enabled", True), ("batch_size_rows", 10)],
+    [
+        ("load_method", "overwrite"),
+        ("add_record_metadata", True),
+        ("flattening_enabled", True),
+        ("batch_size_rows", 10),
+        ("faker_config", {"locale": "en_GB"}),
+    ],
 )
 def test_an_unsupported_sdk_setting_is_refused_with_one_line(tmp_path, name, value):
     base = {"access_token": "tok-settings-1", "api_url": "http://127.0.0.1:9/api/v2"}
