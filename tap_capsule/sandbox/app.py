@@ -14,11 +14,12 @@ import typing as t
 from urllib.parse import parse_qsl, urlsplit
 
 from tap_capsule import catalogue
-from tap_capsule.sandbox import admin, routes
-from tap_capsule.sandbox.auth import READ, Auth
+from tap_capsule.sandbox import admin, permissions, routes
+from tap_capsule.sandbox.auth import FULL_GRANT, Auth
 from tap_capsule.sandbox.clock import Clock
 from tap_capsule.sandbox.errors import ApiError
 from tap_capsule.sandbox.faults import FaultConfig, FaultInjector
+from tap_capsule.sandbox.models import OWNER_CLEARS_TEAM
 from tap_capsule.sandbox.ratelimit import RateLimiter
 from tap_capsule.sandbox.seed import seed as seed_store
 from tap_capsule.sandbox.store import Store
@@ -52,15 +53,32 @@ class App:
         refresh_token: str | None = None,
         faults: dict | None = None,
         objects: t.Iterable[CapsuleObject] | None = None,
+        grant: str = FULL_GRANT,
+        extra_tokens: dict[str, str] | None = None,
+        owner_clears_team: t.Iterable[str] = OWNER_CLEARS_TEAM,
     ) -> None:
-        """A seeded account of about `scale` parties, reproducible from `seed`."""
+        """A seeded account of about `scale` parties, reproducible from `seed`.
+
+        `grant` is what `token` may do (scopes `read write user_preference`, `admin`, `oauth_app`);
+        `extra_tokens` maps more tokens to their grants; `owner_clears_team` names the records
+        (wrapper keys: kase, party, opportunity) whose team a PUT of `owner` alone clears.
+        """
         if int(scale) < 0:
             raise ValueError("scale must be >= 0")
         self.objects = tuple(catalogue.OBJECTS if objects is None else objects)
         self.clock = Clock()
         self.store = Store(self.objects, self.clock)
+        self.store.owner_clears_team = frozenset(owner_clears_team)
         seed_store(self.store, int(scale), int(seed))
-        self.auth = Auth(token, read_only_token, client_id, client_secret, refresh_token)
+        self.auth = Auth(
+            token,
+            read_only_token,
+            client_id,
+            client_secret,
+            refresh_token,
+            grant=grant,
+            extra_tokens=extra_tokens,
+        )
         self.rate = RateLimiter(rate_limit, rate_window)
         self.faults = FaultInjector(FaultConfig.from_dict(faults))
         self.views = Views(self.store)
@@ -129,8 +147,8 @@ class App:
         """The request pipeline of one /api/v2 call."""
         route, params, known = self.router.match(req.method, req.path)
         self._count(req.method, req.path, route.template if route else req.path)
-        scope = self.auth.scope(req.headers.get("Authorization"))
-        if scope is None:
+        grant = self.auth.grant(req.headers.get("Authorization"))
+        if grant is None:
             return Response.json(
                 401,
                 {
@@ -163,12 +181,8 @@ class App:
             response = Response.json(
                 405 if known else 404, METHOD_NOT_ALLOWED_BODY if known else NOT_FOUND_BODY
             )
-        elif is_write and scope == READ:
-            response = Response.json(
-                403,
-                {"error": "insufficient_scope", "message": "This token can only read"},
-                {"WWW-Authenticate": 'Bearer realm="Capsule", error="insufficient_scope"'},
-            )
+        elif denied := permissions.check(grant, req.method, route.template):
+            response = denied
         else:
             req.params = params
             try:

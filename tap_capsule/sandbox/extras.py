@@ -21,10 +21,10 @@ ENTRIES_MAX_PER_PAGE = 50
 
 
 def people(v: Views, req: Request) -> Response:
-    """`GET /parties/{id}/people`: the people of an organisation."""
+    """`GET /parties/{id}/people`: the people of an organisation (none for a person)."""
     rows = v.store.rows["parties"]
     org = rows.get(int(req.params["partyId"]))
-    if org is None or org.get("type") != "organisation":
+    if org is None:
         raise NotFound()
     o = v.store.objects["parties"]
     ids = [i for i in v.ordered(o) if (rows[i].get("organisation") or {}).get("id") == org["id"]]

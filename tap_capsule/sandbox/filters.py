@@ -2,7 +2,8 @@
 
 `/tasks` lists only open tasks unless `status` is given; `/boards` and `/stages` hide archived rows
 unless `status=all` (and stages of deleted boards unless `includeOnDeletedBoard=true`);
-`/trackdefinitions` takes `type`; `/pipelines` and `/boards` filter by name with `q`.
+`/pipelines` hides archived pipelines unless `includeDeleted=true`; `/trackdefinitions` takes
+`type`; `/pipelines` and `/boards` filter by name with `q`.
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ def by_name(store: Tables, req: Request, rows: dict, ids: list) -> list:
     return [i for i in ids if q in str(rows[i].get("name") or "").casefold()] if q else ids
 
 
+def pipelines(store: Tables, req: Request, rows: dict, ids: list) -> list:
+    """Active pipelines only unless `includeDeleted=true`; `q` filters by name."""
+    if req.query.get("includeDeleted", "").lower() != "true":
+        ids = [i for i in ids if not rows[i].get("deleted")]
+    return by_name(store, req, rows, ids)
+
+
 def boards_by_name(store: Tables, req: Request, rows: dict, ids: list) -> list:
     """Boards take both a status and a name filter."""
     return by_name(store, req, rows, boards(store, req, rows, ids))
@@ -84,5 +92,5 @@ LIST_FILTERS: dict[str, ListFilter] = {
     "board": boards_by_name,
     "stage": stages,
     "trackDefinition": track_definitions,
-    "pipeline": by_name,
+    "pipeline": pipelines,
 }

@@ -57,6 +57,13 @@ class Merge(Tables):
                 rec[key] = self.ref(key, value)
             elif key in o.schema:
                 rec[key] = copy.deepcopy(value)
+        if (
+            not creating
+            and resource in self.owner_clears_team
+            and "owner" in body
+            and "team" not in body
+        ):
+            rec["team"] = None  # Capsule clears a case's team when a PUT names only the owner
         if resource == "party":
             if rec.get("type") == "organisation":
                 for k in PERSON_ONLY:

@@ -9,6 +9,11 @@ from __future__ import annotations
 import json
 import typing as t
 
+from tap_capsule.catalogue import ALL_OPERATIONS, DELETE, INSERT, UPDATE
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from tap_capsule.catalogue import CapsuleObject
+
 # Record keys that reference another record, and the stream they point into.
 REF_TARGETS = {
     "party": "parties",
@@ -100,3 +105,35 @@ def ref_id(value: t.Any) -> int | None:  # noqa: ANN401 - whatever a client sent
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+# Operations Capsule documents per object (by wrapper key) where they differ from the catalogue's,
+# which lists what the target writes. Custom titles: list, create and delete only (no PUT). REST
+# hooks: no PUT. Users: only PUT. Milestones, categories, activity types and lost reasons also have
+# DELETE. Settings lists without a documented write are read-only.
+DOCUMENTED_OPERATIONS: dict[str, frozenset[str]] = {
+    "personTitle": frozenset({INSERT, DELETE}),
+    "restHook": frozenset({INSERT, DELETE}),
+    "user": frozenset({UPDATE}),
+    "milestone": ALL_OPERATIONS,
+    "lostReason": ALL_OPERATIONS,
+    "category": ALL_OPERATIONS,
+    "activityType": ALL_OPERATIONS,
+    **{
+        key: frozenset()
+        for key in ("pipeline", "board", "stage", "team", "trackDefinition", "country", "currency")
+    },
+}
+# Objects whose single record has no GET (custom titles are only listed).
+NO_SHOW = frozenset({"personTitle"})
+# Lists that take `since` (tasks too: Capsule's own client sends it, though the Task page omits it).
+SINCE_LISTS = frozenset({"party", "opportunity", "kase", "task"})
+# Objects that several comma-joined ids fetch in one GET (up to 10; 404 if any is missing).
+MULTI_GET = frozenset({"party", "opportunity", "kase", "task"})
+# A PUT that sets `owner` without `team` clears the team on these (live-verified for cases only).
+OWNER_CLEARS_TEAM = frozenset({"kase"})
+
+
+def operations(o: CapsuleObject) -> frozenset[str]:
+    """The writes Capsule documents for `o` (the catalogue's for objects the docs don't fix)."""
+    return DOCUMENTED_OPERATIONS.get(o.item_key, o.operations)

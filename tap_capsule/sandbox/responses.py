@@ -1,5 +1,7 @@
-"""Handlers of the routes every catalogue entry gets: list, show, create, update, delete, links,
-and the deleted feed. Each takes the views, the request and the catalogue entry it serves.
+"""Handlers of the routes every catalogue entry gets.
+
+List, show (one or several ids), create, update, delete, structured filters, additional-party
+links and the deleted feed. Each takes the views, the request and the catalogue entry it serves.
 """
 
 from __future__ import annotations
@@ -8,8 +10,10 @@ import typing as t
 
 from tap_capsule import catalogue
 from tap_capsule.catalogue import INSERT, UPDATE
+from tap_capsule.sandbox import conditions
 from tap_capsule.sandbox.errors import BadRequest
 from tap_capsule.sandbox.filters import LIST_FILTERS
+from tap_capsule.sandbox.models import SINCE_LISTS
 from tap_capsule.sandbox.store import check_write_allowed
 from tap_capsule.sandbox.wire import API, Request, Response, wrapped_body
 
@@ -29,7 +33,7 @@ def list_records(v: Views, req: Request, o: CapsuleObject) -> Response:
     ids = v.ordered(o)
     if pid is not None:
         ids = [i for i in ids if rows[i].get(o.parent_key) == pid]
-    since = v.since(req) if o.since else None
+    since = v.since(req) if o.since or o.item_key in SINCE_LISTS else None
     if since is not None:
         ids = [i for i in ids if (rows[i].get("updatedAt") or "") > since]
     list_filter = LIST_FILTERS.get(o.item_key)
@@ -79,6 +83,15 @@ def delete(v: Views, req: Request, o: CapsuleObject) -> Response:
     return Response(204)
 
 
+def filter_results(v: Views, req: Request, o: CapsuleObject) -> Response:
+    """`POST /{entity}/filters/results`: records meeting every condition, paged like the list."""
+    query = conditions.parse(req.body)
+    rows = v.store.rows[o.stream]
+    today = v.store.clock.now().date()
+    ids = conditions.select(o.item_key, query, v.ordered(o), rows, today)
+    return v.render_page(req, o, ids)
+
+
 def list_links(v: Views, req: Request, o: CapsuleObject) -> Response:
     """The additional parties of an opportunity or case, as party records."""
     pid = v.parent(req, o)
@@ -92,7 +105,7 @@ def link_write(v: Views, req: Request, o: CapsuleObject) -> Response:
     add = req.method == "POST"
     parent_key, child_key = o.parent_key or "", o.child_key or ""
     v.store.link(o.stream, int(req.params[parent_key]), int(req.params[child_key]), add)
-    return Response(201 if add else 204)
+    return Response(204)  # both answer 204 with an empty body
 
 
 def deleted_feed(v: Views, req: Request, o: CapsuleObject) -> Response:

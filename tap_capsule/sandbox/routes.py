@@ -13,6 +13,8 @@ import re
 import typing as t
 
 from tap_capsule.sandbox import extras, responses
+from tap_capsule.sandbox.conditions import FIELDS as FILTERABLE
+from tap_capsule.sandbox.models import MULTI_GET, NO_SHOW
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from tap_capsule.catalogue import CapsuleObject
@@ -97,8 +99,11 @@ def build(objects: t.Iterable[CapsuleObject], views: Views) -> Router:
             continue
         router.add("GET", o.path, bind(responses.list_records, o))
         router.add("POST", o.post_path, bind(responses.create, o))
-        multi = o.stream == "parties"
-        router.add("GET", o.single_path, bind(responses.show, o), multi_id=multi)
+        if o.item_key not in NO_SHOW:
+            multi = o.item_key in MULTI_GET
+            router.add("GET", o.single_path, bind(responses.show, o), multi_id=multi)
+        if o.item_key in FILTERABLE and not o.parent:
+            router.add("POST", f"{o.path}/filters/results", bind(responses.filter_results, o))
         router.add("PUT", o.single_path, bind(responses.update, o))
         router.add("DELETE", o.single_path, bind(responses.delete, o))
     _extras(router, {o.stream for o in objects}, views)

@@ -15,7 +15,7 @@ from tap_capsule.catalogue import DELETE, INSERT, UPDATE
 from tap_capsule.sandbox import validation
 from tap_capsule.sandbox.errors import MethodNotAllowed, NotFound
 from tap_capsule.sandbox.merge import Merge
-from tap_capsule.sandbox.models import CONTACT_DEFAULTS, REF_TARGETS, dump
+from tap_capsule.sandbox.models import CONTACT_DEFAULTS, REF_TARGETS, dump, operations
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from tap_capsule.catalogue import CapsuleObject
@@ -39,7 +39,7 @@ class Store(Merge):
 
     def create(self, stream: str, body: dict, parent_id: int | None = None) -> tuple[str, dict]:
         o = self.objects[stream]
-        if INSERT not in o.operations:
+        if INSERT not in operations(o):
             raise MethodNotAllowed()
         with self.lock:
             stream, o = self._pick_create_stream(o, body)
@@ -73,7 +73,7 @@ class Store(Merge):
 
     def update(self, stream: str, rid: int, body: dict) -> tuple[str, dict]:
         o = self.objects[stream]
-        if UPDATE not in o.operations:
+        if UPDATE not in operations(o):
             raise MethodNotAllowed()
         with self.lock:
             stream, stored = self.find(stream, rid)
@@ -95,7 +95,7 @@ class Store(Merge):
     def delete(self, stream: str, rid: int) -> int | None:
         """Delete a record like Capsule does; returns a job id when Capsule answers 202."""
         o = self.objects[stream]
-        if DELETE not in o.operations:
+        if DELETE not in operations(o):
             raise MethodNotAllowed()
         with self.lock:
             stream, _ = self.find(stream, rid)
@@ -219,7 +219,7 @@ class Store(Merge):
     def link(self, stream: str, parent_id: int, party_id: int, add: bool) -> None:
         """Additional parties: link or unlink; 404 when the parent, party or link is unknown."""
         o = self.objects[stream]
-        if (INSERT if add else DELETE) not in o.operations:
+        if (INSERT if add else DELETE) not in operations(o):
             raise MethodNotAllowed()
         with self.lock:
             if parent_id not in self.rows[o.parent] or party_id not in self.rows["parties"]:
@@ -237,7 +237,7 @@ class Store(Merge):
 
 def check_write_allowed(o: CapsuleObject, operation: str) -> None:
     """405 unless `o` takes `operation`."""
-    if operation not in o.operations:
+    if operation not in operations(o):
         raise MethodNotAllowed()
 
 

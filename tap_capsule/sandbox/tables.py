@@ -14,7 +14,7 @@ import threading
 import typing as t
 
 from tap_capsule.sandbox.errors import NotFound
-from tap_capsule.sandbox.models import ID_BASES, REF_TARGETS, ref_id
+from tap_capsule.sandbox.models import ID_BASES, OWNER_CLEARS_TEAM, REF_TARGETS, ref_id
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from tap_capsule.catalogue import CapsuleObject
@@ -45,6 +45,7 @@ class Tables:
         self._counters: dict[str, int] = {}
         self._orders: dict[str, list[int]] = {}
         self.generation = 0  # bumped by every write; views cache on it
+        self.owner_clears_team: frozenset[str] = OWNER_CLEARS_TEAM
 
     # --- ids, lookups, stubs ------------------------------------------------------------------
 

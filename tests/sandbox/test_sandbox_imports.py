@@ -16,11 +16,14 @@ FORBIDDEN = [
     "requests",
 ]
 # Every module of the sandbox package (the split into small modules must not hide one).
-MODULES = sorted(
-    info.name
-    for info in pkgutil.walk_packages(tap_capsule.sandbox.__path__, "tap_capsule.sandbox.")
-    if not info.name.endswith("__main__")
-) + ["tap_capsule.sandbox"]
+MODULES = [
+    "tap_capsule.sandbox",
+    *sorted(
+        info.name
+        for info in pkgutil.walk_packages(tap_capsule.sandbox.__path__, "tap_capsule.sandbox.")
+        if not info.name.endswith("__main__")
+    ),
+]
 
 
 def test_sandbox_imports_only_the_catalogue_from_the_project():

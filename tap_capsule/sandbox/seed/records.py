@@ -112,10 +112,11 @@ class RecordsSeeder(SeedBase):
     def seed_opportunities(self) -> None:
         rng, count = self.rng, self.scale // 2
         milestones = list((self.store.rows.get("milestones") or {}).values())
+        archived = {p["id"] for p in self.store.rows["pipelines"].values() if p.get("deleted")}
         by_pipeline: dict[int, list[dict]] = {}
         for m in milestones:
             by_pipeline.setdefault(m["pipelineId"], []).append(m)
-        pipelines = sorted(by_pipeline)
+        pipelines = sorted(p for p in by_pipeline if p not in archived)
         if not self.store.rows["parties"] or not pipelines:
             return
         for created, updated in self.times(count, start=86400):
@@ -154,6 +155,22 @@ class RecordsSeeder(SeedBase):
                 "updatedAt": updated,
             }
             self.finish("opportunities", rec)
+        self._in_archived_pipeline([by_pipeline[p] for p in sorted(archived) if p in by_pipeline])
+
+    def _in_archived_pipeline(self, plans: list[list[dict]]) -> None:
+        """The newest opportunity still sits at an open milestone of an archived pipeline."""
+        opportunities = self.store.rows["opportunities"]
+        if not plans or not opportunities:
+            return
+        milestone = next((m for m in plans[0] if not m["complete"]), plans[0][0])
+        stub = {"id": milestone["id"], "name": milestone["name"]}
+        opportunities[max(opportunities)].update(
+            milestone=stub,
+            probability=milestone["probability"],
+            lostReason=None,
+            closedOn=None,
+            lastOpenMilestone=stub,
+        )
 
     def seed_cases(self) -> None:
         rng, count = self.rng, self.scale // 4

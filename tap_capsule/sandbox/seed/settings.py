@@ -141,18 +141,26 @@ class SettingsSeeder(SeedBase):
             )
 
     def seed_pipelines(self) -> None:
-        for i, (name, desc) in enumerate(
-            (("Sales", "New business"), ("Renewals", "Existing customers"))
-        ):
-            # Sales is created first: it is the "oldest pipeline" the legacy /milestones lists.
+        """Two active pipelines and an archived one, created before them.
+
+        Sales is the oldest *active* pipeline: the one the legacy /milestones lists. The archived
+        pipeline is older still, so a client that ignores `deleted` picks the wrong one, and one
+        opportunity still sits in it (a plain /pipelines hides it: `includeDeleted=true` shows it).
+        """
+        plan = (
+            ("Sales", "New business", False, 0),
+            ("Renewals", "Existing customers", False, 86400),
+            ("Old deals", "Archived pipeline", True, -86400),
+        )
+        for name, desc, deleted, created in plan:
             self.add(
                 "pipelines",
                 {
                     "name": name,
                     "description": desc,
-                    "deleted": False,
-                    "createdAt": at(i * 86400),
-                    "updatedAt": at(i * 86400 + 7200),
+                    "deleted": deleted,
+                    "createdAt": at(created),
+                    "updatedAt": at(created + 7200),
                 },
             )
 
@@ -172,6 +180,7 @@ class SettingsSeeder(SeedBase):
                 ("Renewed", 100, True),
                 ("Churned", 0, True),
             ],
+            [("Old lead", 10, False), ("Old win", 100, True)],
         ]
         for pipeline, plan in zip(self.store.rows.get("pipelines", {}).values(), plans):
             for order, (name, probability, complete) in enumerate(plan):
