@@ -10,6 +10,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_capsule.sandbox import filters
+from tap_capsule.sandbox.documented import HIDDEN_OUTSIDE_PIPELINE
 from tap_capsule.sandbox.errors import NotFound
 from tap_capsule.sandbox.wire import Request, Response
 
@@ -78,7 +79,7 @@ def legacy_milestones(v: Views, req: Request) -> Response:
     if pipelines:
         oldest = min(pipelines, key=lambda p: (p.get("createdAt") or "", p["id"]))
         ids = [i for i in v.ordered(o) if rows[i].get("pipelineId") == oldest["id"]]
-    return v.render_page(req, o, ids, embeds=False)
+    return v.render_page(req, o, ids, embeds=False, hide=HIDDEN_OUTSIDE_PIPELINE["milestone"])
 
 
 def current_user(v: Views, req: Request) -> Response:

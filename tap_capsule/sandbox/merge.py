@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from tap_capsule.sandbox import validation
+from tap_capsule.sandbox import documented, validation
+from tap_capsule.sandbox.documented import OAUTH_CLIENT_ID
 from tap_capsule.sandbox.errors import Invalid, NotFound, error
 from tap_capsule.sandbox.models import (
     ALWAYS_READ_ONLY,
@@ -37,6 +38,7 @@ class Merge(Tables):
 
     def _apply(self, o: CapsuleObject, rec: dict, body: dict, creating: bool) -> None:
         resource = o.item_key
+        model = documented.fields(o)
         read_only = ALWAYS_READ_ONLY | READ_ONLY_BY_RESOURCE.get(resource, set())
         for key, value in body.items():
             if key in read_only or key == o.parent_key:
@@ -53,9 +55,9 @@ class Merge(Tables):
                 rec[key] = self._definition_tag(o, value)
             elif key == "type" and not creating and resource in ("party", "entry"):
                 continue  # fixed once set
-            elif key in REF_TARGETS and key in o.schema and REF_TARGETS[key] in self.rows:
+            elif key in REF_TARGETS and key in model and REF_TARGETS[key] in self.rows:
                 rec[key] = self.ref(key, value)
-            elif key in o.schema:
+            elif key in model:
                 rec[key] = copy.deepcopy(value)
         if (
             not creating
@@ -140,9 +142,7 @@ class Merge(Tables):
                         },
                     )
             if all(x.get("id") != definition["id"] for x in tags):
-                tags.append(
-                    {k: definition.get(k) for k in ("id", "name", "description", "dataTag")}
-                )
+                tags.append({k: definition.get(k) for k in ("id", "name", "dataTag")})
         rec["tags"] = tags
 
     def _merge_fields(self, o: CapsuleObject, rec: dict, items: t.Any) -> None:
@@ -254,6 +254,7 @@ class Merge(Tables):
             rec["status"] = "OPEN"
         if resource == "task":
             rec["status"] = rec.get("status") or "OPEN"
+            rec["active"] = True
             if not body.get("owner"):
                 rec["owner"] = self.token_user_stub()
         if resource == "entry":
@@ -269,7 +270,7 @@ class Merge(Tables):
             rec["dataTag"] = False
         if resource == "restHook":
             rec["user"] = self.token_user_stub()
-            rec["clientId"] = "sandbox-client"
+            rec["clientId"] = OAUTH_CLIENT_ID
         if resource == "party" and "pictureURL" in rec:
             rec["pictureURL"] = "https://capsulecrm.com/theme/default/images/person_avatar_70.png"
 
@@ -322,8 +323,9 @@ class Merge(Tables):
                     "nextTask": None,
                     "hasTrack": True,
                     "repeat": None,
-                    "createdAt": rec["createdAt"],
-                    "updatedAt": rec["updatedAt"],
+                    "active": True,
+                    "createdAt": self.clock.stamp(),
+                    "updatedAt": self.clock.stamp(),
                 },
             )
             tasks.append({"id": task["id"], "description": task["description"]})

@@ -12,7 +12,7 @@ import copy
 import typing as t
 
 from tap_capsule.catalogue import DELETE, INSERT, UPDATE
-from tap_capsule.sandbox import validation
+from tap_capsule.sandbox import documented, validation
 from tap_capsule.sandbox.errors import MethodNotAllowed, NotFound
 from tap_capsule.sandbox.merge import Merge
 from tap_capsule.sandbox.models import CONTACT_DEFAULTS, REF_TARGETS, dump, operations
@@ -28,7 +28,7 @@ class Store(Merge):
 
     def _blank_record(self, o: CapsuleObject) -> dict:
         skip = {"_sdc_deleted_at", "custom_fields", o.parent_key}
-        rec = {k: None for k in o.schema if k not in skip}
+        rec = {k: None for k in documented.fields(o) if k not in skip}
         for key in ("tags", "fields"):
             if key in rec:
                 rec[key] = []
@@ -48,9 +48,9 @@ class Store(Merge):
             self._defaults_on_create(o, rec, body)
             validation.check(o.item_key, rec, body, self, creating=True)
             now = self.clock.stamp()
-            if "createdAt" in o.schema:
+            if "createdAt" in rec:
                 rec["createdAt"] = now
-            if "updatedAt" in o.schema:
+            if "updatedAt" in rec:
                 rec["updatedAt"] = now
             rec["id"] = self.new_id(stream)
             rec = {"id": rec.pop("id"), **rec}

@@ -72,7 +72,6 @@ class SeedBase:
             {
                 "id": d["id"],
                 "name": d["name"],
-                "description": d.get("description"),
                 "dataTag": d.get("dataTag"),
             }
             for d in sorted(chosen, key=lambda d: d["id"])

@@ -8,6 +8,7 @@ import typing as t
 import unicodedata
 
 from tap_capsule.sandbox.clock import at, day
+from tap_capsule.sandbox.documented import OAUTH_CLIENT_ID
 from tap_capsule.sandbox.seed.base import YEAR, SeedBase
 from tap_capsule.sandbox.seed.names import ADJ, CITIES, COUNTRIES, FIRST, JOBS, LAST, NOUN, SUFFIX
 
@@ -245,13 +246,11 @@ class RecordsSeeder(SeedBase):
                 "direction": definition["direction"],
                 "definition": {"id": definition["id"], "name": definition["description"]},
                 "tasks": [],
-                "createdAt": host["createdAt"],
-                "updatedAt": host["updatedAt"],
             }
             for spec in definition["taskDefinitions"]:
                 task = self._task(
-                    rec["createdAt"],
-                    rec["updatedAt"],
+                    host["createdAt"],
+                    host["updatedAt"],
                     status="OPEN",
                     hasTrack=True,
                     **{parent.item_key: self.store.stub(parent.stream, host)},
@@ -287,6 +286,7 @@ class RecordsSeeder(SeedBase):
             "taskDayDelayRule": None,
             "nextTask": None,
             "hasTrack": False,
+            "active": True,
             "repeat": None,
             "createdAt": created,
             "updatedAt": updated,
@@ -396,7 +396,7 @@ class RecordsSeeder(SeedBase):
                     "description": f"Hook for {event}",
                     "embed": None,
                     "batched": False,
-                    "clientId": "sandbox-client",
+                    "clientId": OAUTH_CLIENT_ID,
                     "user": self.stub("users"),
                     "createdAt": at(i * 500),
                     "updatedAt": at(i * 500 + 5),

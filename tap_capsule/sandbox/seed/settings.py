@@ -18,7 +18,7 @@ class SettingsSeeder(SeedBase):
                 "name": name,
                 "alpha2Code": a2,
                 "alpha3Code": a3,
-                "numericCode": num,
+                "numericCode": int(num),  # an integer, as in the documented example
             }
 
     def seed_currencies(self) -> None:
@@ -42,7 +42,7 @@ class SettingsSeeder(SeedBase):
             ("dan", "Dan Manager"),
         ]
         for i, (username, name) in enumerate(people):
-            created = at(i * 3600)
+            initials = "".join(word[0] for word in name.split())
             self.add(
                 "users",
                 {
@@ -53,10 +53,11 @@ class SettingsSeeder(SeedBase):
                     "timezone": "Europe/London",
                     "status": "ACTIVE",
                     "lastLoginAt": at(YEAR - 86400 * (i + 1)),
-                    "taskReminder": {"timeOfDay": "09:00", "daysBefore": 1},
+                    "taskReminder": i % 2 == 0,
                     "party": None,
-                    "createdAt": created,
-                    "updatedAt": created,
+                    "deleted": False,
+                    "loggedIn": i == 0,
+                    "pictureURL": f"https://facehub.appspot.com/default/person?text={initials}",
                 },
             )
         self.store.token_user_id = min(self.store.rows["users"], default=None)
@@ -65,7 +66,7 @@ class SettingsSeeder(SeedBase):
         users = list(self.store.rows.get("users", {}).values())
         for i, name in enumerate(("Sales", "Support")):
             members = [
-                {"id": 100 * (i + 1) + j, "user": self.store.stub("users", u)}
+                {"user": self.store.stub("users", u)}
                 for j, u in enumerate(users)
                 if (j + i) % 2 == 0
             ]
@@ -90,19 +91,20 @@ class SettingsSeeder(SeedBase):
 
     def seed_activity_types(self) -> None:
         system = [
-            (-4, "Task completed", "task"),
-            (-3, "Call", "phone"),
-            (-2, "Meeting", "people"),
-            (-1, "Note", "note"),
+            (-4, "Task completed", "TASK", "task"),
+            (-3, "Call", "PHONE", "phone"),
+            (-2, "Meeting", "MEETING", "meeting"),
+            (-1, "Note", "NOTE", "note"),
         ]
-        for i, (rid, name, icon) in enumerate(system):
+        # Icon ids are names (`"NOTE"`), not numbers.
+        for i, (rid, name, icon_id, icon) in enumerate(system):
             self.add(
                 "activity_types",
                 {
                     "id": rid,
                     "name": name,
                     "icon": {
-                        "id": rid,
+                        "id": icon_id,
                         "order": i,
                         "displayName": name,
                         "iconName": icon,
@@ -118,7 +120,7 @@ class SettingsSeeder(SeedBase):
                     "id": i + 1,
                     "name": name,
                     "icon": {
-                        "id": i + 1,
+                        "id": "STAR",
                         "order": 10 + i,
                         "displayName": name,
                         "iconName": "star",
@@ -254,7 +256,7 @@ class SettingsSeeder(SeedBase):
                     "displayOrder": j,
                     "dayDelayRule": "TRACK_DAYS",
                     "category": None,
-                    "trackTaskAssignee": {"assigneeType": "ENTITY_OWNER", "owner": None},
+                    "trackTaskAssignee": {"assigneeType": "ENTITY_OWNER"},
                 }
                 for j in range(2)
             ]
