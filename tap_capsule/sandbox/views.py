@@ -11,7 +11,7 @@ import typing as t
 
 from tap_capsule.sandbox.clock import since_key
 from tap_capsule.sandbox.documented import DISPLAY_ORDERED, HIDDEN, HIDDEN_OUTSIDE_PIPELINE
-from tap_capsule.sandbox.errors import BadRequest, NotFound
+from tap_capsule.sandbox.errors import BadRequestError, NotFoundError
 from tap_capsule.sandbox.models import REF_TARGETS
 from tap_capsule.sandbox.wire import API, Request, Response
 
@@ -125,9 +125,9 @@ class Views:
             page = int(req.query.get("page", "1"))
             per_page = int(req.query.get("perPage", str(DEFAULT_PER_PAGE)))
         except ValueError:
-            raise BadRequest("page and perPage must be positive integers") from None
+            raise BadRequestError("page and perPage must be positive integers") from None
         if page < 1 or per_page < 1:
-            raise BadRequest("page and perPage must be positive integers")
+            raise BadRequestError("page and perPage must be positive integers")
         return page, min(per_page, max_per_page)
 
     def _link(self, req: Request, page: int) -> str:
@@ -197,7 +197,7 @@ class Views:
         try:
             return since_key(value)
         except ValueError:
-            raise BadRequest(f"since must be an ISO 8601 date-time, got {value!r}") from None
+            raise BadRequestError(f"since must be an ISO 8601 date-time, got {value!r}") from None
 
     def parent(self, req: Request, o: CapsuleObject) -> int | None:
         """The parent id in a child list's path (404 if that parent does not exist)."""
@@ -205,5 +205,5 @@ class Views:
             return None
         pid = int(req.params[o.parent_key])
         if pid not in self.store.rows.get(o.parent or "", {}):
-            raise NotFound()
+            raise NotFoundError()
         return pid
