@@ -170,7 +170,7 @@ def test_a_new_catalogue_entry_gets_routes_and_generic_rows(
         create_path="/parts",
         schema={"id": INTEGER, "label": STRING, "widgetId": INTEGER},
     )
-    monkeypatch.setattr(catalogue, "OBJECTS", catalogue.OBJECTS + (widgets, parts))
+    monkeypatch.setattr(catalogue, "OBJECTS", (*catalogue.OBJECTS, widgets, parts))
     with Sandbox(token=sandbox_token, scale=20, seed=1) as sb:
         session = sandbox_http()
         rows = listed(session, sb.url + "/widgets", "widgets")
