@@ -78,6 +78,10 @@ def test_token_from_environment(sandbox_token):
         (["--error-status", "42"], "--error-status"),
         (["--slow-seconds", "nan"], "--slow-seconds"),
         (["--client-id", "only"], "--client-id"),
+        (["--token-grant", "read superuser"], "--token-grant"),
+        (["--extra-token", "tok=read nope"], "--extra-token"),
+        (["--extra-token", "no-equals-sign"], "--extra-token"),
+        (["--owner-clears-team", "kase,widget"], "--owner-clears-team"),
         (None, "--token"),
     ],
 )
