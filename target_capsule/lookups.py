@@ -38,6 +38,7 @@ class Lookups:
         self.session = session
         self.upsert_keys = upsert_keys or {}
         self._indexes: dict[str, Index] = {}
+        self._owner: dict[str, str] = {}  # list path -> the stream whose records it holds
         self._complete: set[str] = set()  # list paths read in full
         self._field_defs: dict[str, FieldDefinitions] = {}
         self._lists: dict[str, list[dict]] = {}
@@ -117,6 +118,7 @@ class Lookups:
                 for rid, rec in cached.by_id.items():  # keep fresher single reads
                     index.by_id.setdefault(rid, rec)
             self._indexes[path] = index
+            self._owner[path] = obj.stream
             self._complete.add(path)
             logger.info("Read %d %s from %s for matching and diffs", len(records), obj.stream, path)
         return self._indexes[path]
@@ -129,8 +131,9 @@ class Lookups:
                 idx.add(record)
 
     def forget(self, obj: cat.CapsuleObject, rid: t.Any) -> None:
-        for idx in self._indexes.values():
-            if rid in idx.by_id and idx.by_id[rid] is not None:
+        """Drop a deleted record from its own object's lists only: ids repeat across objects."""
+        for path, idx in self._indexes.items():
+            if self._owner.get(path) == obj.stream:
                 idx.remove(rid)
 
     def current(

@@ -19,7 +19,7 @@ import itertools
 import typing as t
 
 from tap_capsule import catalogue as cat
-from target_capsule.payload import blank, ref_id, same
+from target_capsule.values import blank, ref_id, same
 
 # Fields that make a good first cut for content matching (the rest is compared in full).
 CONTENT_BUCKET_FIELDS = (

@@ -10,12 +10,11 @@ Nothing here talks to Capsule: definitions and current records are passed in.
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import typing as t
 
 from tap_capsule import catalogue as cat
 from tap_capsule.custom_fields import CustomFieldMap, convert, slug
+from target_capsule.values import blank, int_or_same, same
 
 # Contact sub-lists: Capsule merges these on PUT (new items are appended), so only items it does
 # not hold yet may be sent, or a replay would append them again.
@@ -26,20 +25,7 @@ class PayloadError(ValueError):
     """The record cannot become a request body (an unknown custom field, tag, ...)."""
 
 
-# --- Small value helpers ------------------------------------------------------------------------
-
-
-def blank(value: t.Any) -> bool:
-    """Unset for Capsule's purposes: None, "", [], {} or a reference without id and name."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, (list, tuple)):
-        return len(value) == 0
-    if isinstance(value, dict):
-        return all(blank(v) for v in value.values())
-    return False
+# --- References -------------------------------------------------------------------------------
 
 
 def is_ref(prop_schema: t.Mapping | None) -> bool:
@@ -61,83 +47,10 @@ def ref(value: t.Any) -> dict | None:
         return {"id": int(value)}
     if isinstance(value, dict):
         if value.get("id") not in (None, ""):
-            return {"id": _int_or_same(value["id"])}
+            return {"id": int_or_same(value["id"])}
         if not blank(value.get("name")):
             return {"name": value["name"]}
     raise PayloadError(f"{value!r} is not a reference (expected an object with an id)")
-
-
-def _int_or_same(value: t.Any) -> t.Any:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return value
-
-
-def ref_id(value: t.Any) -> t.Any:
-    if isinstance(value, dict):
-        return value.get("id")
-    if isinstance(value, (int, str)) and str(value).strip().isdigit():
-        return int(value)
-    return None
-
-
-def _parse_datetime(value: t.Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if len(text) < 11:  # a bare date is not a datetime
-            return None
-        try:
-            moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
-        except ValueError:
-            return None
-    else:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc).replace(microsecond=0)
-
-
-def same(ours: t.Any, theirs: t.Any) -> bool:
-    """Does Capsule's value `theirs` already hold everything `ours` says?
-
-    Loose where Capsule's representation differs from an equivalent input: "" and None are both
-    unset, 5 equals 5.0 and "5", datetimes compare as instants, references compare by id, objects
-    compare on the keys we send, lists of objects on their items.
-    """
-    if blank(ours) and blank(theirs):
-        return True
-    if isinstance(ours, dict):
-        if "id" in ours and len(ours) == 1:
-            return isinstance(theirs, dict) and str(theirs.get("id")) == str(ours["id"])
-        if not isinstance(theirs, dict):
-            return False
-        return all(same(v, theirs.get(k)) for k, v in ours.items())
-    if isinstance(ours, list):
-        if not isinstance(theirs, list):
-            return False
-        if all(not isinstance(i, (dict, list)) for i in ours):
-            return sorted(map(_scalar_key, ours)) == sorted(map(_scalar_key, theirs))
-        return len(ours) == len(theirs) and all(any(same(i, j) for j in theirs) for i in ours)
-    if isinstance(ours, bool) or isinstance(theirs, bool):
-        return str(ours).lower() == str(theirs).lower()
-    if isinstance(ours, (int, float)) or isinstance(theirs, (int, float)):
-        try:
-            return math.isclose(float(ours), float(theirs), rel_tol=0, abs_tol=1e-9)
-        except (TypeError, ValueError):
-            return False
-    if isinstance(ours, str) and isinstance(theirs, str):
-        if ours == theirs:
-            return True
-        a, b = _parse_datetime(ours), _parse_datetime(theirs)
-        return a is not None and a == b
-    return ours == theirs
-
-
-def _scalar_key(value: t.Any) -> str:
-    return "" if value is None else str(value)
 
 
 # What identifies a contact item; other parts (its `type` label) do not make it a new item.
@@ -284,7 +197,7 @@ def tag_names(
         elif isinstance(tag, dict) and tag.get("id") is not None:
             if by_id is None:
                 by_id = {int(d["id"]): str(d.get("name")) for d in tag_definitions()}
-            tag_id = _int_or_same(tag["id"])
+            tag_id = int_or_same(tag["id"])
             if tag_id not in by_id:
                 raise PayloadError(
                     f"unknown tag id {tag['id']} (rule: tags name an existing {stream} tag, or "

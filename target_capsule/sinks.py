@@ -22,10 +22,12 @@ from tap_capsule.api_client import (
 )
 from target_capsule import natural_keys as nk
 from target_capsule import payload, rules
-from target_capsule.payload import PayloadError, blank, ref_id
+from target_capsule.payload import PayloadError
+from target_capsule.run import WriteRun
+from target_capsule.values import blank, ref_id
 
 if t.TYPE_CHECKING:
-    from target_capsule.target import TargetCapsule, WriteRun
+    from singer_sdk import Target
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
 WRITE_ATTEMPTS = 3  # a write that stays ambiguous after a look-up and this many tries is rejected
@@ -45,14 +47,17 @@ class CapsuleSink(RecordSink):
     # Capsule wants the strings it sends; the SDK would parse date-times into Python objects.
     def __init__(
         self,
-        target: TargetCapsule,
+        target: Target,
         stream_name: str,
         schema: dict,
         key_properties: t.Sequence[str] | None,
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.obj = cat.get(stream_name)
-        self.run: WriteRun = target.run
+        run = getattr(target, "run", None)
+        if not isinstance(run, WriteRun):
+            raise TypeError("CapsuleSink needs a target that holds a WriteRun as `run`")
+        self.run = run
         self._schema_error: str | None = None
         self._ignored_warned: set[str] = set()
 

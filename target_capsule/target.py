@@ -7,8 +7,6 @@ under `target_capsule`, next to the tap's own state.
 
 from __future__ import annotations
 
-import functools
-import logging
 import typing as t
 
 from singer_sdk import Target
@@ -20,13 +18,10 @@ from tap_capsule.api_client import (
     CapsuleConfigError,
     CapsuleRateLimitError,
     CapsuleRetryError,
-    CapsuleSession,
     connection_settings,
 )
-from target_capsule.lookups import Lookups
-from target_capsule.rejects import Rejects, secrets_of
+from target_capsule.run import WriteRun
 from target_capsule.sinks import CapsuleSink
-from target_capsule.summary import Summary
 
 STATE_KEY = "target_capsule"
 FATAL = (CapsuleAuthError, CapsuleConfigError, CapsuleRateLimitError, CapsuleRetryError)
@@ -34,54 +29,6 @@ FATAL = (CapsuleAuthError, CapsuleConfigError, CapsuleRateLimitError, CapsuleRet
 
 def writable_streams() -> list[str]:
     return sorted(o.stream for o in cat.OBJECTS if o.operations)
-
-
-class WriteRun:
-    """What one run shares across sinks: session, read caches, summary and rejects."""
-
-    def __init__(self, config: t.Mapping[str, t.Any], logger: logging.Logger) -> None:
-        self.config = config
-        self.logger = logger
-        self.dry_run = bool(config.get("dry_run", False))
-        self.upsert_keys = dict(config.get("upsert_keys") or {})
-        self.summary = Summary(dry_run=self.dry_run)
-        self.rejects = Rejects(config.get("rejects_path"), secrets_of(config))
-
-    @functools.cached_property
-    def session(self) -> CapsuleSession:
-        return CapsuleSession(self.config, user_agent="target-capsule/0.1")
-
-    @functools.cached_property
-    def lookups(self) -> Lookups:
-        return Lookups(self.session, self.upsert_keys)
-
-    def reject(
-        self,
-        stream: str,
-        operation: str,
-        reason: str,
-        record: t.Mapping[str, t.Any],
-        http_status: int | None = None,
-    ) -> None:
-        self.rejects.write(stream, operation, reason, record, http_status)
-        self.summary.add(stream, operation, "rejected")
-
-    def log_summary(self) -> None:
-        mode = "Dry run (no writes sent)" if self.dry_run else "Load"
-        totals = self.summary.as_dict()["totals"]
-        self.logger.info(
-            "%s finished: %s",
-            mode,
-            ", ".join(f"{n} {o}" for o, n in totals.items()) or "no records",
-        )
-        for line in self.summary.lines():
-            self.logger.info("  %s", line)
-        if "session" in self.__dict__:
-            self.logger.info(
-                "%d requests to Capsule; %s",
-                self.session.pacer.requests_sent,
-                self.session.pacer.budget_line(),
-            )
 
 
 class TargetCapsule(Target):
