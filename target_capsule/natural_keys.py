@@ -173,6 +173,20 @@ class Index:
         return [rid for rid in sorted(candidates, key=str) if holds(self.by_id[rid])]
 
 
+def content_of(obj: cat.CapsuleObject, body: t.Mapping[str, t.Any]) -> dict:
+    """The part of a body that content matching compares with Capsule's copy.
+
+    Left out: the parent reference of a child read from its parent's list (the list already
+    says it, and Capsule does not always echo it), and a track's `definition`, which Capsule
+    never returns (write-only), so a track is known by its parent, date and description.
+    """
+    parent = cat.parent_of(obj)
+    skip = {parent.item_key} if parent is not None and cat.path_fields(obj.path) else set()
+    if obj.capture_rule:
+        skip.add("definition")
+    return {k: v for k, v in body.items() if k not in skip}
+
+
 def holds_scalars(body: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any]) -> bool:
     """Content match: every set field of the body equals Capsule's value."""
     return all(same(v, current.get(k)) for k, v in body.items() if not blank(v))

@@ -156,31 +156,65 @@ class FieldDefinitions:
             wanted[self.resolve(key)] = value
         return wanted
 
-    def values_of(self, current: t.Mapping[str, t.Any] | None) -> dict[int, t.Any]:
-        out: dict[int, t.Any] = {}
+    def rows_of(self, current: t.Mapping[str, t.Any] | None) -> dict[int, dict]:
+        """Capsule's value rows by definition id (a row carries its own id, used to remove it)."""
+        out: dict[int, dict] = {}
         for item in (current or {}).get("fields") or ():
+            if not isinstance(item, dict):
+                continue
             definition = item.get("definition")
             def_id = definition.get("id") if isinstance(definition, dict) else definition
             if def_id is not None:
-                out[int(def_id)] = item.get("value")
+                out[int(def_id)] = item
         return out
 
-    def body(self, wanted: dict[int, t.Any], current: t.Mapping[str, t.Any] | None) -> list[dict]:
-        """`fields` items for what Capsule does not hold yet (all non-empty ones on insert)."""
-        have = self.values_of(current)
-        out = []
+    def values_of(self, current: t.Mapping[str, t.Any] | None) -> dict[int, t.Any]:
+        """Capsule's values by definition id."""
+        return {def_id: row.get("value") for def_id, row in self.rows_of(current).items()}
+
+    def body(
+        self,
+        wanted: dict[int, t.Any],
+        current: t.Mapping[str, t.Any] | None,
+        replace: bool = False,
+    ) -> list[dict]:
+        """`fields` items for what Capsule does not hold yet (all non-empty ones on insert).
+
+        A value the record clears, and with `replace` a value the record does not name, is
+        removed with `{"id": <row id>, "_delete": true}`: Capsule refuses `value: null` on a
+        boolean field with a 422, and `_delete` is how every kind of value row is removed.
+        """
+        rows = self.rows_of(current)
+        out: list[dict] = []
         for def_id, value in sorted(wanted.items()):
             kind = self.kind(def_id)
             mine = convert(value, kind)
             if current is None:
                 if mine is None:
                     continue
-            elif convert(have.get(def_id), kind) == mine:
+            elif def_id in rows and convert(rows[def_id].get("value"), kind) == mine:
                 continue
-            elif mine is None and def_id not in have:
+            elif mine is None:
+                if def_id in rows:
+                    out.append(self._removal(def_id, rows[def_id]))
                 continue
             out.append({"definition": {"id": def_id}, "value": value})
+        if replace and current is not None:
+            out.extend(
+                self._removal(def_id, row)
+                for def_id, row in sorted(rows.items())
+                if def_id not in wanted and not blank(row.get("value"))
+            )
         return out
+
+    def _removal(self, def_id: int, row: t.Mapping[str, t.Any]) -> dict:
+        if row.get("id") is None:
+            name = self.definitions.get(def_id, {}).get("name", def_id)
+            raise PayloadError(
+                f"custom field {name!r} cannot be cleared: Capsule's copy of the value has no "
+                "row id to remove"
+            )
+        return {"id": row["id"], "_delete": True}
 
 
 def tag_names(
@@ -211,13 +245,22 @@ def tag_names(
     return names
 
 
-def tags_body(names: list[str], current: t.Mapping[str, t.Any] | None) -> list[dict]:
-    have = {
-        str(t_.get("name") or "").strip().casefold()
-        for t_ in (current or {}).get("tags") or ()
-        if isinstance(t_, dict)
-    }
-    return [{"name": n} for n in names if n.casefold() not in have]
+def tags_body(
+    names: list[str], current: t.Mapping[str, t.Any] | None, replace: bool = False
+) -> list[dict]:
+    """Tags to add by name; with `replace`, Capsule's tags the record lacks are removed by id."""
+    current_tags = [tag for tag in (current or {}).get("tags") or () if isinstance(tag, dict)]
+    have = {str(tag.get("name") or "").strip().casefold() for tag in current_tags}
+    out: list[dict] = [{"name": n} for n in names if n.casefold() not in have]
+    if replace and current is not None:
+        wanted = {n.casefold() for n in names}
+        out.extend(
+            {"id": tag["id"], "_delete": True}
+            for tag in current_tags
+            if tag.get("id") is not None
+            and str(tag.get("name") or "").strip().casefold() not in wanted
+        )
+    return out
 
 
 # --- The body -----------------------------------------------------------------------------------
@@ -279,8 +322,17 @@ def insert_body(body: dict) -> dict:
     return out
 
 
-def update_body(obj: cat.CapsuleObject, body: dict, current: t.Mapping[str, t.Any]) -> dict:
-    """The part of `body` that Capsule's `current` record does not hold yet."""
+def update_body(
+    obj: cat.CapsuleObject,
+    body: dict,
+    current: t.Mapping[str, t.Any],
+    replace: bool = False,
+) -> dict:
+    """The part of `body` that Capsule's `current` record does not hold yet.
+
+    Contact lists are merged by Capsule: only missing items are sent. With `replace` the record's
+    list is the whole truth, and Capsule's rows it lacks are sent as `{"id", "_delete": true}`.
+    """
     allowed = obj.updatable
     parent_key_name = parent_ref_key(obj)
     out: dict[str, t.Any] = {}
@@ -292,14 +344,63 @@ def update_body(obj: cat.CapsuleObject, body: dict, current: t.Mapping[str, t.An
         if key not in current and blank(value):
             continue
         if key in CONTACT_LISTS:
-            missing = [
-                i for i in value or () if not contact_present(i, current.get(key) or [], key)
-            ]
-            if missing:
-                out[key] = [
-                    {k: v for k, v in i.items() if not blank(v) or k == "id"} for i in missing
-                ]
+            items = contact_changes(key, value or [], current.get(key) or [], replace)
+            if items:
+                out[key] = items
             continue
         if not same(value, current.get(key)):
             out[key] = value
+    keep_team(obj, body, current, out)
     return out
+
+
+def contact_changes(kind: str, wanted: list, have: list, replace: bool) -> list[dict]:
+    """Contact items Capsule lacks, and with `replace` removals of the rows the record lacks."""
+    out = [
+        {k: v for k, v in i.items() if not blank(v) or k == "id"}
+        for i in wanted
+        if not contact_present(i, have, kind)
+    ]
+    if replace:
+        out.extend(
+            {"id": row["id"], "_delete": True}
+            for row in have
+            if isinstance(row, dict)
+            and row.get("id") is not None
+            and not any(_names_row(i, row, kind) for i in wanted)
+        )
+    return out
+
+
+def _names_row(item: dict, row: dict, kind: str) -> bool:
+    """Does a wanted item stand for Capsule's row (by the row's id, else by its values)?"""
+    if item.get("id") is not None:
+        return str(item["id"]) == str(row.get("id"))
+    return contact_present(item, [row], kind)
+
+
+def keep_team(
+    obj: cat.CapsuleObject, body: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any], out: dict
+) -> None:
+    """Send the team along with a new owner, or Capsule drops it.
+
+    Capsule clears a case's `team` when a PUT sets `owner` without `team` (seen on the live API;
+    unverified for parties and opportunities, so they are treated the same: sending the team
+    they already hold changes nothing if Capsule keeps it).
+    """
+    if "owner" not in out or "team" in out or "team" not in obj.schema:
+        return
+    team = body["team"] if "team" in body else current.get("team")
+    if not blank(team):
+        out["team"] = ref(team)
+
+
+def removals(diff: t.Mapping[str, t.Any]) -> int:
+    """How many nested rows a diff removes (`_delete` items in its lists)."""
+    return sum(
+        1
+        for value in diff.values()
+        if isinstance(value, list)
+        for item in value
+        if isinstance(item, dict) and item.get("_delete")
+    )

@@ -27,6 +27,8 @@ class WriteRun:
         self.logger = logger
         self.dry_run = bool(config.get("dry_run", False))
         self.upsert_keys = dict(config.get("upsert_keys") or {})
+        self.match_on_content = bool(config.get("match_on_content", True))
+        self.nested_lists = dict(config.get("nested_lists") or {})
         self.summary = Summary(dry_run=self.dry_run)
         self.rejects = Rejects(config.get("rejects_path"), secrets_of(config))
 
@@ -39,6 +41,10 @@ class WriteRun:
     def lookups(self) -> Lookups:
         """Reads from Capsule, cached for the run so no list is read twice."""
         return Lookups(self.session, self.upsert_keys)
+
+    def replaces(self, stream: str) -> bool:
+        """Does this stream mirror the source's nested lists (`replace`) or add to them?"""
+        return self.nested_lists.get(stream) == "replace"
 
     def reject(
         self,

@@ -74,6 +74,27 @@ class TargetCapsule(Target):
             "Replaces the built-in key of that stream; an empty list turns upsert (and content "
             "matching) off for it.",
         ),
+        th.Property(
+            "match_on_content",
+            th.BooleanType,
+            default=True,
+            title="Match on content",
+            description="An id-less record without a natural key value (a person without email, "
+            "a task, a note) counts as an existing record that already holds every field it "
+            "sets, so a replay creates nothing twice. Each such match is logged with the id it "
+            "matched and counted as `matched_on_content`. Off: such records are always inserted.",
+        ),
+        th.Property(
+            "nested_lists",
+            th.ObjectType(additional_properties=th.StringType(allowed_values=["merge", "replace"])),
+            default={},
+            title="Nested lists",
+            description="Per stream, how an UPDATE treats email addresses, phone numbers, "
+            "addresses, websites, tags and custom field values: `merge` (the default) adds what "
+            "Capsule lacks and removes nothing; `replace` makes Capsule mirror the record, "
+            'removing the rows the record lacks, e.g. `{"parties": "replace"}`. Only lists the '
+            "record carries are touched. Removals are counted as `rows_removed`.",
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -97,7 +118,9 @@ class TargetCapsule(Target):
             self.abort(str(exc))
 
     def _write_state_message(self, state: dict) -> None:
-        merged = dict(state)
+        # A dry run writes nothing, so the source's bookmarks must not move on: passing them
+        # through would make the real run that follows read (and load) nothing.
+        merged = {} if self.run.dry_run else dict(state)
         merged[STATE_KEY] = self.run.summary.as_dict()
         super()._write_state_message(merged)
 
