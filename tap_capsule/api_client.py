@@ -51,6 +51,16 @@ class CapsuleAuthError(CapsuleError):
     """401/403: the run cannot continue until the user fixes the credentials."""
 
 
+class CapsulePermissionError(CapsuleAuthError):
+    """403: the token may not do this one operation (a scope or an administrator is missing)."""
+
+    def __init__(self, message: str, method: str, path: str) -> None:
+        super().__init__(message)
+        self.status = 403
+        self.method = method
+        self.path = path
+
+
 class CapsuleRateLimitError(CapsuleError):
     """The rate-limit reset is further away than the user allows us to wait."""
 
@@ -555,7 +565,11 @@ class CapsuleSession(requests.Session):
                 self.authenticator.update_access_token()
                 refreshed = True
                 continue
-            if status in (401, 403):
+            if status == 403:
+                raise CapsulePermissionError(
+                    auth_failure_message(status, method, path), method, path
+                )
+            if status == 401:
                 raise CapsuleAuthError(auth_failure_message(status, method, path))
             if status >= 500:
                 if method not in IDEMPOTENT_METHODS:
