@@ -522,8 +522,7 @@ class CapsuleSession(requests.Session):
         kwargs.setdefault("timeout", self.timeout)
         method = (request.method or "GET").upper()
         path = urlparse(request.url).path
-        waits = backoff.expo(base=2, factor=0.5, max_value=30)
-        next(waits)  # python-backoff's generator starts with a 0-length first value
+        waits = retry_delays()
         refreshed = False
         attempt = 0
         while True:
@@ -595,6 +594,10 @@ class CapsuleSession(requests.Session):
                     continue
             return response
 
+    def pause(self, seconds: float) -> None:
+        """Wait before a retry the caller makes itself (the target's writes), as `send` does."""
+        self._sleep(seconds)
+
     def _transient(
         self, attempt: int, waits: t.Iterator[float], method: str, path: str, what: str
     ) -> None:
@@ -614,6 +617,16 @@ class CapsuleSession(requests.Session):
             delay,
         )
         self._sleep(delay)
+
+
+def retry_delays() -> t.Iterator[float]:
+    """Waits between tries of a failing request: 0.5 s, 1 s, 2 s, ... capped at 30 s.
+
+    One schedule for every retry both plugins make, reads here and writes in the target.
+    """
+    waits = backoff.expo(base=2, factor=0.5, max_value=30)
+    next(waits)  # python-backoff's generator starts with a 0-length first value
+    return waits
 
 
 def response_json(response: requests.Response) -> t.Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing as t
+from urllib.parse import quote
 
 INSERT, UPDATE, DELETE = "INSERT", "UPDATE", "DELETE"
 ALL_OPERATIONS = frozenset({INSERT, UPDATE, DELETE})
@@ -750,8 +751,14 @@ def path_fields(template: str) -> list[str]:
 
 
 def fill_path(template: str, values: t.Mapping[str, t.Any]) -> str:
-    """Fill `{field}` placeholders of a catalogue path from a record or context."""
-    return template.format_map(dict(values))
+    """Fill `{field}` placeholders of a catalogue path from a record or context.
+
+    Each value is percent-escaped whole (`/`, `?`, `#` and `..` included), so a value can only
+    ever name one path segment of the object the template belongs to.
+    """
+    return template.format_map(
+        {name: quote(str(values[name]), safe="") for name in path_fields(template)}
+    )
 
 
 def parent_of(obj_: CapsuleObject) -> CapsuleObject | None:

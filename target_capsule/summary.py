@@ -1,7 +1,8 @@
 """Counts per stream, operation and outcome, logged at the end and put into the STATE.
 
 Outcomes: `applied` (written), `unchanged` (Capsule already held it: no write), `already_gone` (a
-DELETE of a record Capsule no longer has), `rejected`; in a dry run `planned` replaces `applied`.
+DELETE of a record Capsule no longer has), `rejected`, `unresolved` (a write still ambiguous after
+every retry and check); in a dry run `planned` replaces `applied`.
 
 Next to the outcomes, per-stream counters say how the target got there, where the user should
 know: `matched_on_content` (an id-less record without a natural key taken for an existing record
@@ -14,7 +15,7 @@ from __future__ import annotations
 import threading
 import typing as t
 
-OUTCOMES = ("applied", "planned", "unchanged", "already_gone", "rejected")
+OUTCOMES = ("applied", "planned", "unchanged", "already_gone", "rejected", "unresolved")
 COUNTERS = ("matched_on_content", "rows_removed")
 
 

@@ -20,6 +20,7 @@ from tap_capsule.api_client import (
     CapsuleRetryError,
     connection_settings,
 )
+from target_capsule.messages import CapsuleMessageReader, MalformedInput
 from target_capsule.run import WriteRun
 from target_capsule.sinks import CapsuleSink
 
@@ -36,6 +37,7 @@ class TargetCapsule(Target):
 
     name = "target-capsule"
     default_sink_class = CapsuleSink
+    message_reader_class = CapsuleMessageReader  # blank lines skipped, bad lines end cleanly
 
     config_jsonschema = th.PropertiesList(
         *connection_settings().wrapped.values(),
@@ -101,6 +103,9 @@ class TargetCapsule(Target):
         super().__init__(*args, **kwargs)
         self.max_parallelism = 1  # records are written in input order
         self.run = WriteRun(self.config, self.logger)
+        self._state_written = False
+        if isinstance(self.message_reader, CapsuleMessageReader):
+            self.message_reader.on_malformed = self.stop_on_malformed
 
     def get_sink_class(self, stream_name: str) -> type[CapsuleSink]:
         if stream_name not in cat.BY_STREAM:
@@ -112,12 +117,25 @@ class TargetCapsule(Target):
         return CapsuleSink
 
     def _process_record_message(self, message_dict: dict) -> None:
+        record = message_dict.get("record")
+        stream = message_dict.get("stream")
+        if not isinstance(record, dict) and isinstance(stream, str) and self.sink_exists(stream):
+            # Not a record at all: rejected like any record in a shape the target cannot use.
+            kind = type(record).__name__ if record is not None else "null"
+            self.run.reject(
+                stream,
+                cat.INSERT,
+                f"{stream} INSERT: the record must be a JSON object, got {kind}",
+                {"record": record},
+            )
+            return
         try:
             super()._process_record_message(message_dict)
         except FATAL as exc:
             self.abort(str(exc))
 
     def _write_state_message(self, state: dict) -> None:
+        self._state_written = True
         # A dry run writes nothing, so the source's bookmarks must not move on: passing them
         # through would make the real run that follows read (and load) nothing.
         merged = {} if self.run.dry_run else dict(state)
@@ -130,6 +148,15 @@ class TargetCapsule(Target):
         if not had_state:
             self._write_state_message({})
         self.run.log_summary()
+        unresolved = self.run.summary.total("unresolved")
+        if unresolved:
+            self.abort(
+                f"{unresolved} record(s) unresolved: Capsule kept failing their writes, and the "
+                "target could not yet tell whether they were applied (see "
+                f"{self.config.get('rejects_path') or 'the log'}). Rerunning the same input is "
+                "safe: each is looked up before it is written again.",
+                summary=False,
+            )
         rejected = self.run.summary.total("rejected")
         if rejected and self.config.get("fail_on_rejects"):
             where = self.config.get("rejects_path") or "the log"
@@ -139,10 +166,21 @@ class TargetCapsule(Target):
                 summary=False,
             )
 
+    def stop_on_malformed(self, error: MalformedInput) -> t.NoReturn:
+        """Finish what the lines before `error` started (STATE and summary), then exit 1."""
+        self.drain_all(is_endofpipe=True)  # writes the latest STATE received, if any
+        if not self._state_written:
+            self._write_state_message({})
+        self.abort(
+            f"Stopped at {error}. Every line before it was processed (see the summary and the "
+            "STATE written); fix or remove that line and run again: what was already applied "
+            "is not written twice."
+        )
+
     def abort(self, message: str, summary: bool = True) -> t.NoReturn:
-        self.logger.error("%s", message)
         if summary:
             self.run.log_summary()
+        self.logger.error("%s", message)  # last, so it is the line a user sees
         raise SystemExit(1)
 
 
