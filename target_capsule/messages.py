@@ -126,6 +126,11 @@ class CapsuleMessageReader(SingerReader):
                     text = (str(exc).splitlines() or [type(exc).__name__])[0]
                     if isinstance(exc, InvalidInputLine):
                         text = text.split(":")[0]
+                    elif isinstance(exc, InvalidJSONSchema):
+                        text = (
+                            f"SCHEMA message for stream {message['stream']!r}: not a valid JSON "
+                            "Schema (check its types and keywords)"
+                        )
                     raise MalformedInput(self.line_number, text[:300]) from None
                 stats[kind] += 1
             except MalformedInput as exc:
