@@ -1,4 +1,4 @@
-"""A message stream is not all-or-nothing: blank lines are skipped, a bad line stops the run cleanly.
+"""A message stream is not all-or-nothing: blank lines skipped, a bad line stops the run cleanly.
 
 Before it stops, the target writes the summary and the STATE of what it applied, so a rerun of the
 fixed input resumes without writing anything twice. The error is one line: the line number and
