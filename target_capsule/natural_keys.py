@@ -173,6 +173,24 @@ class Index:
         return [rid for rid in sorted(candidates, key=str) if holds(self.by_id[rid])]
 
 
+def search_terms(record: t.Mapping[str, t.Any], keys: t.Sequence[cat.NaturalKey]) -> list[str]:
+    """What to search Capsule for to find a record's matches: its key values, else its name.
+
+    Capsule's search looks in names and email addresses; every candidate it returns is still
+    compared in full, so a loose search costs nothing in correctness.
+    """
+    found = record_keys(record, keys)
+    if found:  # the most telling value of each key (an email, a name; never a bare id)
+        return sorted(
+            {max(values, key=lambda v: (not v.isdigit(), len(v))) for _n, values in found}
+        )
+    for field in ("name", "lastName", "firstName", "title"):
+        normed = _norm(record.get(field))
+        if normed is not None:
+            return [normed]
+    return []
+
+
 def content_of(obj: cat.CapsuleObject, body: t.Mapping[str, t.Any]) -> dict:
     """The part of a body that content matching compares with Capsule's copy.
 
