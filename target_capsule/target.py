@@ -104,6 +104,7 @@ class TargetCapsule(Target):
         self.max_parallelism = 1  # records are written in input order
         self.run = WriteRun(self.config, self.logger)
         self._state_written = False
+        self._last_stream: str | None = None
         if isinstance(self.message_reader, CapsuleMessageReader):
             self.message_reader.on_malformed = self.stop_on_malformed
 
@@ -122,6 +123,7 @@ class TargetCapsule(Target):
         if not isinstance(record, dict) and isinstance(stream, str) and self.sink_exists(stream):
             # Not a record at all: rejected like any record in a shape the target cannot use.
             kind = type(record).__name__ if record is not None else "null"
+            self.drain_one(self.get_sink(stream))  # the records before it come first
             self.run.reject(
                 stream,
                 cat.INSERT,
@@ -129,6 +131,12 @@ class TargetCapsule(Target):
                 {"record": record},
             )
             return
+        # Sinks apply records in batches; finishing the previous stream's batch first keeps
+        # the writes in input order across streams.
+        if isinstance(stream, str) and stream != self._last_stream:
+            if self._last_stream is not None and self.sink_exists(self._last_stream):
+                self.drain_one(self.get_sink(self._last_stream))
+            self._last_stream = stream
         try:
             super()._process_record_message(message_dict)
         except FATAL as exc:
