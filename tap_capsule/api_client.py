@@ -27,6 +27,7 @@ import requests
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticator
 
+from tap_capsule.secrets import SECRET_SETTINGS
 from tap_capsule.token_cache import TokenCache
 
 DEFAULT_API_URL = "https://api.capsulecrm.com/api/v2"
@@ -292,10 +293,36 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
             )
 
 
+def clean_secret(config: t.Mapping[str, t.Any], key: str) -> str | None:
+    """A secret setting without surrounding whitespace; refused if whitespace is inside it.
+
+    A token pasted with a trailing newline would otherwise go into the `Authorization` header,
+    where `requests` refuses it with an error that quotes the whole header, token included.
+    """
+    value = config.get(key)
+    if value is None:
+        return None
+    text = str(value).strip()
+    if any(ch.isspace() for ch in text):
+        raise CapsuleConfigError(
+            f"{key} has whitespace inside it (a space or line break); copy it again, whole and "
+            "on one line"
+        )
+    return text or None
+
+
+def check_connection_settings(config: t.Mapping[str, t.Any]) -> None:
+    """Refuse unusable connection settings up front (`CapsuleConfigError`), before any work."""
+    for key in SECRET_SETTINGS:
+        clean_secret(config, key)
+    validate_api_url(config.get("api_url") or DEFAULT_API_URL)
+
+
 def make_authenticator(
     config: t.Mapping[str, t.Any],
 ) -> BearerTokenAuthenticator | CapsuleOAuthAuthenticator:
     """Bearer auth from `access_token`, with OAuth refresh when the refresh settings are given."""
+    config = {**config, **{k: clean_secret(config, k) for k in SECRET_SETTINGS}}
     token = config.get("access_token")
     refresh = config.get("refresh_token")
     if refresh:

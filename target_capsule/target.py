@@ -7,17 +7,20 @@ under `target_capsule`, next to the tap's own state.
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from singer_sdk import Target
 from singer_sdk import typing as th
 
 from tap_capsule import catalogue as cat
+from tap_capsule import secrets
 from tap_capsule.api_client import (
     CapsuleAuthError,
     CapsuleConfigError,
     CapsuleRateLimitError,
     CapsuleRetryError,
+    check_connection_settings,
     connection_settings,
 )
 from target_capsule.messages import CapsuleMessageReader, MalformedInput
@@ -100,7 +103,14 @@ class TargetCapsule(Target):
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        secrets.install_early(kwargs.get("config"), "TARGET_CAPSULE")  # before the SDK logs
         super().__init__(*args, **kwargs)
+        secrets.install(self.config)
+        try:  # settings that cannot work end the run before any input is read
+            check_connection_settings(self.config)
+        except CapsuleConfigError as exc:
+            self.logger.error("%s", exc)
+            raise SystemExit(1) from None
         self.max_parallelism = 1  # records are written in input order
         self.run = WriteRun(self.config, self.logger)
         self._state_written = False
@@ -117,7 +127,26 @@ class TargetCapsule(Target):
             )
         return CapsuleSink
 
+    @contextlib.contextmanager
+    def fatal_ends_run(self) -> t.Iterator[None]:
+        """Errors nobody downstream can fix (401, a setting, Capsule down) end the run in one line.
+
+        Sinks write when they drain, which the SDK does on a RECORD, a STATE or the end of input.
+        """
+        try:
+            yield
+        except FATAL as exc:
+            self.abort(str(exc))
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        with self.fatal_ends_run():
+            super()._process_state_message(message_dict)
+
     def _process_record_message(self, message_dict: dict) -> None:
+        with self.fatal_ends_run():
+            self._record_message(message_dict)
+
+    def _record_message(self, message_dict: dict) -> None:
         record = message_dict.get("record")
         stream = message_dict.get("stream")
         if not isinstance(record, dict) and isinstance(stream, str) and self.sink_exists(stream):
@@ -152,7 +181,8 @@ class TargetCapsule(Target):
 
     def process_endofpipe(self) -> None:
         had_state = bool(self._latest_state)
-        super().process_endofpipe()
+        with self.fatal_ends_run():
+            super().process_endofpipe()
         if not had_state:
             self._write_state_message({})
         self.run.log_summary()
@@ -176,7 +206,8 @@ class TargetCapsule(Target):
 
     def stop_on_malformed(self, error: MalformedInput) -> t.NoReturn:
         """Finish what the lines before `error` started (STATE and summary), then exit 1."""
-        self.drain_all(is_endofpipe=True)  # writes the latest STATE received, if any
+        with self.fatal_ends_run():
+            self.drain_all(is_endofpipe=True)  # writes the latest STATE received, if any
         if not self._state_written:
             self._write_state_message({})
         self.abort(
