@@ -57,7 +57,8 @@ def test_a_five_record_import_into_5000_parties_does_not_read_the_list(run_targe
     with Sandbox(token=TOKEN, scale=5000, seed=11) as sb:
         st = sb.state()
         existing = next(p for p in st["parties"] if p["type"] == "person" and p["emailAddresses"])
-        recs = new_people(4, "five") + [
+        recs = [
+            *new_people(4, "five"),
             (
                 "parties",
                 {
@@ -67,7 +68,7 @@ def test_a_five_record_import_into_5000_parties_does_not_read_the_list(run_targe
                     "jobTitle": "Found by search",
                     "emailAddresses": [{"address": existing["emailAddresses"][0]["address"]}],
                 },
-            )
+            ),
         ]
         sb.reset_requests()
         run = run_target(sb, messages(recs))
