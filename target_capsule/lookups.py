@@ -56,7 +56,7 @@ class Lookups:
         self._complete: set[str] = set()  # list paths read in full
         self._field_defs: dict[str, FieldDefinitions] = {}
         self._lists: dict[str, list[dict]] = {}
-        self._pagers: dict[str, t.Iterator[dict]] = {}  # lists being read a page at a time
+        self._pagers: dict[str, str | None] = {}  # lists being read a page at a time: next URL
         self.reads = 0
 
     # --- lists ----------------------------------------------------------------------------
@@ -147,25 +147,37 @@ class Lookups:
         return self._indexes[path]
 
     def advance(self, obj: cat.CapsuleObject, path: str, keys: t.Sequence[cat.NaturalKey]) -> bool:
-        """Read the next page of a list into its index; False once the list is complete."""
+        """Read the next page of a list into its index; False once the list is complete.
+
+        The list is complete as soon as a page carries no `Link: rel="next"`, so the last page
+        is never followed by a request that finds nothing.
+        """
         if path in self._complete:
             return False
         if path not in self._pagers:
-            self._pagers[path] = self.session.pages(path, obj.list_query, self.page_size(path))
+            self._pagers[path] = None
             self._indexes.setdefault(path, Index(keys))
             self._owner[path] = obj.stream
         index = self._indexes[path]
-        try:
-            body = next(self._pagers[path])
-        except StopIteration:
-            del self._pagers[path]
-            self._complete.add(path)
-            logger.info("Read all %d %s of %s", len(index.by_id), obj.stream, path)
-            return False
-        for record in body.get(obj.list_key) or ():
+        url = self._pagers[path]
+        if url is None:
+            query: t.Mapping | None = {**obj.list_query, "perPage": self.page_size(path)}
+            response = self.session.call("GET", path, params=query)
+        else:
+            response = self.session.call("GET", url)
+        self.reads += 1
+        raise_for_capsule_status(response)
+        for record in (response_json(response) or {}).get(obj.list_key) or ():
             if record.get("id") not in index.by_id:  # a copy this run wrote is fresher
                 index.add(record)
-        return True
+        next_url = response.links.get("next", {}).get("url")
+        if next_url:
+            self._pagers[path] = next_url
+            return True
+        del self._pagers[path]
+        self._complete.add(path)
+        logger.info("Read all %d %s of %s", len(index.by_id), obj.stream, path)
+        return False
 
     @staticmethod
     def page_size(path: str) -> int:
