@@ -1,4 +1,4 @@
-"""Requests target-capsule spends per applied record: small and large imports, small and large accounts.
+"""Requests target-capsule spends per applied record, for small and large inputs and accounts.
 
 Prints figures; asserts nothing. Each case starts a fresh sandbox of the given size, pipes id-less
 persons (half new, half already in Capsule by email) and records to update by id through the
@@ -22,10 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tap_capsule import catalogue as cat  # noqa: E402
-from tap_capsule.sandbox import Sandbox  # noqa: E402
+from tap_capsule import catalogue as cat
+from tap_capsule.sandbox import Sandbox
 
 TOKEN = "bench-token"
 TARGET = str(Path(sys.executable).parent / "target-capsule")
