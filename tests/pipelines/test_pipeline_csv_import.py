@@ -93,6 +93,7 @@ def test_people_csv_into_capsule_with_rejects(meltano, meltano_db, tmp_path, tok
     for line, person in zip(
         sorted(lines, key=lambda r: r["record"]["lastName"]),
         sorted(invalid, key=lambda r: r["lastName"]),
+        strict=True,
     ):
         assert line["stream"] == "parties"
         assert line["operation"] == "INSERT"
