@@ -122,11 +122,7 @@ class CapsuleSink(BatchSink):
         rid = record.get("id")
         if not blank(record.get("_sdc_deleted_at")) or isinstance(rid, bool):
             return None
-        if isinstance(rid, int) and rid > 0:
-            return rid
-        if isinstance(rid, str) and rid.strip().isdigit() and int(rid) > 0:
-            return int(rid)
-        return None
+        return validation.as_id(rid)
 
     def apply_record(self, record: dict) -> None:
         """Apply one record and count its outcome (every record ends as exactly one)."""

@@ -62,6 +62,12 @@ def _whole(value: object) -> int | None:
     return None
 
 
+def as_id(value: object) -> int | None:
+    """`value` as an id fit for a URL, or None (no exception: for code that only peeks)."""
+    number = _whole(value)
+    return number if number is not None and 0 < number <= MAX_ID else None
+
+
 def positive_id(value: object, field: str, head: str) -> int:
     """`value` as an id fit for a URL, or `ValidationError` naming `field`."""
     number = _whole(value)
