@@ -92,6 +92,9 @@ class CapsuleMessageReader(SingerReader):
         super().__init__()
         self.line_number = 0
         self.on_malformed: t.Callable[[MalformedInput], t.NoReturn] | None = None
+        # Errors that end the run whatever the line (auth, settings), and who ends it.
+        self.fatal_errors: tuple[type[Exception], ...] = ()
+        self.on_fatal: t.Callable[[Exception], t.NoReturn] | None = None
 
     @override
     def deserialize_json(self, line: str) -> dict:
@@ -137,4 +140,8 @@ class CapsuleMessageReader(SingerReader):
                 if self.on_malformed is None:
                     raise
                 self.on_malformed(exc)
+            except self.fatal_errors as exc:  # e.g. a 401 while a STATE drains the sinks
+                if self.on_fatal is None:
+                    raise
+                self.on_fatal(exc)
         return stats
