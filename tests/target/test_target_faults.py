@@ -172,3 +172,36 @@ def test_unresolved_writes_fail_the_cli_run_and_say_rerunning_is_safe(run_target
         )
         assert again.count("parties", "INSERT", "applied") == 1
         assert [p.get("name") for p in sb.state()["parties"]].count("Never Lands Ltd") == 1
+
+
+def test_write_retries_wait_with_the_shared_backoff_and_check_each_failure(requests_mock):
+    url = "https://capsule.test/api/v2"
+    sleeps: list[float] = []
+    session = api_client.CapsuleSession(
+        {"access_token": "t", "api_url": url, "max_retries": 0}, sleep=sleeps.append
+    )
+    requests_mock.post(f"{url}/parties", status_code=503, json={"message": "busy"})
+    checks: list[int] = []
+
+    def check() -> writes.Check:
+        checks.append(1)
+        return writes.Check(applied=False)
+
+    with pytest.raises(writes.Unresolved, match="failed it 4 times") as exc:
+        writes.write(session, "POST", "/parties", {"party": {}}, check=check, what="parties INSERT")
+    assert exc.value.status == 503 and exc.value.checked
+    assert len(checks) == writes.WRITE_ATTEMPTS  # one check after every failure, no blind retry
+    assert sleeps == list(itertools.islice(api_client.retry_delays(), writes.WRITE_ATTEMPTS - 1))
+    assert sleeps == [0.5, 1.0, 2.0]
+
+    # A check that finds the write applied ends it: no second POST.
+    requests_mock.reset_mock()
+    found = writes.write(
+        session,
+        "POST",
+        "/parties",
+        {"party": {}},
+        check=lambda: writes.Check(applied=True, found={"id": 5}),
+        what="parties INSERT",
+    )
+    assert found.found == {"id": 5} and requests_mock.call_count == 1
