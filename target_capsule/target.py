@@ -23,9 +23,10 @@ from tap_capsule.api_client import (
     check_connection_settings,
     connection_settings,
 )
-from target_capsule.messages import CapsuleMessageReader, MalformedInput
+from target_capsule.messages import CapsuleMessageReader, MalformedInput, UnusableMessage
 from target_capsule.run import WriteRun
 from target_capsule.sinks import CapsuleSink
+from target_capsule.validation import show
 
 STATE_KEY = "target_capsule"
 FATAL = (CapsuleAuthError, CapsuleConfigError, CapsuleRateLimitError, CapsuleRetryError)
@@ -125,10 +126,11 @@ class TargetCapsule(Target):
     def get_sink_class(self, stream_name: str) -> type[CapsuleSink]:
         """One sink class for every Capsule stream; any other stream ends the run in one line."""
         if stream_name not in cat.BY_STREAM:
-            self.abort(
-                f"target-capsule cannot write stream {stream_name!r}: it is not a Capsule stream. "
+            raise UnusableMessage(
+                f"target-capsule cannot write stream {show(stream_name)}: it is not a Capsule "
+                "stream. "
                 f"Streams it writes: {', '.join(writable_streams())}. Rename the stream with a "
-                "stream map (`__alias__`) if it holds one of these."
+                "stream map (`__alias__`) if it holds one of these"
             )
         return CapsuleSink
 

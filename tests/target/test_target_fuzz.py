@@ -156,7 +156,24 @@ def inputs(draw: st.DrawFn) -> tuple[str, str, int]:
         lines.append(json.dumps({"type": "RECORD", "stream": stream, "record": record}))
     noise = draw(
         st.lists(
-            st.sampled_from(["", "   ", "{broken", "[1, 2]", '{"type": "HELLO"}', "null"]),
+            st.sampled_from(
+                [
+                    "",
+                    "   ",
+                    "{broken",
+                    "[1, 2]",
+                    '{"type": "HELLO"}',
+                    "null",
+                    '{"type": "STATE", "value": {"bookmarks": {}}}',
+                    '{"type": "STATE", "value": 3}',
+                    '{"type": "STATE"}',
+                    f'{{"type": "ACTIVATE_VERSION", "stream": "{stream}", "version": 1}}',
+                    f'{{"type": "BATCH", "stream": "{stream}", "encoding": {{}}, "manifest": []}}',
+                    f'{{"type": "SCHEMA", "stream": "{stream}"}}',
+                    '{"type": "RECORD", "stream": "pipelines", "record": {}}',
+                    '{"type": "SCHEMA", "stream": "contacts", "schema": {"properties": {}}}',
+                ]
+            ),
             max_size=2,
         )
     )

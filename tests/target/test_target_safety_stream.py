@@ -66,6 +66,14 @@ BAD_LINES = {
         json.dumps({"type": "RECORD", "record": {"name": SECRET_LOOKING}}),
         "RECORD message without a stream name",
     ),
+    "stream that is not a Capsule stream": (
+        json.dumps({"type": "SCHEMA", "stream": "contacts", "schema": {"properties": {}}}),
+        "target-capsule cannot write stream 'contacts': it is not a Capsule stream",
+    ),
+    "batch message": (
+        json.dumps({"type": "BATCH", "stream": "parties", "encoding": {}, "manifest": []}),
+        "BATCH messages are not supported",
+    ),
     "state not an object": (
         json.dumps({"type": "STATE", "value": [SECRET_LOOKING]}),
         "STATE message value must be an object",
