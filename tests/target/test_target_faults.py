@@ -205,3 +205,24 @@ def test_write_retries_wait_with_the_shared_backoff_and_check_each_failure(reque
         what="parties INSERT",
     )
     assert found.found == {"id": 5} and requests_mock.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"drop_every": 3},
+        {"drop_every": 3, "fault_after_write": True},
+        {"malformed_every": 3},
+    ],
+    ids=["dropped before the write", "dropped after the write", "malformed answers"],
+)
+def test_dropped_and_malformed_answers_end_like_a_clean_run(faults, tmp_path, no_waits):
+    clean, _ = clean_picture(SMALL, tmp_path)
+    with Sandbox(token=TOKEN, scale=SMALL, seed=11) as sb:
+        records = inputs(sb.state())
+        sb.set_faults(**faults)
+        code, _, rejects = run_in_process(sb, records, tmp_path)
+        sb.set_faults()
+        assert code == 0, rejects
+        assert rejects == []
+        assert picture(sb) == clean
