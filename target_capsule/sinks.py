@@ -8,7 +8,6 @@ by a look-up before any retry, PUTs by a re-read, and DELETEs are idempotent.
 from __future__ import annotations
 
 import functools
-import time
 import typing as t
 
 from singer_sdk.exceptions import InvalidRecord
@@ -27,17 +26,12 @@ from target_capsule.payload import PayloadError
 from target_capsule.permissions import missing_permission
 from target_capsule.run import WriteRun
 from target_capsule.values import blank, ref_id
-from target_capsule.writes import Check, Unresolved, write
+from target_capsule.writes import Check, Unresolved, since_mark, write
 
 if t.TYPE_CHECKING:
     from singer_sdk import Target
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
-CLOCK_MARGIN = 5  # seconds: a `since` check starts this long before the POST (clocks tick in s)
-
-
-def _iso(epoch: float, offset: float = 0) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch + offset))
 
 
 class Rejected(Exception):  # noqa: N818 - an outcome of a record, not an error of the code
@@ -337,7 +331,7 @@ class CapsuleSink(BatchSink):
         target_path = cat.fill_path(self.obj.post_path, record)
         check = None
         if keys is not None and path is not None:
-            since = _iso(self.run.session.pacer.server_now() or time.time(), -CLOCK_MARGIN)
+            since = since_mark(self.run.session)
             check = functools.partial(self.check_created, body, keys, path, since)
         try:
             written = write(
@@ -365,7 +359,11 @@ class CapsuleSink(BatchSink):
         return "applied", INSERT
 
     def check_created(
-        self, body: dict, keys: t.Sequence[cat.NaturalKey], path: str, since: str
+        self,
+        body: dict,
+        keys: t.Sequence[cat.NaturalKey],
+        path: str,
+        since: t.Callable[[], str],
     ) -> Check:
         """After an ambiguous POST: does Capsule now hold a record that matches `body`?
 
@@ -373,7 +371,7 @@ class CapsuleSink(BatchSink):
         short read); others in their list, which for them is a small settings list.
         """
         if self.obj.since and path == self.obj.path:
-            params = {**self.obj.list_query, "since": since}
+            params = {**self.obj.list_query, "since": since()}
             records = list(self.run.session.paginate(path, self.obj.list_key, params))
             index = nk.Index(keys, records)
             found = [index.by_id[i] for i in self.match_in(index, body, content=True)]

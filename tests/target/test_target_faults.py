@@ -11,9 +11,11 @@ runs the real CLI.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import itertools
 import json
+import time
 import typing as t
 
 import pytest
@@ -226,3 +228,21 @@ def test_dropped_and_malformed_answers_end_like_a_clean_run(faults, tmp_path, no
         assert code == 0, rejects
         assert rejects == []
         assert picture(sb) == clean
+
+
+def epoch(iso: str) -> float:
+    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_since_check_starts_before_the_write_on_capsules_clock():
+    session = api_client.CapsuleSession(
+        {"access_token": "t", "api_url": "https://capsule.test/api/v2", "request_timeout": 30}
+    )
+    before_any_answer = writes.since_mark(session)
+    session.pacer.clock_offset = -3600.0  # Capsule's clock, seen on the failure, is an hour behind
+    expected = time.time() - 3600 - 30 - writes.CLOCK_MARGIN
+    got_epoch = epoch(before_any_answer())
+    assert expected - 2 <= got_epoch <= expected + 1
+    known = writes.since_mark(session)  # an answer was seen: the time just before the write
+    got_epoch = epoch(known())
+    assert time.time() - 3600 - writes.CLOCK_MARGIN - 2 <= got_epoch <= time.time() - 3600
