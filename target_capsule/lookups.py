@@ -66,7 +66,9 @@ class Lookups:
 
     def read_list(self, obj: cat.CapsuleObject, path: str) -> list[dict]:
         """Every record of a list, page by page (small lists and per-parent lists)."""
-        records = list(self.session.paginate(path, obj.list_key, obj.list_query))
+        records = list(
+            self.session.paginate(path, obj.list_key, obj.list_query, self.page_size(path))
+        )
         self.reads += 1
         return records
 
