@@ -180,3 +180,16 @@ def test_replace_leaves_exactly_the_records_list_and_merge_only_adds(have, want)
     assert payload.removals(merged) == 0
     added = capsule_applies(rows, merged.get("emailAddresses", []))
     assert sorted(r["address"].lower() for r in added) == sorted(set(have) | set(want))
+
+
+def test_notes_are_read_from_their_parent_50_a_page():
+    session = CapsuleSession({"access_token": "t", "api_url": API})
+    lookups = Lookups(session)
+    entries = cat.get("entries")
+    path = lookups.list_path(entries, {"type": "note", "party": {"id": 5}, "content": "x"})
+    assert path == "/parties/5/entries"
+    with requests_mock.Mocker() as m:
+        m.get(f"{API}/parties/5/entries", json={"entries": [{"id": 1, "content": "x"}]})
+        assert [r["id"] for r in lookups.read_list(entries, path)] == [1]
+        assert m.last_request.qs["perpage"] == ["50"]
+    session.close()
