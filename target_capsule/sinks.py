@@ -478,25 +478,35 @@ class CapsuleSink(BatchSink):
             return "applied"
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
 
-        def check() -> Check:
-            """Re-read the (small) list: applied when a record holding the new values exists."""
-            index = self.run.lookups.index(self.obj, self.obj.path, keys, refresh=True)
-            found = [
-                index.by_id[i]
+        def holding(refresh: bool) -> list[dict]:
+            """Other records of the (small) list that already hold the new values."""
+            index = self.run.lookups.index(self.obj, self.obj.path, keys, refresh=refresh)
+            holds = [
+                i
                 for i in index.match_content(full, lambda c: nk.holds_scalars(full, c))
+                if str(i) != str(rid)
             ]
+            return [index.by_id[i] for i in holds]
+
+        def check() -> Check:
+            """Re-read the list: applied when a record holding the new values exists."""
+            found = holding(refresh=True)
             return Check(applied=bool(found), found=found[0] if found else None)
 
         try:
-            written = write(
-                self.run.session,
-                "POST",
-                self.obj.post_path,
-                {self.obj.item_key: full},
-                check=check,
-                what=f"{self.stream_name} UPDATE of record {rid} (create the new one)",
-            )
-            created = written.found or (written.answer or {}).get(self.obj.item_key) or {}
+            existing = holding(refresh=False)  # the new title exists already: only delete
+            if existing:
+                created: t.Any = existing[0]
+            else:
+                written = write(
+                    self.run.session,
+                    "POST",
+                    self.obj.post_path,
+                    {self.obj.item_key: full},
+                    check=check,
+                    what=f"{self.stream_name} UPDATE of record {rid} (create the new one)",
+                )
+                created = written.found or (written.answer or {}).get(self.obj.item_key) or {}
             response = self.run.session.call(
                 "DELETE", cat.fill_path(self.obj.single_path, {"id": rid})
             )
