@@ -220,6 +220,8 @@ def prepare(obj: cat.CapsuleObject, operation: str, record: dict) -> dict:
     kind of entry Capsule lets a client create (sending none gets a 422).
     """
     clean = dict(record)
+    if operation not in obj.operations:
+        return clean  # rejected by the catalogue's rules, with that reason, before any request
     check_ids(obj, operation, clean)
     check_shapes(obj, operation, clean)
     if (
