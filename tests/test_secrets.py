@@ -239,3 +239,16 @@ def test_redactor_masks_every_form(text):
     masked = Redactor([ACCESS, CLIENT_SECRET]).redact(text)
     assert MASK in masked
     assert leaks(masked) == []
+
+
+def test_uncaught_errors_are_printed_masked():
+    code = (
+        "from tap_capsule import secrets\n"
+        f"secrets.install({{'access_token': {ACCESS!r}}})\n"
+        f"secrets.install({{'client_secret': {CLIENT_SECRET!r}}})\n"
+        f"raise RuntimeError('boom ' + {ACCESS!r} + ' ' + {CLIENT_SECRET[:12]!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "RuntimeError: boom ***" in proc.stderr
+    assert leaks(proc.stderr) == []
