@@ -19,7 +19,7 @@ import itertools
 import typing as t
 
 from tap_capsule import catalogue as cat
-from target_capsule.payload import blank, ref_id, same
+from target_capsule.values import blank, ref_id, same
 
 # Fields that make a good first cut for content matching (the rest is compared in full).
 CONTENT_BUCKET_FIELDS = (
@@ -50,7 +50,7 @@ def keys_for(
     return tuple(cat.NaturalKey(tuple(k)) for k in configured)  # a list of alternative keys
 
 
-def _norm(value: t.Any) -> str | None:
+def _norm(value: object) -> str | None:
     if blank(value):
         return None
     if isinstance(value, dict):
@@ -88,19 +88,19 @@ def record_keys(
     record: t.Mapping[str, t.Any], keys: t.Sequence[cat.NaturalKey]
 ) -> list[tuple[int, tuple[str, ...]]]:
     """Every (key number, value tuple) the record can be found by."""
-    found = []
+    found: list[tuple[int, tuple[str, ...]]] = []
     for number, key in enumerate(keys):
         if any(record.get(k) != v for k, v in key.when.items()):
             continue
         per_field = [values_at(record, path) for path in key.fields]
         if any(not values for values in per_field):
             continue
-        for combo in itertools.product(*per_field):
-            found.append((number, combo))
+        found.extend((number, combo) for combo in itertools.product(*per_field))
     return found
 
 
 def describe(record: t.Mapping[str, t.Any], keys: t.Sequence[cat.NaturalKey]) -> str:
+    """The record's key values, for a rejection ("emailAddresses[].address='a@b.c'")."""
     for key in keys:
         if all(record.get(k) == v for k, v in key.when.items()):
             parts = [f"{p}={values_at(record, p)[0]!r}" for p in key.fields if values_at(record, p)]
@@ -113,6 +113,7 @@ class Index:
     """The records of one list endpoint, by id, by natural key and by content bucket."""
 
     def __init__(self, keys: t.Sequence[cat.NaturalKey], records: t.Iterable[dict] = ()) -> None:
+        """Index `records` on `keys`; more are added as the run reads and writes them."""
         self.keys = tuple(keys)
         self.by_id: dict[t.Any, dict] = {}
         self._by_key: dict[tuple[int, tuple[str, ...]], set] = {}
@@ -121,6 +122,7 @@ class Index:
             self.add(record)
 
     def add(self, record: dict) -> None:
+        """Add or replace a record (the newest copy wins)."""
         rid = record.get("id")
         if rid is None:
             return
@@ -131,7 +133,8 @@ class Index:
         for bucket in self._buckets(record):
             self._by_bucket.setdefault(bucket, set()).add(rid)
 
-    def remove(self, rid: t.Any) -> None:
+    def remove(self, rid: object) -> None:
+        """Drop a record from every part of the index."""
         old = self.by_id.pop(rid, None)
         if old is None:
             return
@@ -171,6 +174,38 @@ class Index:
                 break
         candidates = self._by_bucket.get(bucket, set())
         return [rid for rid in sorted(candidates, key=str) if holds(self.by_id[rid])]
+
+
+def search_terms(record: t.Mapping[str, t.Any], keys: t.Sequence[cat.NaturalKey]) -> list[str]:
+    """What to search Capsule for to find a record's matches: its key values, else its name.
+
+    Capsule's search looks in names and email addresses; every candidate it returns is still
+    compared in full, so a loose search costs nothing in correctness.
+    """
+    found = record_keys(record, keys)
+    if found:  # the most telling value of each key (an email, a name; never a bare id)
+        return sorted(
+            {max(values, key=lambda v: (not v.isdigit(), len(v))) for _n, values in found}
+        )
+    for field in ("name", "lastName", "firstName", "title"):
+        normed = _norm(record.get(field))
+        if normed is not None:
+            return [normed]
+    return []
+
+
+def content_of(obj: cat.CapsuleObject, body: t.Mapping[str, t.Any]) -> dict:
+    """The part of a body that content matching compares with Capsule's copy.
+
+    Left out: the parent reference of a child read from its parent's list (the list already
+    says it, and Capsule does not always echo it), and a track's `definition`, which Capsule
+    never returns (write-only), so a track is known by its parent, date and description.
+    """
+    parent = cat.parent_of(obj)
+    skip = {parent.item_key} if parent is not None and cat.path_fields(obj.path) else set()
+    if obj.capture_rule:
+        skip.add("definition")
+    return {k: v for k, v in body.items() if k not in skip}
 
 
 def holds_scalars(body: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any]) -> bool:

@@ -1,8 +1,8 @@
 """The rejects file: one JSON line per record that was not (or would not be) applied.
 
 `{"stream", "operation", "reason", "http_status", "record"}`. Secret setting values (the access
-token, OAuth refresh token and client credentials) never reach it: any occurrence in a reason or a
-record is replaced by `***`.
+token, OAuth refresh token and client credentials) never reach it: any occurrence in a reason, a
+record's value or a record's key, whole, encoded or in part, is replaced by `***`.
 """
 
 from __future__ import annotations
@@ -13,36 +13,29 @@ import pathlib
 import threading
 import typing as t
 
-SECRET_SETTINGS = ("access_token", "refresh_token", "client_id", "client_secret")
-MASK = "***"
+from tap_capsule.secrets import Redactor, secret_values
 
 logger = logging.getLogger(__name__)
 
 
 def secrets_of(config: t.Mapping[str, t.Any]) -> list[str]:
-    return sorted({str(config[k]) for k in SECRET_SETTINGS if config.get(k)}, key=len, reverse=True)
+    """The secret settings' values, in every form they were given and used."""
+    return secret_values(config)
 
 
-def redact(text: str, secrets: t.Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
-
-
-def _jsonable(value: t.Any) -> t.Any:
+def _jsonable(value: object) -> str:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
 
 
-def _redact_values(value: t.Any, secrets: t.Sequence[str]) -> t.Any:
+def _redact_values(value: object, redactor: Redactor, keys: Redactor) -> object:
     if isinstance(value, str):
-        return redact(value, secrets)
+        return redactor.redact(value)
     if isinstance(value, dict):
-        return {k: _redact_values(v, secrets) for k, v in value.items()}
+        return {keys.redact(str(k)): _redact_values(v, redactor, keys) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_redact_values(v, secrets) for v in value]
+        return [_redact_values(v, redactor, keys) for v in value]
     return value
 
 
@@ -50,8 +43,11 @@ class Rejects:
     """Writes rejections to `rejects_path` (truncated at the start of a run) and the log."""
 
     def __init__(self, path: str | None, secrets: t.Sequence[str]) -> None:
+        """Empty the file (a run's rejects start fresh) and prepare the masking of `secrets`."""
         self.path = pathlib.Path(path) if path else None
-        self.secrets = list(secrets)
+        self.redactor = Redactor(secrets)
+        # Keys are field names: only a secret long enough not to be part of one is masked there.
+        self.key_redactor = Redactor(secrets, min_length=8)
         self._lock = threading.Lock()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +61,8 @@ class Rejects:
         record: t.Mapping[str, t.Any],
         http_status: int | None = None,
     ) -> None:
-        reason = redact(reason, self.secrets)
+        """Append one rejected record (masked) and log it (masked by the log handlers too)."""
+        reason = self.redactor.redact(reason)
         line = {
             "stream": stream,
             "operation": operation,
@@ -77,10 +74,11 @@ class Rejects:
                     for k, v in record.items()
                     if not k.startswith("_sdc_") or (k == "_sdc_deleted_at" and v)
                 },
-                self.secrets,
+                self.redactor,
+                self.key_redactor,
             ),
         }
-        # Redact inside values only: replacing in the serialised line would corrupt keys and
+        # Redact inside keys and values, not in the serialised line: that would corrupt its
         # structure whenever a secret happens to be a short common string.
         text = json.dumps(line, default=_jsonable, ensure_ascii=False)
         with self._lock:

@@ -7,58 +7,80 @@ by a look-up before any retry, PUTs by a re-read, and DELETEs are idempotent.
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 from singer_sdk.exceptions import InvalidRecord
-from singer_sdk.sinks import RecordSink
+from singer_sdk.sinks import BatchSink
 from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
-    AmbiguousWriteError,
     CapsuleAPIError,
     CapsuleNotFound,
+    CapsulePermissionError,
     raise_for_capsule_status,
-    response_json,
 )
 from target_capsule import natural_keys as nk
-from target_capsule import payload, rules
-from target_capsule.payload import PayloadError, blank, ref_id
+from target_capsule import payload, rules, validation
+from target_capsule.payload import PayloadError
+from target_capsule.permissions import missing_permission
+from target_capsule.run import WriteRun
+from target_capsule.values import blank, ref_id
+from target_capsule.writes import Check, Unresolved, since_mark, write
 
 if t.TYPE_CHECKING:
-    from target_capsule.target import TargetCapsule, WriteRun
+    from singer_sdk import Target
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
-WRITE_ATTEMPTS = 3  # a write that stays ambiguous after a look-up and this many tries is rejected
 
 
 class Rejected(Exception):
+    """The record is rejected: its reason goes to the rejects file and the summary."""
+
     def __init__(self, operation: str, reason: str, http_status: int | None = None) -> None:
+        """`operation` as counted; `http_status` when Capsule's answer decided it."""
         super().__init__(reason)
         self.operation = operation
         self.reason = reason
         self.http_status = http_status
 
 
-class CapsuleSink(RecordSink):
-    """Writes one stream's records to Capsule, as the catalogue entry of that stream says."""
+class CapsuleSink(BatchSink):
+    """Writes one stream's records to Capsule, as the catalogue entry of that stream says.
+
+    Records are applied in small batches, in input order, so that the records to update can be
+    read up to 10 per GET (`/parties/1,2,3`) instead of one by one. The target drains a stream's
+    batch before a record of another stream, and before it emits a STATE.
+    """
+
+    MAX_SIZE_DEFAULT = 50
 
     def __init__(
         self,
-        target: TargetCapsule,
+        target: Target,
         stream_name: str,
         schema: dict,
         key_properties: t.Sequence[str] | None,
     ) -> None:
+        """Bind the stream's catalogue entry and the run the target shares with every sink."""
         super().__init__(target, stream_name, schema, key_properties)
         self.obj = cat.get(stream_name)
-        self.run: WriteRun = target.run
+        run = getattr(target, "run", None)
+        if not isinstance(run, WriteRun):
+            raise TypeError("CapsuleSink needs a target that holds a WriteRun as `run`")
+        self.run = run
         self._schema_error: str | None = None
         self._ignored_warned: set[str] = set()
+        self.replace = run.replaces(stream_name)  # nested lists mirror the record
+        self.on_content = False  # the last match was made on content, not on a natural key
+        self.refused: dict[str, str] = {}  # operation -> the 403 reason Capsule gave for it
+        self.upcoming: list[int] = []  # ids the rest of the batch will update
 
     @property
     @override
     def include_sdc_metadata_properties(self) -> bool:
+        """Keep the SDK's `_sdc_*` fields on records (see below)."""
         return True  # keeps `_sdc_deleted_at`, which decides DELETE; `_sdc_*` is never sent
 
     @override
@@ -81,7 +103,31 @@ class CapsuleSink(RecordSink):
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
+        """Queue the record with its SCHEMA check; `process_batch` applies it."""
+        context.setdefault("records", []).append((record, self._schema_error))
+
+    def process_batch(self, context: dict) -> None:
+        """Apply the batch in order, telling lookups which records will be updated next."""
+        queued = context.get("records") or []
+        ids = [self.update_id(record) for record, _error in queued]
+        for number, (record, schema_error) in enumerate(queued):
+            self.upcoming = [i for i in ids[number + 1 :] if i is not None]
+            self._schema_error = schema_error
+            self.apply_record(record)
+        self.upcoming = []
+        context["records"] = []
+
+    def update_id(self, record: t.Mapping[str, t.Any]) -> int | None:
+        """The id of a record that will be an UPDATE, when it is a usable id."""
+        rid = record.get("id")
+        if not blank(record.get("_sdc_deleted_at")) or isinstance(rid, bool):
+            return None
+        return validation.as_id(rid)
+
+    def apply_record(self, record: dict) -> None:
+        """Apply one record and count its outcome (every record ends as exactly one)."""
         operation = self.operation_of(record)
+        original = record
         try:
             if self._schema_error:
                 raise Rejected(
@@ -89,28 +135,54 @@ class CapsuleSink(RecordSink):
                     f"{self.stream_name} {operation}: the record does not "
                     f"match its stream's SCHEMA message: {self._schema_error}",
                 )
+            if operation in self.refused:
+                raise Rejected(
+                    operation, f"{self.refused[operation]} (refused earlier in this run)", 403
+                )
+            try:
+                record = validation.prepare(self.obj, operation, record)
+            except validation.ValidationError as exc:
+                raise Rejected(operation, str(exc)) from None
             outcome, operation = self.apply(operation, record)
+        except Unresolved as exc:
+            self.run.rejects.write(self.stream_name, operation, str(exc), original, exc.status)
+            self.run.summary.add(
+                self.stream_name, operation, "unresolved" if exc.checked else "rejected"
+            )
+            return
         except Rejected as rejection:
             self.run.reject(
                 self.stream_name,
                 rejection.operation,
                 rejection.reason,
-                record,
+                original,
                 rejection.http_status,
             )
+            return
+        except CapsulePermissionError as exc:
+            # A 403 belongs to this operation (a scope or an administrator is missing), not to
+            # the whole token: reject, and reject the stream's later records of this operation
+            # without spending a request on each.
+            reason = (
+                f"{self.stream_name} {operation}: Capsule refused {exc.method} {exc.path} with "
+                f"HTTP 403: the token lacks {missing_permission(self.stream_name)}"
+            )
+            self.refused[operation] = reason
+            self.run.reject(self.stream_name, operation, reason, original, 403)
             return
         except CapsuleAPIError as exc:  # a read for matching or diffing was refused
             self.run.reject(
                 self.stream_name,
                 operation,
                 f"{self.stream_name} {operation}: {exc}",
-                record,
+                original,
                 exc.status,
             )
             return
         self.run.summary.add(self.stream_name, operation, outcome)
 
     def operation_of(self, record: t.Mapping[str, t.Any]) -> str:
+        """DELETE for a tombstone, UPDATE for a record with an id, else INSERT."""
         if not blank(record.get("_sdc_deleted_at")):
             return DELETE
         if not blank(record.get("id")):
@@ -118,6 +190,7 @@ class CapsuleSink(RecordSink):
         return INSERT
 
     def apply(self, operation: str, record: dict) -> tuple[str, str]:
+        """Apply one valid record: (outcome, operation as counted; a matched INSERT is UPDATE)."""
         reason = rules.operation_allowed(self.obj, operation)
         if reason:
             raise Rejected(operation, reason)
@@ -148,6 +221,7 @@ class CapsuleSink(RecordSink):
             raise Rejected(operation, "; ".join(reasons))
 
     def body_of(self, record: t.Mapping[str, t.Any]) -> dict:
+        """The writable fields of the record; unknown ones are warned about once per stream."""
         ignored: set[str] = set()
         body = payload.normalize(self.obj, record, ignored)
         new = ignored - self._ignored_warned
@@ -161,6 +235,7 @@ class CapsuleSink(RecordSink):
         return body
 
     def path_of(self, view: t.Mapping[str, t.Any]) -> str | None:
+        """The list the record belongs to (its parent's, for children), or None."""
         values = dict(view)
         parent_ref = payload.parent_ref_key(self.obj)
         if self.obj.parent_key and blank(values.get(self.obj.parent_key)) and parent_ref:
@@ -170,6 +245,7 @@ class CapsuleSink(RecordSink):
     # --- INSERT (or UPDATE of the record it matches) --------------------------------------
 
     def insert(self, record: dict, body: dict, view: dict) -> tuple[str, str]:
+        """An id-less record: UPDATE of the one record it matches, else a POST."""
         # A record without id must be insertable as it stands, even if it then matches one:
         # so a rule violation is found before any request, read or write.
         self._check(INSERT, view)
@@ -177,28 +253,37 @@ class CapsuleSink(RecordSink):
             wanted = record.get("definition")
             definition = self.run.lookups.track_definition(wanted)
             reason = rules.check_capture_rule(self.obj, definition, wanted)
-            if reason:
-                raise Rejected(INSERT, reason)
+            if reason or definition is None:
+                raise Rejected(INSERT, reason or f"{self.stream_name} INSERT: no definition")
             body["definition"] = {"id": definition["id"]}
         keys = nk.keys_for(self.obj, self.run.upsert_keys)
         path = self.path_of(view)
         if keys is not None and path is not None:
-            matched = self.match(body, keys, path, content=True)
+            matched = self.match(body, keys, path, content=self.run.match_on_content)
             if len(matched) > 1:
                 raise Rejected(
                     INSERT,
                     f"{self.stream_name} INSERT: {nk.describe(body, keys)} "
                     f"matches {len(matched)} existing records (ids "
                     f"{', '.join(map(str, matched))}) (rule: an upsert key must match "
-                    "at most one record)",
+                    "at most one record; Capsule has no merge, so merge them in Capsule or "
+                    "give the record an id)",
+                )
+            if matched and self.on_content:
+                self.run.summary.count(self.stream_name, "matched_on_content")
+                self.logger.info(
+                    "%s INSERT: matched on content existing record %s (Capsule already holds "
+                    "every field it sets; set match_on_content to false to insert instead)",
+                    self.stream_name,
+                    matched[0],
                 )
             if matched:
                 rule = rules.operation_allowed(self.obj, UPDATE)
                 if rule:
                     raise Rejected(UPDATE, rule)
                 self._check(UPDATE, view)
-                index = self.run.lookups.index(self.obj, path, keys)
-                return self.update(record, body, matched[0], path, index.by_id[matched[0]]), UPDATE
+                found = self.run.lookups.cached(path, matched[0])
+                return self.update(record, body, matched[0], path, found), UPDATE
         try:
             full = payload.insert_body(body)
             full.update(self.extras(record, None))
@@ -206,9 +291,7 @@ class CapsuleSink(RecordSink):
             raise Rejected(INSERT, f"{self.stream_name} INSERT: {exc}") from None
         if self.run.dry_run:
             if keys is not None and path is not None:
-                self.run.lookups.index(self.obj, path, keys or ()).add(
-                    {"id": f"planned:{id(record)}", **full}
-                )
+                self.run.lookups.remember(self.obj, path, {"id": f"planned:{id(record)}", **full})
             return "applied", INSERT
         return self.post(record, body, full, keys, path)
 
@@ -220,15 +303,22 @@ class CapsuleSink(RecordSink):
         content: bool,
         refresh: bool = False,
     ) -> list:
-        index = self.run.lookups.index(self.obj, path, keys, refresh=refresh)
+        """Ids of the existing records `body` matches (`refresh`: re-read the whole list)."""
+        lookups = self.run.lookups
+        if refresh:
+            index = lookups.index(self.obj, path, keys, refresh=True)
+        else:
+            index = lookups.candidates(self.obj, path, keys, nk.content_of(self.obj, body))
+        return self.match_in(index, body, content)
+
+    def match_in(self, index: nk.Index, body: dict, content: bool) -> list:
+        """Ids in `index` that `body` matches by natural key, or else by content."""
         ids = index.match_key(body)
+        self.on_content = ids is None
         if ids is None:
             if not content:
                 return []
-            parent_ref = (
-                payload.parent_ref_key(self.obj) if cat.path_fields(self.obj.path) else None
-            )
-            wanted = {k: v for k, v in body.items() if k != parent_ref}
+            wanted = nk.content_of(self.obj, body)
             ids = index.match_content(wanted, lambda current: nk.holds_scalars(wanted, current))
         return ids
 
@@ -240,66 +330,83 @@ class CapsuleSink(RecordSink):
         keys: t.Sequence[cat.NaturalKey] | None,
         path: str | None,
     ) -> tuple[str, str]:
+        """POST a new record through the one write path, checked after an ambiguous failure."""
         target_path = cat.fill_path(self.obj.post_path, record)
-        for _attempt in range(WRITE_ATTEMPTS):
-            try:
-                response = self.run.session.call(
-                    "POST", target_path, json_body={self.obj.item_key: full}
-                )
-                raise_for_capsule_status(response)
-            except CapsuleAPIError as exc:
-                raise Rejected(
-                    INSERT,
-                    f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
-                    exc.status,
-                ) from None
-            except AmbiguousWriteError as exc:
-                if keys is None or path is None:
-                    raise Rejected(
-                        INSERT,
-                        f"{self.stream_name} INSERT: {exc} The record may have been created; "
-                        f"check Capsule before re-running (upsert is off for {self.stream_name}, "
-                        "so the target cannot tell).",
-                        exc.status,
-                    ) from None
-                self.logger.warning("%s; looking it up before any retry", exc)
-                matched = self.match(body, keys, path, content=True, refresh=True)
-                if len(matched) > 1:
-                    raise Rejected(
-                        INSERT,
-                        f"{self.stream_name} INSERT: {exc} Afterwards "
-                        f"{len(matched)} records match it (ids "
-                        f"{', '.join(map(str, matched))}); check Capsule.",
-                        exc.status,
-                    ) from None
-                if matched:
-                    index = self.run.lookups.index(self.obj, path, keys)
-                    self.update(record, body, matched[0], path, index.by_id[matched[0]])
-                    return "applied", INSERT
-                continue  # Capsule does not hold it: the POST did not happen, so send it again
-            created = (response_json(response) or {}).get(self.obj.item_key)
-            if isinstance(created, dict):
-                self.run.lookups.remember(self.obj, path, created)
+        check = None
+        if keys is not None and path is not None:
+            since = since_mark(self.run.session)
+            check = functools.partial(self.check_created, body, keys, path, since)
+        try:
+            written = write(
+                self.run.session,
+                "POST",
+                target_path,
+                {self.obj.item_key: full},
+                check=check,
+                what=f"{self.stream_name} INSERT",
+            )
+        except CapsuleAPIError as exc:
+            raise Rejected(
+                INSERT,
+                f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
+                exc.status,
+            ) from None
+        if written.found is not None:  # created by a try whose answer was lost
+            assert path is not None
+            self.run.lookups.remember(self.obj, path, written.found)
+            self.update(record, body, written.found["id"], path, written.found)
             return "applied", INSERT
-        raise Rejected(
-            INSERT,
-            f"{self.stream_name} INSERT: Capsule kept failing the POST "
-            f"{WRITE_ATTEMPTS} times without creating the record; run again later",
-        )
+        created = (written.answer or {}).get(self.obj.item_key)
+        if isinstance(created, dict):
+            self.run.lookups.remember(self.obj, path, created)
+        return "applied", INSERT
+
+    def check_created(
+        self,
+        body: dict,
+        keys: t.Sequence[cat.NaturalKey],
+        path: str,
+        since: t.Callable[[], str],
+    ) -> Check:
+        """After an ambiguous POST: does Capsule now hold a record that matches `body`?
+
+        Objects with `since` are checked in the records changed since just before the POST (one
+        short read); others in their list, which for them is a small settings list.
+        """
+        if self.obj.since and path == self.obj.path:
+            params = {**self.obj.list_query, "since": since()}
+            records = list(self.run.session.paginate(path, self.obj.list_key, params))
+            index = nk.Index(keys, records)
+            found = [index.by_id[i] for i in self.match_in(index, body, content=True)]
+        else:
+            ids = self.match(body, keys, path, content=True, refresh=True)
+            index = self.run.lookups.index(self.obj, path, keys)
+            found = [index.by_id[i] for i in ids]
+        if len(found) > 1:
+            raise Rejected(
+                INSERT,
+                f"{self.stream_name} INSERT: after an ambiguous failure {len(found)} records "
+                f"match it (ids {', '.join(str(r.get('id')) for r in found)}); check Capsule.",
+            )
+        return Check(applied=bool(found), found=found[0] if found else None)
 
     def extras(self, record: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any] | None) -> dict:
         """Tags and custom values Capsule does not hold yet."""
         out: dict[str, t.Any] = {}
-        if self.obj.tags and record.get("tags"):
+        if self.obj.tags and (record.get("tags") or (self.replace and "tags" in record)):
             names = payload.tag_names(
-                record, lambda: self.run.lookups.definitions(self.obj.tags), self.stream_name
+                record, lambda: self.run.lookups.definitions(str(self.obj.tags)), self.stream_name
             )
-            tags = payload.tags_body(names, current)
+            tags = payload.tags_body(names, current, self.replace)
             if tags:
                 out["tags"] = tags
-        if self.obj.custom_fields and (record.get("fields") or record.get("custom_fields")):
+        if self.obj.custom_fields and (
+            record.get("fields")
+            or record.get("custom_fields")
+            or (self.replace and ("fields" in record or "custom_fields" in record))
+        ):
             definitions = self.run.lookups.field_definitions(self.obj)
-            fields = definitions.body(definitions.desired(record), current)
+            fields = definitions.body(definitions.desired(record), current, self.replace)
             if fields:
                 out["fields"] = fields
         return out
@@ -307,62 +414,138 @@ class CapsuleSink(RecordSink):
     # --- UPDATE ---------------------------------------------------------------------------
 
     def update(
-        self, record: dict, body: dict, rid: t.Any, path: str | None, current: dict | None = None
+        self, record: dict, body: dict, rid: object, path: str | None, current: dict | None = None
     ) -> str:
+        """Send what Capsule's copy of record `rid` lacks (nothing: `unchanged`)."""
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
         lookups = self.run.lookups
         if current is None:
             current = self.current_or_reject(rid, path)
         single = cat.fill_path(self.obj.single_path, {"id": rid})
-        for _attempt in range(WRITE_ATTEMPTS):
-            try:
-                diff = payload.update_body(self.obj, body, current)
-                diff.update(self.extras(record, current))
-            except PayloadError as exc:
-                raise Rejected(UPDATE, f"{self.stream_name} UPDATE: {exc}") from None
-            if not diff:
-                return "unchanged" if _attempt == 0 else "applied"
-            if self.run.dry_run:
-                return "applied"
-            try:
-                response = self.run.session.call("PUT", single, json_body={self.obj.item_key: diff})
-                raise_for_capsule_status(response)
-            except CapsuleNotFound:
-                lookups.forget(self.obj, rid)
-                raise Rejected(
-                    UPDATE,
-                    f"{self.stream_name} UPDATE: record {rid} does not exist "
-                    "in Capsule (it may have been deleted)",
-                    404,
-                ) from None
-            except CapsuleAPIError as exc:
-                raise Rejected(
-                    UPDATE,
-                    f"{self.stream_name} UPDATE: Capsule refused it: {exc.capsule_message}",
-                    exc.status,
-                ) from None
-            except AmbiguousWriteError as exc:
-                self.logger.warning("%s; re-reading record %s before any retry", exc, rid)
-                current = lookups.current(self.obj, rid, path, keys, fresh=True)
-                if current is None:
-                    raise Rejected(
-                        UPDATE, f"{self.stream_name} UPDATE: record {rid} is gone", 404
-                    ) from None
-                continue
-            updated = (response_json(response) or {}).get(self.obj.item_key)
-            if isinstance(updated, dict):
-                lookups.remember(self.obj, path, updated)
+        diff = self.diff(record, body, current)
+        if not diff:
+            return "unchanged"
+        if self.obj.replace_on_update:
+            return self.replace_record(rid, current, diff, path)
+        if self.run.dry_run:
+            self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
             return "applied"
-        raise Rejected(
-            UPDATE,
-            f"{self.stream_name} UPDATE: Capsule kept failing the PUT "
-            f"{WRITE_ATTEMPTS} times; what it holds now is partly updated at most; "
-            "run again later (only what is missing will be sent)",
-        )
 
-    def current_or_reject(self, rid: t.Any, path: str | None) -> dict:
+        def check() -> Check:
+            """Re-read the record (one GET): applied when nothing is left to send."""
+            fresh = lookups.current(self.obj, rid, path, keys, fresh=True)
+            if fresh is None:
+                raise Rejected(UPDATE, f"{self.stream_name} UPDATE: record {rid} is gone", 404)
+            rest = self.diff(record, body, fresh)
+            return Check(applied=not rest, found=fresh, body={self.obj.item_key: rest})
+
+        try:
+            written = write(
+                self.run.session,
+                "PUT",
+                single,
+                {self.obj.item_key: diff},
+                check=check,
+                what=f"{self.stream_name} UPDATE of record {rid}",
+            )
+        except CapsuleNotFound:
+            lookups.forget(self.obj, rid)
+            raise Rejected(
+                UPDATE,
+                f"{self.stream_name} UPDATE: record {rid} does not exist "
+                "in Capsule (it may have been deleted)",
+                404,
+            ) from None
+        except CapsuleAPIError as exc:
+            raise Rejected(
+                UPDATE,
+                f"{self.stream_name} UPDATE: Capsule refused it: {exc.capsule_message}",
+                exc.status,
+            ) from None
+        updated = (written.answer or {}).get(self.obj.item_key)
+        if isinstance(updated, dict):
+            lookups.remember(self.obj, path, updated)
+        self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
+        return "applied"
+
+    def replace_record(self, rid: object, current: dict, diff: dict, path: str | None) -> str:
+        """An UPDATE where Capsule has no PUT (custom titles): create the new, delete the old.
+
+        Parties name titles by text, so nothing refers to the old id. The new record is created
+        first: if the delete then fails, Capsule holds both, never neither.
+        """
+        full = payload.insert_body(
+            {**{k: v for k, v in current.items() if k in self.obj.schema and k != "id"}, **diff}
+        )
+        if self.run.dry_run:
+            return "applied"
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
-        current = self.run.lookups.current(self.obj, rid, path, keys)
+
+        def holding(refresh: bool) -> list[dict]:
+            """Other records of the (small) list that already hold the new values."""
+            index = self.run.lookups.index(self.obj, self.obj.path, keys, refresh=refresh)
+            holds = [
+                i
+                for i in index.match_content(full, lambda c: nk.holds_scalars(full, c))
+                if str(i) != str(rid)
+            ]
+            return [index.by_id[i] for i in holds]
+
+        def check() -> Check:
+            """Re-read the list: applied when a record holding the new values exists."""
+            found = holding(refresh=True)
+            return Check(applied=bool(found), found=found[0] if found else None)
+
+        try:
+            existing = holding(refresh=False)  # the new title exists already: only delete
+            if existing:
+                created: t.Any = existing[0]
+            else:
+                written = write(
+                    self.run.session,
+                    "POST",
+                    self.obj.post_path,
+                    {self.obj.item_key: full},
+                    check=check,
+                    what=f"{self.stream_name} UPDATE of record {rid} (create the new one)",
+                )
+                created = written.found or (written.answer or {}).get(self.obj.item_key) or {}
+            response = self.run.session.call(
+                "DELETE", cat.fill_path(self.obj.single_path, {"id": rid})
+            )
+            if response.status_code != 404:
+                raise_for_capsule_status(response)
+        except CapsuleAPIError as exc:
+            raise Rejected(
+                UPDATE,
+                f"{self.stream_name} UPDATE: Capsule refused it: {exc.capsule_message}",
+                exc.status,
+            ) from None
+        self.run.lookups.forget(self.obj, rid)
+        if isinstance(created, dict) and created.get("id") is not None:
+            self.run.lookups.remember(self.obj, path, created)
+        self.logger.info(
+            "%s UPDATE: record %s replaced by new record %s (Capsule has no update for %s)",
+            self.stream_name,
+            rid,
+            created.get("id") if isinstance(created, dict) else None,
+            self.stream_name,
+        )
+        return "applied"
+
+    def diff(self, record: dict, body: dict, current: dict) -> dict:
+        """What an UPDATE must send for Capsule's `current` copy to hold the record."""
+        try:
+            diff = payload.update_body(self.obj, body, current, self.replace)
+            diff.update(self.extras(record, current))
+        except PayloadError as exc:
+            raise Rejected(UPDATE, f"{self.stream_name} UPDATE: {exc}") from None
+        return diff
+
+    def current_or_reject(self, rid: object, path: str | None) -> dict:
+        """Capsule's copy of the record to update, or a rejection when it does not exist."""
+        keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
+        current = self.run.lookups.current(self.obj, rid, path, keys, upcoming=self.upcoming)
         if current is None:
             raise Rejected(
                 UPDATE,
@@ -375,6 +558,7 @@ class CapsuleSink(RecordSink):
     # --- DELETE ---------------------------------------------------------------------------
 
     def delete(self, record: dict) -> str:
+        """DELETE by id (or the link's two ids); a 404 is `already_gone`."""
         self._check(DELETE, record)
         if self.obj.is_link:
             single = cat.fill_path(self.obj.single_path, record)
@@ -412,6 +596,7 @@ class CapsuleSink(RecordSink):
     # --- links (additional parties) -------------------------------------------------------
 
     def link(self, record: dict) -> str:
+        """Link a party to an opportunity or case, unless the link exists already."""
         self._check(INSERT, record)
         parent_key, child_key = self.obj.parent_key, self.obj.child_key
         assert parent_key and child_key
@@ -429,26 +614,25 @@ class CapsuleSink(RecordSink):
         if self.run.dry_run:
             return "applied"
         path = cat.fill_path(self.obj.post_path, record)
-        for _attempt in range(WRITE_ATTEMPTS):
-            try:
-                response = self.run.session.call("POST", path)
-                raise_for_capsule_status(response)
-            except CapsuleAPIError as exc:
-                raise Rejected(
-                    INSERT,
-                    f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
-                    exc.status,
-                ) from None
-            except AmbiguousWriteError as exc:
-                self.logger.warning("%s; checking the link before any retry", exc)
-                linked = lookups.linked_ids(self.obj, parent_id, refresh=True) or set()
-                if str(child_id) in linked:
-                    return "applied"
-                continue
-            lookups.link_changed(self.obj, parent_id, child_id, linked=True)
-            return "applied"
-        raise Rejected(
-            INSERT,
-            f"{self.stream_name} INSERT: Capsule kept failing the POST "
-            f"{WRITE_ATTEMPTS} times without creating the link; run again later",
-        )
+
+        def check() -> Check:
+            """Re-read the parent's links (one short list): applied when the link is there."""
+            now = lookups.linked_ids(self.obj, parent_id, refresh=True) or set()
+            return Check(applied=str(child_id) in now)
+
+        try:
+            write(
+                self.run.session,
+                "POST",
+                path,
+                check=check,
+                what=f"{self.stream_name} INSERT",
+            )
+        except CapsuleAPIError as exc:
+            raise Rejected(
+                INSERT,
+                f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
+                exc.status,
+            ) from None
+        lookups.link_changed(self.obj, parent_id, child_id, linked=True)
+        return "applied"
