@@ -106,6 +106,7 @@ class CapsuleSink(BatchSink):
         """Queue the record with its SCHEMA check; `process_batch` applies it."""
         context.setdefault("records", []).append((record, self._schema_error))
 
+    @override
     def process_batch(self, context: dict) -> None:
         """Apply the batch in order, telling lookups which records will be updated next."""
         queued = context.get("records") or []
