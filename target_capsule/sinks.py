@@ -35,7 +35,7 @@ if t.TYPE_CHECKING:
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
 
 
-class Rejected(Exception):
+class Rejected(Exception):  # noqa: N818 - a record's outcome, not a program error
     """The record is rejected: its reason goes to the rejects file and the summary."""
 
     def __init__(self, operation: str, reason: str, http_status: int | None = None) -> None:

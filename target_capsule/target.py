@@ -113,7 +113,7 @@ class TargetCapsule(Target):
         ),
     ).to_dict()
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401 - the SDK signature
         """Mask secrets before the SDK logs, refuse unusable settings, then set up the run."""
         secrets.install_early(kwargs.get("config"), "TARGET_CAPSULE")  # before the SDK logs
         super().__init__(*args, **kwargs)

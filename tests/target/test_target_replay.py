@@ -1,4 +1,7 @@
-"""No duplicates: replays, dry runs, 429s and 5xx during writes; the tap's records go back unchanged."""
+"""No duplicates: replays, dry runs, 429s and 5xx during writes.
+
+The tap's records also go back unchanged.
+"""
 
 from __future__ import annotations
 
@@ -96,7 +99,7 @@ def test_replay_leaves_capsule_as_one_run_does(capsule, run_target):
 
 def test_dry_run_plans_and_sends_no_write(capsule, run_target):
     st = capsule.state()
-    recs = load(st) + [("parties", {"type": "person", "firstName": "Bad"})]
+    recs = [*load(st), ("parties", {"type": "person", "firstName": "Bad"})]
     capsule.reset_requests()
     run = run_target(capsule, messages(recs), dry_run=True)
     assert capsule.requests()["writes"] == 0

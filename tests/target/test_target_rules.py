@@ -94,7 +94,7 @@ def test_every_rule_rejects_before_any_request(capsule, run_target):
     run = run_target(capsule, messages([(s, r) for s, r, _ in RULE_CASES]))
     assert capsule.requests()["total"] == 0, capsule.requests()
     assert len(run.rejects) == len(RULE_CASES)
-    for (stream, record, words), line in zip(RULE_CASES, run.rejects):
+    for (stream, record, words), line in zip(RULE_CASES, run.rejects, strict=True):
         assert set(line) == {"stream", "operation", "reason", "http_status", "record"}
         assert line["stream"] == stream
         assert line["http_status"] is None
@@ -129,8 +129,8 @@ def test_rule_reason_text_is_exact(capsule, run_target):
         {
             "stream": "parties",
             "operation": "INSERT",
-            "reason": "parties INSERT: a person needs lastName (rule: person requires firstName and "
-            "lastName)",
+            "reason": "parties INSERT: a person needs lastName "
+            "(rule: person requires firstName and lastName)",
             "http_status": None,
             "record": {"type": "person", "firstName": "Ann"},
         }
