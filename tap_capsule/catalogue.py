@@ -21,12 +21,15 @@ ALL_OPERATIONS = frozenset({INSERT, UPDATE, DELETE})
 # Every property is nullable: Capsule sends null for unset values and omits embed-only keys.
 
 
-def _nullable(type_: str, **extra: t.Any) -> dict:
+def _nullable(type_: str, **extra: str) -> dict:
     return {"type": [type_, "null"], **extra}
 
 
 STRING = _nullable("string")
 INTEGER = _nullable("integer")
+# Where Capsule's documentation disagrees with itself (a model page says String, the example
+# response shows a number), the schema accepts both readings, so no loader stops on either.
+STRING_OR_INTEGER = {"type": ["string", "integer", "null"]}
 NUMBER = _nullable("number")
 BOOLEAN = _nullable("boolean")
 DATETIME = _nullable("string", format="date-time")
@@ -43,6 +46,7 @@ def obj(properties: dict | None = None, **kw: dict) -> dict:
 
 
 def arr(items: dict) -> dict:
+    """A nullable array of `items` (Capsule sends null or omits lists it has nothing for)."""
     return {"type": ["array", "null"], "items": items}
 
 
@@ -111,11 +115,13 @@ class ExactlyOne:
 
 @dataclasses.dataclass(frozen=True)
 class AtMostOne:
+    """At most one of `fields` is set (a task hangs off one party, opportunity or case, or none)."""
+
     fields: tuple[str, ...]
     operations: frozenset[str] = frozenset({INSERT, UPDATE})
 
 
-Rule = t.Union[Required, OneOf, ExactlyOne, AtMostOne]
+Rule = Required | OneOf | ExactlyOne | AtMostOne
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +181,7 @@ class CapsuleObject:
 
     @property
     def incremental(self) -> bool:
+        """Whether the stream has a replication key (else it is read in full every run)."""
         return self.replication_key is not None
 
     @property
@@ -187,10 +194,12 @@ class CapsuleObject:
 
     @property
     def single_path(self) -> str:
+        """The path of one record (GET/PUT/DELETE), with `{id}`."""
         return self.item_path or self.path + "/{id}"
 
     @property
     def post_path(self) -> str:
+        """Where a new record is POSTed."""
         return self.create_path or self.path
 
     @property
@@ -200,9 +209,11 @@ class CapsuleObject:
 
     @property
     def all_read_only(self) -> frozenset[str]:
+        """Fields Capsule computes for this object: the target never sends them."""
         return READ_ONLY_COMMON | self.read_only
 
     def json_schema(self) -> dict:
+        """The stream's JSON schema: open, since Capsule may add fields at any time."""
         return {"type": "object", "properties": dict(self.schema), "additionalProperties": True}
 
 
@@ -231,6 +242,7 @@ _EMBEDDED = {
     "custom_fields": obj(),  # typed per account at discovery (tap_capsule.custom_fields)
 }
 _OWNERSHIP = {"owner": USER_REF, "team": REF}
+_REPEAT = obj(frequency=STRING, interval=INTEGER, on=STRING, repeatOn=STRING)
 _NAME_DEFINITION = (NaturalKey(("name",)),)
 
 
@@ -490,7 +502,12 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "taskDayDelayRule": STRING,
             "nextTask": obj(id=INTEGER, description=STRING),
             "hasTrack": BOOLEAN,
-            "repeat": obj(frequency=STRING, interval=INTEGER, on=STRING),
+            # Recorded in real responses (not on the model page).
+            "active": BOOLEAN,
+            "overrideToCurrentUser": BOOLEAN,
+            # Clients read the repeat rule under either name, with `on` or `repeatOn`.
+            "repeat": _REPEAT,
+            "repeatDetails": _REPEAT,
             **TIMESTAMPS,
         },
         replication_key="updatedAt",
@@ -506,7 +523,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
                 required=False,
             ),
         ),
-        read_only=frozenset({"completedAt", "hasTrack", "nextTask"}),
+        read_only=frozenset({"completedAt", "hasTrack", "nextTask", "active"}),
     ),
     CapsuleObject(
         stream="pipelines",
@@ -565,7 +582,12 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         path="/teams",
         list_key="teams",
         item_key="team",
-        schema={"id": INTEGER, "name": STRING, "memberships": arr(obj()), **TIMESTAMPS},
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            "memberships": arr(obj(id=INTEGER, user=USER_REF)),
+            **TIMESTAMPS,
+        },
         replication_key="updatedAt",
         embed=("memberships",),
     ),
@@ -580,7 +602,24 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "tag": STRING,
             "captureRule": STRING,
             "direction": STRING,
-            "taskDefinitions": arr(obj()),
+            "taskDefinitions": arr(
+                obj(
+                    id=INTEGER,
+                    description=STRING,
+                    daysAfterRule=STRING,
+                    daysAfter=INTEGER,
+                    displayOrder=INTEGER,
+                    dayDelayRule=STRING,
+                    # The model says a Category object; a create example shows a bare id.
+                    category={
+                        "type": ["object", "integer", "null"],
+                        "properties": {"id": INTEGER, "name": STRING, "colour": STRING},
+                        "additionalProperties": True,
+                    },
+                    trackTaskAssignee=obj(assigneeType=STRING, owner=USER_REF),
+                    **TIMESTAMPS,
+                )
+            ),
             **TIMESTAMPS,
         },
         replication_key="updatedAt",
@@ -598,7 +637,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "description": STRING,
             "embed": STRING,
             "batched": BOOLEAN,
-            "clientId": STRING,
+            "clientId": INTEGER,  # the REST Hook model: Integer, read only
             "user": USER_REF,
             **TIMESTAMPS,
         },
@@ -653,13 +692,17 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "timezone": STRING,
             "status": STRING,
             "lastLoginAt": DATETIME,
-            "taskReminder": obj(),
+            "taskReminder": BOOLEAN,  # the User model: Boolean (example: true)
             "party": PARTY_REF,
+            # Recorded in real responses (not on the model page).
+            "deleted": BOOLEAN,
+            "loggedIn": BOOLEAN,
+            "pictureURL": STRING,
             **TIMESTAMPS,
         },
         embed=("party",),
         operations=frozenset({UPDATE}),
-        read_only=frozenset({"username", "status", "lastLoginAt", "party"}),
+        read_only=frozenset({"username", "status", "lastLoginAt", "party", "deleted", "loggedIn"}),
     ),
     CapsuleObject(
         stream="categories",
@@ -676,7 +719,19 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         path="/activitytypes",
         list_key="activityTypes",
         item_key="activityType",
-        schema={"id": INTEGER, "name": STRING, "icon": obj(), "updateLastContacted": BOOLEAN},
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            # icon.id is a string key such as "NOTE" or "PHONE" in every documented example.
+            "icon": obj(
+                id=STRING,
+                order=INTEGER,
+                displayName=STRING,
+                iconName=STRING,
+                isSystem=BOOLEAN,
+            ),
+            "updateLastContacted": BOOLEAN,
+        },
         operations=ALL_OPERATIONS,
         rules=(Required(("name",)),),
         natural_keys=_NAME_DEFINITION,
@@ -696,7 +751,13 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         path="/countries",
         list_key="countries",
         item_key="country",
-        schema={"name": STRING, "alpha2Code": STRING, "alpha3Code": STRING, "numericCode": STRING},
+        schema={
+            "name": STRING,
+            "alpha2Code": STRING,
+            "alpha3Code": STRING,
+            # Integer in the example response (4, 248), String on the Country model page.
+            "numericCode": STRING_OR_INTEGER,
+        },
         key_properties=("alpha2Code",),
     ),
     CapsuleObject(
@@ -725,6 +786,7 @@ BY_STREAM: dict[str, CapsuleObject] = {o.stream: o for o in OBJECTS}
 
 
 def get(stream: str) -> CapsuleObject:
+    """The catalogue entry of a stream; an unknown name lists the known ones."""
     try:
         return BY_STREAM[stream]
     except KeyError:
@@ -743,4 +805,5 @@ def fill_path(template: str, values: t.Mapping[str, t.Any]) -> str:
 
 
 def parent_of(obj_: CapsuleObject) -> CapsuleObject | None:
+    """The entry of a child object's parent, None for top-level objects."""
     return BY_STREAM[obj_.parent] if obj_.parent else None

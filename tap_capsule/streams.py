@@ -145,8 +145,7 @@ class CapsuleStream(RESTStream):
         ):
             for key in self.obj.deleted_keys:
                 for stub in body.get(key) or ():
-                    deleted_at = capsule_time(stub["deletedAt"]) if stub.get("deletedAt") else stamp
-                    yield {"id": stub["id"], "_sdc_deleted_at": deleted_at, "updatedAt": deleted_at}
+                    yield tombstone(stub, stamp)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         if self.obj.parent_key and context:
@@ -175,6 +174,16 @@ class CapsuleStream(RESTStream):
         if not self.child_streams or "_sdc_deleted_at" in record:
             return  # no children, or a deleted parent whose children are gone with it
         yield {child.obj.parent_key: record["id"] for child in self.child_streams}
+
+
+def tombstone(stub: dict, stamp: str) -> dict:
+    """The inline tombstone of one deleted-feed stub.
+
+    Restricted records (no longer visible to this user) come without `deletedAt`: they are gone
+    for this user as of the sync, so they take the sync's own time.
+    """
+    deleted_at = capsule_time(stub["deletedAt"]) if stub.get("deletedAt") else stamp
+    return {"id": stub["id"], "_sdc_deleted_at": deleted_at, "updatedAt": deleted_at}
 
 
 class WalkedChildStream(CapsuleStream):
