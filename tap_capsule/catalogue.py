@@ -63,6 +63,12 @@ FIELD_VALUE = obj(
     tagId=INTEGER,
 )
 TIMESTAMPS = {"createdAt": DATETIME, "updatedAt": DATETIME}
+# A record of a `<stream>_deleted` stream: one deleted (or, for this user, restricted) record.
+DELETED_RECORD_SCHEMA = {
+    "type": "object",
+    "properties": {"id": INTEGER, "deletedAt": DATETIME, "restricted": BOOLEAN},
+    "additionalProperties": False,
+}
 TOMBSTONE = {"_sdc_deleted_at": DATETIME}
 
 # Fields Capsule computes itself; the target never sends them.
@@ -511,6 +517,9 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             **TIMESTAMPS,
         },
         replication_key="updatedAt",
+        # Not on the public Task page, but Capsule's own client sends it ("tasks updated since");
+        # the tap also filters on the client in case Capsule ignores it.
+        since=True,
         params={"status": "open,completed,pending"},
         operations=ALL_OPERATIONS,
         rules=(
@@ -534,10 +543,12 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "id": INTEGER,
             "name": STRING,
             "description": STRING,
-            "deleted": BOOLEAN,
+            "deleted": BOOLEAN,  # true for archived pipelines
             **TIMESTAMPS,
         },
         replication_key="updatedAt",
+        # Archived pipelines too: old opportunities still point at their milestones.
+        params={"includeDeleted": "true"},
     ),
     CapsuleObject(
         stream="milestones",

@@ -12,7 +12,14 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleSession, connection_settings
 from tap_capsule.custom_fields import CustomFieldMap
-from tap_capsule.streams import CapsuleStream, stream_classes
+from tap_capsule.streams import (
+    TOMBSTONE_MODES,
+    CapsuleStream,
+    DeletedRecordsStream,
+    deleted_stream_classes,
+    stream_classes,
+    tombstone_mode,
+)
 
 
 class TapCapsule(Tap):
@@ -39,6 +46,17 @@ class TapCapsule(Tap):
             description="Records per request (`perPage`, 1–100). 100 spends the fewest of "
             "Capsule's 4,000 hourly requests.",
         ),
+        th.Property(
+            "tombstones",
+            th.StringType(allowed_values=list(TOMBSTONE_MODES)),
+            default="inline",
+            title="Tombstones",
+            description="How deleted (or restricted) parties, opportunities and cases arrive: "
+            "`inline` as `{id, _sdc_deleted_at}` records in their own stream (a SQL loader that "
+            "upserts turns the row into NULLs but for those two columns); `stream` as separate "
+            "`<stream>_deleted` streams of `{id, deletedAt, restricted}` to join on `id` (rows "
+            "keep their data); `off` for none.",
+        ),
     ).to_dict()
 
     @functools.cached_property
@@ -54,13 +72,15 @@ class TapCapsule(Tap):
         assert obj.custom_fields
         return CustomFieldMap(self.field_definitions(obj.custom_fields))
 
-    def discover_streams(self) -> list[CapsuleStream]:
-        streams = []
+    def discover_streams(self) -> list[CapsuleStream | DeletedRecordsStream]:
+        streams: list[CapsuleStream | DeletedRecordsStream] = []
         for cls in stream_classes():
             schema = cls.obj.json_schema()
             if cls.obj.custom_fields:
                 schema["properties"]["custom_fields"] = self.custom_field_map(cls.obj).schema()
             streams.append(cls(tap=self, schema=schema))
+        if tombstone_mode(self.config) == "stream":
+            streams.extend(cls(tap=self) for cls in deleted_stream_classes())
         return streams
 
     def sync_all(self) -> None:
