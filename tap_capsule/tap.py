@@ -8,10 +8,21 @@ import typing as t
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleSession, connection_settings
+from tap_capsule.bookmarks import (
+    bookmark_problem,
+    capsule_now,
+    start_date_problem,
+    state_bookmarks,
+)
 from tap_capsule.custom_fields import CustomFieldMap
+
+if t.TYPE_CHECKING:
+    import logging
+
 from tap_capsule.streams import (
     TOMBSTONE_MODES,
     CapsuleStream,
@@ -20,6 +31,13 @@ from tap_capsule.streams import (
     stream_classes,
     tombstone_mode,
 )
+
+
+def refuse_if(problem: str | None, logger: logging.Logger) -> None:
+    """End the run on a user's mistake: one line that says what to fix, exit 1, no traceback."""
+    if problem:
+        logger.error(problem)
+        raise SystemExit(1)
 
 
 class TapCapsule(Tap):
@@ -43,7 +61,7 @@ class TapCapsule(Tap):
             th.IntegerType(minimum=1, maximum=100),
             default=100,
             title="Page size",
-            description="Records per request (`perPage`, 1–100). 100 spends the fewest of "
+            description="Records per request (`perPage`, 1-100). 100 spends the fewest of "
             "Capsule's 4,000 hourly requests.",
         ),
         th.Property(
@@ -59,20 +77,49 @@ class TapCapsule(Tap):
         ),
     ).to_dict()
 
+    @override
+    def setup_mapper(self) -> None:
+        """Refuse an unusable `start_date` before discovery and before any output."""
+        refuse_if(start_date_problem(self.config.get("start_date")), self.logger)
+        super().setup_mapper()
+
+    @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """Refuse a state whose bookmarks would stall a sync, before any output.
+
+        A bookmark that is not a date, or later than Capsule's clock, would make each read send
+        a `since` Capsule can't use or that matches nothing until that day: the sync would end
+        "successfully" with nothing, and write the bookmark back. It is refused with the fix.
+        """
+        refuse_if(start_date_problem(self.config.get("start_date")), self.logger)
+        if state.get("bookmarks"):
+            # Discovery's own requests (the custom-field definitions, needed for the schemas
+            # anyway) measure Capsule's clock, which decides what "later" means.
+            _ = self.streams
+            now = capsule_now(self.capsule_session.pacer.server_now())
+            for stream, value in state_bookmarks(state):
+                refuse_if(bookmark_problem(stream, value, now), self.logger)
+        super().load_state(state)
+
     @functools.cached_property
     def capsule_session(self) -> CapsuleSession:
+        """The one HTTP session of the run: auth, pacing and retries shared by every stream."""
         return CapsuleSession(self.config, user_agent=f"tap-capsule/{self.plugin_version}")
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one tap instance per run
+    @functools.cache  # noqa: B019 - one tap instance per run
     def field_definitions(self, stream: str) -> tuple[dict, ...]:
+        """An object's custom-field definitions, read once per run."""
         definitions = cat.get(stream)
         return tuple(self.capsule_session.paginate(definitions.path, definitions.list_key))
 
     def custom_field_map(self, obj: cat.CapsuleObject) -> CustomFieldMap:
+        """Typed `custom_fields` columns of an object, from its definitions."""
         assert obj.custom_fields
         return CustomFieldMap(self.field_definitions(obj.custom_fields))
 
+    @override
     def discover_streams(self) -> list[CapsuleStream | DeletedRecordsStream]:
+        """One stream per catalogue object (and `<stream>_deleted` ones with tombstones: stream)."""
         streams: list[CapsuleStream | DeletedRecordsStream] = []
         for cls in stream_classes():
             schema = cls.obj.json_schema()
