@@ -40,7 +40,11 @@ def test_every_stream_into_target_jsonl(meltano, meltano_db, tmp_path, token):
     out = tmp_path / "jsonl"
     out.mkdir()
     with Sandbox(token=token, scale=20, seed=31) as sb:
-        env = {**tap_env(sb, token), "TARGET_JSONL_DESTINATION_PATH": str(out)}
+        env = {
+            **tap_env(sb, token),
+            "TARGET_JSONL_DESTINATION_PATH": str(out),
+            "TARGET_JSONL_DO_TIMESTAMP_FILE": "false",
+        }
         meltano(
             "--environment=dev", "run", "tap-capsule", "target-jsonl", env=env, database=meltano_db
         )
