@@ -47,9 +47,9 @@ BASELINE = textwrap.dedent(
 )
 
 
-def child_run(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, float, int]:
+def child_run(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float, int]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, **kw)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return proc, cpu, after.ru_maxrss  # ru_maxrss of children is the max over all so far (KiB)

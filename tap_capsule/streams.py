@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 from singer_sdk import RESTStream, Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import HeaderLinkPaginator
+from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
@@ -22,12 +23,12 @@ from tap_capsule.api_client import (
     response_json,
 )
 from tap_capsule.bookmarks import Window, capsule_time, signpost, window
-from tap_capsule.custom_fields import CustomFieldMap
 
 if t.TYPE_CHECKING:
     import requests
-    from singer_sdk.helpers.types import Context
+    from singer_sdk.helpers.types import Auth, Context
 
+    from tap_capsule.custom_fields import CustomFieldMap
     from tap_capsule.tap import TapCapsule
 
 
@@ -42,6 +43,7 @@ class CapsuleStream(RESTStream):
     STATE_MSG_FREQUENCY = 10_000
 
     def __init__(self, tap: TapCapsule, schema: dict | None = None) -> None:
+        """Takes name, keys and path from the class's catalogue entry; schema from discovery."""
         super().__init__(tap=tap, name=self.obj.stream, schema=schema or self.obj.json_schema())
         self.primary_keys = list(self.obj.key_properties)
         self.replication_key = self.obj.replication_key
@@ -52,34 +54,49 @@ class CapsuleStream(RESTStream):
     # --- HTTP through the shared layer ------------------------------------------------------
 
     @property
+    @override
     def url_base(self) -> str:
         return self.capsule_session.api_url
 
     @property
     def capsule_session(self) -> CapsuleSession:
+        """The tap's one session: pacing, retries and the request budget span all streams."""
         return self._capsule_tap.capsule_session
 
     @property
+    @override
     def requests_session(self) -> requests.Session:
         return self.capsule_session
 
     @property
-    def authenticator(self):  # noqa: ANN201 - the SDK's authenticator types
+    @override
+    def authenticator(self) -> Auth:
         return self.capsule_session.authenticator
 
     @property
+    @override
+    def timeout(self) -> float:  # type: ignore[override]  # the SDK says int; requests takes float
+        """`request_timeout`: the SDK passes this to every list read, in place of its 300 s."""
+        return self.capsule_session.timeout
+
+    @property
+    @override
     def http_headers(self) -> dict:
         return {}  # the session carries Accept and User-Agent
 
+    @override
     def backoff_max_tries(self) -> int:
         return 1  # CapsuleSession retries; a second layer would multiply waits
 
+    @override
     def validate_response(self, response: requests.Response) -> None:
         raise_for_capsule_status(response)
 
+    @override
     def get_new_paginator(self) -> HeaderLinkPaginator:
         return HeaderLinkPaginator()
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
         """The first page's query; a next page keeps it under what its `Link` URL says.
 
@@ -102,6 +119,7 @@ class CapsuleStream(RESTStream):
             return dict(self._first_query[key])
         return {**self._first_query[key], **dict(parse_qsl(next_page_token.query))}
 
+    @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         body = response_json(response) or {}
         return body.get(self.obj.list_key) or ()
@@ -109,14 +127,17 @@ class CapsuleStream(RESTStream):
     # --- Incremental reads ------------------------------------------------------------------
 
     def read_window(self, context: Context | None) -> Window:
+        """Where this read starts: the partition's bookmark, else `start_date`."""
         state = self.get_context_state(context)
         return window(state.get("replication_key_value"), self.config.get("start_date"))
 
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
         if not self.replication_key:
             return None
         return signpost(self.capsule_session.pacer.server_now())
 
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         pacer = self.capsule_session.pacer
         spent_before = pacer.requests_sent
@@ -130,12 +151,12 @@ class CapsuleStream(RESTStream):
             )
 
     def _read(self, context: Context | None) -> t.Iterator[dict]:
-        read = self.read_window(context) if self.replication_key else Window(None, False)
+        bounds = self.read_window(context) if self.replication_key else Window(None, False)
         try:
             for record in self.request_records(context):
                 # Also where Capsule filters on `since`: a server that ignores the parameter
                 # (undocumented for /tasks) must not turn an incremental read into a full one.
-                if self.replication_key and not read.admits(record.get(self.replication_key)):
+                if self.replication_key and not bounds.admits(record.get(self.replication_key)):
                     continue
                 yield record
         except CapsuleNotFound:
@@ -146,15 +167,16 @@ class CapsuleStream(RESTStream):
         if self.obj.deleted_path and tombstone_mode(self.config) == "inline":
             # On a first sync and a full refresh too: a full refresh over existing downstream
             # data must mark what was deleted since that data was loaded.
-            yield from self.tombstones(read)
+            yield from self.tombstones(bounds)
 
-    def tombstones(self, read: Window) -> t.Iterator[dict]:
+    def tombstones(self, bounds: Window) -> t.Iterator[dict]:
         """`{id, _sdc_deleted_at}` for deleted and restricted records (both count as gone)."""
         assert self.obj.deleted_path
         stamp = signpost(self.capsule_session.pacer.server_now())
-        for stub in deleted_stubs(self.capsule_session, self.obj, read, self.config):
+        for stub in deleted_stubs(self.capsule_session, self.obj, bounds, self.config):
             yield tombstone(stub, stamp)
 
+    @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Add the parent key, reshape link records, type custom fields.
 
@@ -176,8 +198,16 @@ class CapsuleStream(RESTStream):
             row["custom_fields"] = self.field_map.typed(row.get("fields"), self.typed_fields)
         return row
 
+    @override
+    def log_sync_costs(self) -> None:
+        """Also the end of the whole sync: the SDK calls this once per stream, after every read."""
+        super().log_sync_costs()
+        if list(self._capsule_tap.streams.values())[-1] is self:
+            self._capsule_tap.log_sync_end()
+
     @functools.cached_property
     def field_map(self) -> CustomFieldMap:
+        """Typed custom-field columns of this stream's object (read once per run)."""
         return self._capsule_tap.custom_field_map(self.obj)
 
     @functools.cached_property
@@ -186,10 +216,17 @@ class CapsuleStream(RESTStream):
         props = self.effective_schema.get("properties", {}).get("custom_fields") or {}
         return frozenset((props.get("properties") or {}).keys())
 
-    def generate_child_contexts(self, record: dict, context: Context | None):  # noqa: ANN201
+    @override
+    def generate_child_contexts(
+        self, record: dict, context: Context | None
+    ) -> t.Iterator[Context | None]:
         if not self.child_streams or "_sdc_deleted_at" in record:
             return  # no children, or a deleted parent whose children are gone with it
-        yield {child.obj.parent_key: record["id"] for child in self.child_streams}
+        yield {
+            child.obj.parent_key: record["id"]
+            for child in self.child_streams
+            if isinstance(child, CapsuleStream) and child.obj.parent_key
+        }
 
 
 def _context_key(context: Context | None) -> tuple:
@@ -251,6 +288,7 @@ class DeletedRecordsStream(Stream):
     is_sorted = False  # Capsule documents no order for the deleted feeds
 
     def __init__(self, tap: TapCapsule, schema: dict | None = None) -> None:
+        """A stream named `<stream>_deleted`, keyed on `id`, incremental on `deletedAt`."""
         super().__init__(
             tap=tap,
             name=f"{self.obj.stream}_deleted",
@@ -260,10 +298,12 @@ class DeletedRecordsStream(Stream):
         self.replication_key = "deletedAt"
         self._capsule_tap = tap
 
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
         """Never later than one second before the sync started on Capsule's clock."""
         return signpost(self._capsule_tap.capsule_session.pacer.server_now())
 
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """One record per deleted or restricted record since the bookmark (or start_date)."""
         state = self.get_context_state(context)
@@ -285,7 +325,8 @@ class WalkedChildStream(CapsuleStream):
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
 
     @functools.cached_property
-    def partitions(self) -> list[dict] | None:  # type: ignore[override]
+    @override
+    def partitions(self) -> list[dict] | None:
         parent = cat.parent_of(self.obj)
         assert parent is not None
         ids = [

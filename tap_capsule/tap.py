@@ -19,10 +19,6 @@ from tap_capsule.bookmarks import (
     state_bookmarks,
 )
 from tap_capsule.custom_fields import CustomFieldMap
-
-if t.TYPE_CHECKING:
-    import logging
-
 from tap_capsule.streams import (
     TOMBSTONE_MODES,
     CapsuleStream,
@@ -31,6 +27,9 @@ from tap_capsule.streams import (
     stream_classes,
     tombstone_mode,
 )
+
+if t.TYPE_CHECKING:
+    import logging
 
 
 def refuse_if(problem: str | None, logger: logging.Logger) -> None:
@@ -103,17 +102,17 @@ class TapCapsule(Tap):
 
     @functools.cached_property
     def capsule_session(self) -> CapsuleSession:
-        """The one HTTP session of the run: auth, pacing and retries shared by every stream."""
+        """The one HTTP session of the run: every stream's requests share its pacing and budget."""
         return CapsuleSession(self.config, user_agent=f"tap-capsule/{self.plugin_version}")
 
-    @functools.cache  # noqa: B019 - one tap instance per run
+    @functools.cache  # noqa: B019 - one tap instance per run, so the cache can't leak instances
     def field_definitions(self, stream: str) -> tuple[dict, ...]:
-        """An object's custom-field definitions, read once per run."""
+        """The custom field definitions of one object, read once per run (discovery and sync)."""
         definitions = cat.get(stream)
         return tuple(self.capsule_session.paginate(definitions.path, definitions.list_key))
 
     def custom_field_map(self, obj: cat.CapsuleObject) -> CustomFieldMap:
-        """Typed `custom_fields` columns of an object, from its definitions."""
+        """Typed `custom_fields` columns of an object with custom fields."""
         assert obj.custom_fields
         return CustomFieldMap(self.field_definitions(obj.custom_fields))
 
@@ -130,8 +129,8 @@ class TapCapsule(Tap):
             streams.extend(cls(tap=self) for cls in deleted_stream_classes())
         return streams
 
-    def sync_all(self) -> None:
-        super().sync_all()
+    def log_sync_end(self) -> None:
+        """The run's totals, called by the last stream's `log_sync_costs` (`sync_all` is final)."""
         pacer = self.capsule_session.pacer
         self.logger.info(
             "Sync finished: %d requests to Capsule, %.0f s spent waiting on the rate limit; %s",
