@@ -6,13 +6,17 @@ One `CapsuleStream` subclass per catalogue entry. The catalogue says what differ
 
 from __future__ import annotations
 
+import datetime
 import functools
+import logging
 import typing as t
 from urllib.parse import parse_qsl
 
 from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import HeaderLinkPaginator
+from singer_sdk.singerlib import RecordMessage
+from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
@@ -23,9 +27,11 @@ from tap_capsule.api_client import (
 )
 from tap_capsule.bookmarks import Window, capsule_time, signpost, window
 from tap_capsule.custom_fields import CustomFieldMap
+from tap_capsule.progress import RunCounter, RunTimer, StreamProgress
 
 if t.TYPE_CHECKING:
     import requests
+    from singer_sdk import metrics
     from singer_sdk.helpers.types import Context
 
     from tap_capsule.tap import TapCapsule
@@ -73,6 +79,12 @@ class CapsuleStream(RESTStream):
     def backoff_max_tries(self) -> int:
         return 1  # CapsuleSession retries; a second layer would multiply waits
 
+    @override
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        # CapsuleSession retries; the SDK's backoff wrapper, built anew for every partition
+        # (every parent of a child stream), would try once and only cost CPU.
+        return func
+
     def validate_response(self, response: requests.Response) -> None:
         raise_for_capsule_status(response)
 
@@ -107,25 +119,50 @@ class CapsuleStream(RESTStream):
             return None
         return signpost(self.capsule_session.pacer.server_now())
 
+    # --- Progress: one set of figures per stream and run --------------------------------------
+
+    @functools.cached_property
+    def progress(self) -> StreamProgress:
+        return StreamProgress(
+            self.name, self.path, self._capsule_tap.logger, self.capsule_session.pacer
+        )
+
+    @override
+    def get_http_request_counter(self) -> metrics.Counter:
+        return self.progress.requests
+
+    @override
+    def get_record_counter(
+        self, *, endpoint: str | None = None, log_interval: float = 60
+    ) -> RunCounter:
+        return self.progress.record_counter
+
+    @override
+    def get_sync_timer(self) -> RunTimer:
+        return self.progress.timer
+
+    def finish_progress(self) -> None:
+        """Log this stream's figures and its children's (all of them are done by now)."""
+        self.progress.finish()
+        for child in self.child_streams:
+            if child.selected:
+                t.cast("CapsuleStream", child).finish_progress()
+
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        pacer = self.capsule_session.pacer
-        spent_before = pacer.requests_sent
         yield from self._read(context)
-        if context is None:  # per-parent reads of child streams would flood the log
-            self.logger.info(
-                "%s: %d requests to Capsule; %s",
-                self.name,
-                pacer.requests_sent - spent_before,
-                pacer.budget_line(),
-            )
+        if context is None:
+            self.finish_progress()
 
     def _read(self, context: Context | None) -> t.Iterator[dict]:
         read = self.read_window(context) if self.replication_key else Window(None, False)
         client_filter = self.replication_key is not None and not self.obj.since
+        progress = self.progress
         try:
             for record in self.request_records(context):
                 if client_filter and not read.admits(record.get(self.replication_key)):
                     continue
+                progress.records += 1
                 yield record
         except CapsuleNotFound:
             if not self.obj.parent:
@@ -143,9 +180,11 @@ class CapsuleStream(RESTStream):
         for body in self.capsule_session.pages(
             self.obj.deleted_path, params, self.config.get("page_size", 100)
         ):
+            self.progress.request_made()
             for key in self.obj.deleted_keys:
                 for stub in body.get(key) or ():
                     deleted_at = capsule_time(stub["deletedAt"]) if stub.get("deletedAt") else stamp
+                    self.progress.records += 1
                     yield {"id": stub["id"], "_sdc_deleted_at": deleted_at, "updatedAt": deleted_at}
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
@@ -176,6 +215,36 @@ class CapsuleStream(RESTStream):
             return  # no children, or a deleted parent whose children are gone with it
         yield {child.obj.parent_key: record["id"] for child in self.child_streams}
 
+    # --- Record messages ----------------------------------------------------------------------
+
+    @functools.cached_property
+    def everything_selected(self) -> bool:
+        """Every property is selected, so there is nothing to take out of a record.
+
+        The SDK's selection mask answers for a breadcrumb it doesn't list with its parent's
+        answer, so when every listed breadcrumb is selected, every property of every record is.
+        """
+        return all(self.mask.values())
+
+    @override
+    def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
+        # The SDK walks every key of every record, nested objects included, to drop deselected
+        # properties: the largest CPU cost in the tap's own code once HTTP is done. With
+        # everything selected the walk removes nothing and is skipped; type conformance is off
+        # for these streams (see TYPE_CONFORMANCE_LEVEL), so what remains is the stream maps.
+        if not self.everything_selected or self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE:
+            yield from super()._generate_record_messages(record)
+            return
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=datetime.datetime.now(datetime.timezone.utc),
+                )
+
 
 class WalkedChildStream(CapsuleStream):
     """A child list whose parents are read from the parent list itself (one extra request).
@@ -190,11 +259,43 @@ class WalkedChildStream(CapsuleStream):
     def partitions(self) -> list[dict] | None:  # type: ignore[override]
         parent = cat.parent_of(self.obj)
         assert parent is not None
-        ids = [
-            r["id"]
-            for r in self.capsule_session.paginate(parent.path, parent.list_key, parent.list_query)
-        ]
+        ids = []
+        for body in self.capsule_session.pages(parent.path, parent.list_query):
+            self.progress.request_made()  # the walk is this stream's cost
+            ids.extend(r["id"] for r in body.get(parent.list_key) or ())
         return [{self.obj.parent_key: i} for i in ids]
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        yield from self._read(context)
+        if not self.partitions or context == self.partitions[-1]:
+            self.finish_progress()
+
+
+class ChildStream(CapsuleStream):
+    """A child list read once per parent emitted in this run (links and tracks).
+
+    One request per parent makes these the costliest streams by far, so they are not selected
+    by default. The SDK logs two lines per parent for them; those are left out (the stream's own
+    progress lines say how far it has got).
+    """
+
+    selected_by_default = False
+    state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
+    # No `http_request_duration` METRIC line per parent: thousands of lines nobody reads, and a
+    # tenth of a child request's CPU. The stream's request count is still logged.
+    _LOG_REQUEST_METRICS = False
+
+    def __init__(self, tap: TapCapsule, schema: dict | None = None) -> None:
+        super().__init__(tap=tap, schema=schema)
+        self.logger.addFilter(_drop_per_parent_lines)
+
+
+_PER_PARENT_LINES = ("Beginning sync of", "Pagination stopped after")
+
+
+def _drop_per_parent_lines(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, str) and record.msg.startswith(_PER_PARENT_LINES))
 
 
 def stream_classes() -> list[type[CapsuleStream]]:
@@ -208,7 +309,7 @@ def stream_classes() -> list[type[CapsuleStream]]:
         if parent is not None and parent.since:
             # Server-filtered parent: read the children of every parent that changed.
             attrs["parent_stream_type"] = classes[parent.stream]
-            attrs["state_partitioning_keys"] = []
+            base = ChildStream
         elif parent is not None:
             base = WalkedChildStream
         classes[obj.stream] = type(name, (base,), attrs)

@@ -7,20 +7,20 @@ import typing as t
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleSession, connection_settings
 from tap_capsule.custom_fields import CustomFieldMap
 from tap_capsule.streams import CapsuleStream, stream_classes
+from tap_capsule.writer import CapsuleMessageWriter
 
 
 class TapCapsule(Tap):
     """Reads Capsule CRM through its REST API v2."""
 
     name = "tap-capsule"
-    # msgspec's C encoder writes Singer messages several times faster than simplejson.
-    message_writer_class = MsgSpecWriter
+    # msgspec's C encoder, one SCHEMA per stream, records written in blocks (see writer.py).
+    message_writer_class = CapsuleMessageWriter
 
     config_jsonschema = th.PropertiesList(
         *connection_settings().wrapped.values(),
@@ -45,7 +45,7 @@ class TapCapsule(Tap):
     def capsule_session(self) -> CapsuleSession:
         return CapsuleSession(self.config, user_agent=f"tap-capsule/{self.plugin_version}")
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one tap instance per run
+    @functools.cache  # noqa: B019 - one tap instance per run
     def field_definitions(self, stream: str) -> tuple[dict, ...]:
         definitions = cat.get(stream)
         return tuple(self.capsule_session.paginate(definitions.path, definitions.list_key))
@@ -65,6 +65,9 @@ class TapCapsule(Tap):
 
     def sync_all(self) -> None:
         super().sync_all()
+        for stream in self.streams.values():
+            if "progress" in vars(stream):  # streams that ran and have not said so yet
+                t.cast("CapsuleStream", stream).progress.finish()
         pacer = self.capsule_session.pacer
         self.logger.info(
             "Sync finished: %d requests to Capsule, %.0f s spent waiting on the rate limit; %s",
