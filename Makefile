@@ -1,5 +1,7 @@
 # The two README commands:
-#   make test  - create .venv, install the project with its test extra, run the whole suite
+#   make test  - create .venv, install the project with its dev dependency group, run `make lint`,
+#                then the whole suite
+#   make lint  - ruff check, ruff format --check and mypy (the same checks as .pre-commit-config.yaml)
 #   make demo  - sandbox -> `meltano run tap-capsule target-csv` -> CSV files under demo-output/
 #
 # Meltano lives in its own virtualenv (.venv-meltano): its pins (sqlalchemy<2.1, click<8.6, pip>=25)
@@ -16,14 +18,14 @@ PYTEST_ARGS ?=
 # The pipeline tests find meltano through MELTANO_BIN.
 export MELTANO_BIN := $(CURDIR)/$(MELTANO_VENV)/bin/meltano
 
-.PHONY: test demo demo-clean install meltano clean
+.PHONY: test lint demo demo-clean install meltano clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet --upgrade 'pip>=25.1'  # --group needs pip 25.1
+	$(VENV)/bin/python -m pip install --quiet -e . --group dev
 	touch $@
 
 meltano: $(MELTANO_VENV)/.installed
@@ -35,7 +37,13 @@ $(MELTANO_VENV)/.installed:
 	$(MELTANO_VENV)/bin/python -m pip install --quiet 'meltano==$(MELTANO_VERSION)'
 	touch $@
 
-test: install meltano
+# Paths and settings come from pyproject.toml ([tool.ruff], [tool.mypy]).
+lint: install
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	$(VENV)/bin/mypy
+
+test: install meltano lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Runs twice in a row to show the incremental second run: `make demo demo`, or just run it again.

@@ -1,12 +1,12 @@
 """HTTP behaviour shared by tap and target: auth, rate-limit pacing, retries and error messages.
 
-Everything that talks to Capsule goes through `CapsuleSession`, so the two plugins spend the hourly
-budget the same way and fail with the same messages. Two waits are kept apart on purpose: a 429 waits
-for `X-RateLimit-Reset` (up to an hour), while 5xx, timeouts, dropped connections and malformed bodies
-get a short exponential backoff and never wait for the reset.
+Everything that talks to Capsule goes through `CapsuleSession`, so the two plugins spend the
+hourly budget the same way and fail with the same messages. Two waits are kept apart on purpose: a
+429 waits for `X-RateLimit-Reset` (up to an hour), while 5xx, timeouts, dropped connections and
+malformed bodies get a short exponential backoff and never wait for the reset.
 
-Writes are not retried blindly. Capsule has no idempotency key, so a POST or PUT that failed after it
-may have reached Capsule raises `AmbiguousWriteError`; the target then checks what Capsule holds.
+Writes are not retried blindly. Capsule has no idempotency key, so a POST or PUT that failed after
+it may have reached Capsule raises `AmbiguousWriteError`; the target then checks what Capsule holds.
 """
 
 from __future__ import annotations
@@ -20,20 +20,33 @@ import math
 import threading
 import time
 import typing as t
+from importlib import metadata
 from urllib.parse import urlparse, urlsplit
 
 import backoff
 import requests
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticator
+from typing_extensions import override
 
 from tap_capsule.token_cache import TokenCache
 
 DEFAULT_API_URL = "https://api.capsulecrm.com/api/v2"
-USER_AGENT = "tap-capsule/0.1 (+https://github.com/tap-capsule)"
+DISTRIBUTION = "tap-capsule"  # both packages, tap_capsule and target_capsule, ship in this one
+
+
+def package_version() -> str:
+    """The installed distribution's version, from its metadata (what `--about` reports)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+USER_AGENT = f"tap-capsule/{package_version()}"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
-logger = logging.getLogger("capsule.http")
+logger = logging.getLogger(__name__)
 
 
 # --- Errors: what went wrong and what to do about it, never a secret -----------------------------
@@ -89,7 +102,7 @@ class CapsuleNotFound(CapsuleAPIError):
 
 
 def connection_settings() -> th.PropertiesList:
-    """Settings every plugin that talks to Capsule takes (SPEC §2 names)."""
+    """Settings of both plugins: the same names and meanings for the tap and the target."""
     return th.PropertiesList(
         th.Property(
             "access_token",
@@ -240,6 +253,7 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
             self.expires_in = None  # trust it until Capsule answers 401
 
     @property
+    @override
     def oauth_request_body(self) -> dict:
         return {
             "grant_type": "refresh_token",
@@ -248,6 +262,7 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
             "client_secret": self.client_secret,
         }
 
+    @override
     def update_access_token(self) -> None:
         logger.info("Refreshing the Capsule access token")
         started = _utcnow()
@@ -271,13 +286,14 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
             )
         body = resp.json()
         self.access_token = body["access_token"]
-        self.refresh_token = body.get("refresh_token") or self.refresh_token
+        refresh = body.get("refresh_token") or self.refresh_token
+        self.refresh_token = refresh
         self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
         self.last_refreshed = started
-        if self._cache is not None:
+        if self._cache is not None and refresh:
             self._cache.save(
                 access_token=self.access_token,
-                refresh_token=self.refresh_token,
+                refresh_token=refresh,
                 expires_in=self.expires_in,
             )
 
@@ -518,12 +534,13 @@ class CapsuleSession(requests.Session):
         for body in self.pages(path, params, page_size):
             yield from body.get(list_key) or ()
 
+    @override
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         if "proxies" not in kwargs:
             kwargs["proxies"] = self._proxies_for(request)
         method = (request.method or "GET").upper()
-        path = urlparse(request.url).path
+        path = urlparse(request.url or "").path
         waits = backoff.expo(base=2, factor=0.5, max_value=30)
         next(waits)  # python-backoff's generator starts with a 0-length first value
         refreshed = False
@@ -581,7 +598,9 @@ class CapsuleSession(requests.Session):
                 continue
             if 200 <= status < 300 and response.content:
                 try:
-                    response.capsule_json = json.loads(response.content)  # type: ignore[attr-defined]
+                    # Parsed once, for response_json(); requests has no field of its own for it.
+                    body = json.loads(response.content)
+                    response.capsule_json = body  # type: ignore[attr-defined]
                 except ValueError:
                     if method not in IDEMPOTENT_METHODS:
                         raise AmbiguousWriteError(
@@ -655,7 +674,7 @@ def raise_for_capsule_status(response: requests.Response) -> None:
     status = response.status_code
     if status < 400:
         return
-    method = (response.request.method or "GET") if response.request else "GET"
+    method = getattr(response.request, "method", None) or "GET"  # hand-made Responses have none
     path = urlparse(response.url).path
     message, errors = capsule_error_detail(response)
     cls = CapsuleNotFound if status == 404 else CapsuleAPIError

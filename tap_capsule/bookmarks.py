@@ -9,8 +9,8 @@ most the records of the boundary second and loses none.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
-import typing as t
 
 import pendulum
 
@@ -20,13 +20,23 @@ CAPSULE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 UNMEASURED_CLOCK_MARGIN = 300
 
 
-def capsule_time(value: t.Any) -> str:
+def instant(value: object) -> pendulum.DateTime:
+    """A datetime, or any ISO 8601 string (a bare date is its midnight UTC), as a DateTime.
+
+    Raises:
+        ValueError: the value is a time of day or a duration, not a point in time.
+    """
+    if isinstance(value, datetime.datetime):
+        return pendulum.instance(value)
+    parsed = pendulum.parse(str(value))
+    if not isinstance(parsed, pendulum.DateTime):
+        raise ValueError(f"{value!r} is not a date-time")
+    return parsed
+
+
+def capsule_time(value: object) -> str:
     """Any ISO 8601 value (or datetime) as Capsule writes it: UTC, seconds, `Z`."""
-    if hasattr(value, "strftime"):
-        dt = pendulum.instance(value)
-    else:
-        dt = pendulum.parse(str(value))
-    return dt.in_timezone("UTC").strftime(CAPSULE_FORMAT)
+    return instant(value).in_timezone("UTC").strftime(CAPSULE_FORMAT)
 
 
 def signpost(server_now: float | None) -> str:
@@ -48,19 +58,25 @@ class Window:
 
     @property
     def since_param(self) -> str | None:
+        """The `since` query value that reads exactly this window (`since` is exclusive)."""
         if self.start is None:
             return None
         if self.exclusive:
             return self.start
-        return capsule_time(pendulum.parse(self.start).subtract(seconds=1))
+        return capsule_time(instant(self.start).subtract(seconds=1))
 
     def admits(self, updated_at: str | None) -> bool:
+        """Whether a record with this `updatedAt` belongs to the window (for client-side filters).
+
+        Both sides are in Capsule's fixed format, so string order is time order.
+        """
         if self.start is None or updated_at is None:
             return True
         return updated_at > self.start if self.exclusive else updated_at >= self.start
 
 
-def window(bookmark: t.Any, start_date: t.Any) -> Window:
+def window(bookmark: object, start_date: object) -> Window:
+    """The window of a read: from the bookmark if it is later than `start_date`, else from it."""
     bookmark = capsule_time(bookmark) if bookmark else None
     start = capsule_time(start_date) if start_date else None
     if bookmark and (start is None or bookmark >= start):

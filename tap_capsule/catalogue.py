@@ -33,7 +33,7 @@ DATETIME = _nullable("string", format="date-time")
 DATE = _nullable("string", format="date")
 
 
-def obj(properties: dict | None = None, **kw: dict) -> dict:
+def open_object(properties: dict | None = None, **kw: dict) -> dict:
     """An open object: Capsule may add keys, and none of them may be dropped."""
     return {
         "type": ["object", "null"],
@@ -46,15 +46,15 @@ def arr(items: dict) -> dict:
     return {"type": ["array", "null"], "items": items}
 
 
-REF = obj(id=INTEGER, name=STRING)  # nested stubs: milestone, lostReason, team, stage, ...
-USER_REF = obj(id=INTEGER, username=STRING, name=STRING, pictureURL=STRING, deleted=BOOLEAN)
-PARTY_REF = obj(
+REF = open_object(id=INTEGER, name=STRING)  # nested stubs: milestone, lostReason, team, stage, ...
+USER_REF = open_object(id=INTEGER, username=STRING, name=STRING, pictureURL=STRING, deleted=BOOLEAN)
+PARTY_REF = open_object(
     id=INTEGER, type=STRING, name=STRING, firstName=STRING, lastName=STRING, pictureURL=STRING
 )
-TAG = obj(id=INTEGER, name=STRING, description=STRING, dataTag=BOOLEAN)
-FIELD_VALUE = obj(
+TAG = open_object(id=INTEGER, name=STRING, description=STRING, dataTag=BOOLEAN)
+FIELD_VALUE = open_object(
     id=INTEGER,
-    definition=obj(id=INTEGER, name=STRING),
+    definition=open_object(id=INTEGER, name=STRING),
     value={"type": ["string", "number", "boolean", "null"]},
     tagId=INTEGER,
 )
@@ -140,7 +140,7 @@ class CapsuleObject:
     names its parent key, e.g. ``/opportunities/{opportunityId}/tracks``.
     """
 
-    stream: str  # Singer stream name (SPEC §3); part of the contract
+    stream: str  # Singer stream name: catalogs, states and stream maps name it, so it never changes
     path: str  # list endpoint
     list_key: str  # wrapper of list responses
     item_key: str  # wrapper of single-record requests and responses
@@ -172,10 +172,6 @@ class CapsuleObject:
     definitions_of: str | None = None  # on definition objects: which object they describe
     capture_rule: str | None = None  # track objects: the track definition captureRule they need
     insertable_types: tuple[str, ...] | None = None  # entries: only these `type`s can be created
-
-    @property
-    def incremental(self) -> bool:
-        return self.replication_key is not None
 
     @property
     def list_query(self) -> dict[str, str]:
@@ -210,7 +206,7 @@ class CapsuleObject:
 
 _CONTACTS = {
     "addresses": arr(
-        obj(
+        open_object(
             id=INTEGER,
             type=STRING,
             street=STRING,
@@ -220,15 +216,17 @@ _CONTACTS = {
             zip=STRING,
         )
     ),
-    "phoneNumbers": arr(obj(id=INTEGER, type=STRING, number=STRING)),
-    "emailAddresses": arr(obj(id=INTEGER, type=STRING, address=STRING)),
-    "websites": arr(obj(id=INTEGER, type=STRING, service=STRING, address=STRING, url=STRING)),
+    "phoneNumbers": arr(open_object(id=INTEGER, type=STRING, number=STRING)),
+    "emailAddresses": arr(open_object(id=INTEGER, type=STRING, address=STRING)),
+    "websites": arr(
+        open_object(id=INTEGER, type=STRING, service=STRING, address=STRING, url=STRING)
+    ),
 }
 _EMBEDDED = {
     "tags": arr(TAG),
     "fields": arr(FIELD_VALUE),
     "missingImportantFields": BOOLEAN,
-    "custom_fields": obj(),  # typed per account at discovery (tap_capsule.custom_fields)
+    "custom_fields": open_object(),  # typed per account at discovery (tap_capsule.custom_fields)
 }
 _OWNERSHIP = {"owner": USER_REF, "team": REF}
 _NAME_DEFINITION = (NaturalKey(("name",)),)
@@ -263,7 +261,7 @@ def _field_definitions(stream: str, entity_path: str) -> CapsuleObject:
             "important": BOOLEAN,
             "captureRule": STRING,
             "options": arr(STRING),
-            "tag": obj(id=INTEGER, name=STRING, dataTag=BOOLEAN),
+            "tag": open_object(id=INTEGER, name=STRING, dataTag=BOOLEAN),
         },
         operations=ALL_OPERATIONS,
         rules=(
@@ -309,7 +307,7 @@ def _tracks(
             "trackDateOn": DATE,
             "direction": STRING,
             "definition": REF,
-            "tasks": arr(obj(id=INTEGER, description=STRING)),
+            "tasks": arr(open_object(id=INTEGER, description=STRING)),
             **TIMESTAMPS,
         },
         parent=parent,
@@ -340,7 +338,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "title": STRING,
             "jobTitle": STRING,
             "name": STRING,
-            "organisation": obj(PARTY_REF["properties"]),
+            "organisation": open_object(PARTY_REF["properties"]),
             "about": STRING,
             "lastContactedAt": DATETIME,
             "pictureURL": STRING,
@@ -380,7 +378,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "party": PARTY_REF,
             "milestone": REF,
             "lostReason": REF,
-            "value": obj(amount=NUMBER, currency=STRING),
+            "value": open_object(amount=NUMBER, currency=STRING),
             "expectedCloseOn": DATE,
             "probability": INTEGER,
             "durationBasis": STRING,
@@ -449,7 +447,9 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "subject": STRING,
             "content": STRING,
             "attachments": arr(
-                obj(id=INTEGER, filename=STRING, contentType=STRING, size=INTEGER, token=STRING)
+                open_object(
+                    id=INTEGER, filename=STRING, contentType=STRING, size=INTEGER, token=STRING
+                )
             ),
             "creator": USER_REF,
             "activityType": REF,
@@ -457,7 +457,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "kase": REF,
             "opportunity": REF,
             "parties": arr(PARTY_REF),
-            "participants": arr(obj(id=INTEGER, address=STRING, name=STRING, role=STRING)),
+            "participants": arr(open_object(id=INTEGER, address=STRING, name=STRING, role=STRING)),
             **TIMESTAMPS,
         },
         replication_key="updatedAt",
@@ -475,7 +475,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "id": INTEGER,
             "description": STRING,
             "detail": STRING,
-            "category": obj(id=INTEGER, name=STRING, colour=STRING),
+            "category": open_object(id=INTEGER, name=STRING, colour=STRING),
             "dueOn": DATE,
             "dueTime": STRING,
             "status": STRING,
@@ -488,9 +488,9 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "daysAfter": INTEGER,
             "taskDelayRule": STRING,
             "taskDayDelayRule": STRING,
-            "nextTask": obj(id=INTEGER, description=STRING),
+            "nextTask": open_object(id=INTEGER, description=STRING),
             "hasTrack": BOOLEAN,
-            "repeat": obj(frequency=STRING, interval=INTEGER, on=STRING),
+            "repeat": open_object(frequency=STRING, interval=INTEGER, on=STRING),
             **TIMESTAMPS,
         },
         replication_key="updatedAt",
@@ -565,7 +565,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         path="/teams",
         list_key="teams",
         item_key="team",
-        schema={"id": INTEGER, "name": STRING, "memberships": arr(obj()), **TIMESTAMPS},
+        schema={"id": INTEGER, "name": STRING, "memberships": arr(open_object()), **TIMESTAMPS},
         replication_key="updatedAt",
         embed=("memberships",),
     ),
@@ -580,7 +580,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "tag": STRING,
             "captureRule": STRING,
             "direction": STRING,
-            "taskDefinitions": arr(obj()),
+            "taskDefinitions": arr(open_object()),
             **TIMESTAMPS,
         },
         replication_key="updatedAt",
@@ -653,7 +653,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "timezone": STRING,
             "status": STRING,
             "lastLoginAt": DATETIME,
-            "taskReminder": obj(),
+            "taskReminder": open_object(),
             "party": PARTY_REF,
             **TIMESTAMPS,
         },
@@ -676,7 +676,12 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         path="/activitytypes",
         list_key="activityTypes",
         item_key="activityType",
-        schema={"id": INTEGER, "name": STRING, "icon": obj(), "updateLastContacted": BOOLEAN},
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            "icon": open_object(),
+            "updateLastContacted": BOOLEAN,
+        },
         operations=ALL_OPERATIONS,
         rules=(Required(("name",)),),
         natural_keys=_NAME_DEFINITION,
@@ -742,5 +747,5 @@ def fill_path(template: str, values: t.Mapping[str, t.Any]) -> str:
     return template.format_map(dict(values))
 
 
-def parent_of(obj_: CapsuleObject) -> CapsuleObject | None:
-    return BY_STREAM[obj_.parent] if obj_.parent else None
+def parent_of(obj: CapsuleObject) -> CapsuleObject | None:
+    return BY_STREAM[obj.parent] if obj.parent else None

@@ -14,7 +14,7 @@ import re
 import typing as t
 from decimal import Decimal, InvalidOperation
 
-logger = logging.getLogger("tap_capsule.custom_fields")
+logger = logging.getLogger(__name__)
 
 JSON_TYPES: dict[str, dict] = {
     "number": {"type": ["number", "null"]},
@@ -27,6 +27,7 @@ JSON_TYPES: dict[str, dict] = {
 
 
 def slug(name: str) -> str:
+    """A column name from a definition name: lower-case ASCII letters, digits and underscores."""
     s = re.sub(r"[^0-9a-zA-Z]+", "_", name or "").strip("_").lower()
     return s or "field"
 
@@ -35,6 +36,7 @@ class CustomFieldMap:
     """Maps definition ids to typed property names for one Capsule object."""
 
     def __init__(self, definitions: t.Iterable[t.Mapping[str, t.Any]]) -> None:
+        """Names every definition, in id order so that a clash always renames the newer one."""
         self.by_id: dict[int, tuple[str, str]] = {}
         used: set[str] = set()
         for d in sorted(definitions, key=lambda d: d["id"]):
@@ -43,9 +45,10 @@ class CustomFieldMap:
                 name = f"{name}_{d['id']}"
             used.add(name)
             self.by_id[int(d["id"])] = (name, str(d.get("type") or "text"))
-        self._warned: set[int] = set()
+        self._warned: set[object] = set()
 
     def schema(self) -> dict:
+        """The JSON schema of the `custom_fields` object: one nullable property per definition."""
         return {
             "type": ["object", "null"],
             "properties": {
@@ -60,7 +63,7 @@ class CustomFieldMap:
         for value in fields or ():
             definition = value.get("definition") or {}
             def_id = definition.get("id") if isinstance(definition, dict) else definition
-            mapped = self.by_id.get(def_id)
+            mapped = self.by_id.get(def_id) if isinstance(def_id, int) else None
             if mapped is None or mapped[0] not in allowed:
                 if def_id not in self._warned:
                     self._warned.add(def_id)
@@ -76,7 +79,8 @@ class CustomFieldMap:
         return out
 
 
-def convert(value: t.Any, kind: str) -> t.Any:
+def convert(value: object, kind: str) -> object:
+    """One custom value as its JSON type: Capsule sends numbers as strings; blank is null."""
     if value is None or value == "":
         return None
     if kind == "number":

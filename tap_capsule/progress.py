@@ -10,6 +10,7 @@ give the same number.
 
 from __future__ import annotations
 
+import logging
 import time
 import typing as t
 
@@ -17,7 +18,6 @@ from singer_sdk import metrics
 from typing_extensions import Self, override
 
 if t.TYPE_CHECKING:
-    import logging
     from types import TracebackType
 
     from tap_capsule.api_client import RateLimitPacer
@@ -165,3 +165,35 @@ class StreamProgress:
             self.requests.total,
             self.pacer.budget_line(),
         )
+
+
+class PerRequestMetrics(logging.Filter):
+    """Leaves out the SDK's `http_request_duration` METRIC lines of the streams named.
+
+    A child stream makes one request per parent: thousands of lines nobody reads. The stream's
+    request count is still logged, once.
+    """
+
+    def __init__(self) -> None:
+        """No stream left out until `leave_out()`; installed on the SDK's metrics logger."""
+        super().__init__()
+        self.streams: set[str] = set()
+
+    def leave_out(self, stream: str) -> None:
+        """Leave out `stream`'s per-request durations (and install the filter, once)."""
+        self.streams.add(stream)
+        logger = metrics.get_metrics_logger()
+        if self not in logger.filters:
+            logger.addFilter(self)
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        point = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return not (
+            isinstance(point, metrics.Point)
+            and point.metric == metrics.Metric.HTTP_REQUEST_DURATION
+            and point.tags.get(metrics.Tag.STREAM) in self.streams
+        )
+
+
+PER_REQUEST_METRICS = PerRequestMetrics()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import logging
 import typing as t
 from urllib.parse import parse_qsl
 
@@ -26,14 +25,16 @@ from tap_capsule.api_client import (
     response_json,
 )
 from tap_capsule.bookmarks import Window, capsule_time, signpost, window
-from tap_capsule.custom_fields import CustomFieldMap
-from tap_capsule.progress import RunCounter, RunTimer, StreamProgress
+from tap_capsule.progress import PER_REQUEST_METRICS, RunCounter, RunTimer, StreamProgress
 
 if t.TYPE_CHECKING:
+    import logging
+
     import requests
     from singer_sdk import metrics
-    from singer_sdk.helpers.types import Context
+    from singer_sdk.helpers.types import Auth, Context
 
+    from tap_capsule.custom_fields import CustomFieldMap
     from tap_capsule.tap import TapCapsule
 
 
@@ -48,6 +49,7 @@ class CapsuleStream(RESTStream):
     STATE_MSG_FREQUENCY = 10_000
 
     def __init__(self, tap: TapCapsule, schema: dict | None = None) -> None:
+        """Takes name, keys and path from the class's catalogue entry; schema from discovery."""
         super().__init__(tap=tap, name=self.obj.stream, schema=schema or self.obj.json_schema())
         self.primary_keys = list(self.obj.key_properties)
         self.replication_key = self.obj.replication_key
@@ -57,40 +59,58 @@ class CapsuleStream(RESTStream):
     # --- HTTP through the shared layer ------------------------------------------------------
 
     @property
+    @override
     def url_base(self) -> str:
         return self.capsule_session.api_url
 
     @property
     def capsule_session(self) -> CapsuleSession:
+        """The tap's one session: pacing, retries and the request budget span all streams."""
         return self._capsule_tap.capsule_session
 
     @property
+    @override
     def requests_session(self) -> requests.Session:
         return self.capsule_session
 
     @property
-    def authenticator(self):  # noqa: ANN201 - the SDK's authenticator types
+    @override
+    def authenticator(self) -> Auth:
         return self.capsule_session.authenticator
 
     @property
+    @override
+    def timeout(self) -> float:  # type: ignore[override]  # the SDK says int; requests takes float
+        """`request_timeout`: the SDK passes this to every list read, in place of its 300 s."""
+        return self.capsule_session.timeout
+
+    @property
+    @override
     def http_headers(self) -> dict:
         return {}  # the session carries Accept and User-Agent
 
+    @override
     def backoff_max_tries(self) -> int:
         return 1  # CapsuleSession retries; a second layer would multiply waits
 
     @override
     def request_decorator(self, func: t.Callable) -> t.Callable:
-        # CapsuleSession retries; the SDK's backoff wrapper, built anew for every partition
-        # (every parent of a child stream), would try once and only cost CPU.
+        """No SDK backoff: CapsuleSession retries.
+
+        The SDK's backoff wrapper, built anew for every partition (every parent of a child
+        stream), would try once and only cost CPU.
+        """
         return func
 
+    @override
     def validate_response(self, response: requests.Response) -> None:
         raise_for_capsule_status(response)
 
+    @override
     def get_new_paginator(self) -> HeaderLinkPaginator:
         return HeaderLinkPaginator()
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
         if next_page_token is not None:
             return dict(parse_qsl(next_page_token.query))  # the Link keeps the original query
@@ -104,6 +124,7 @@ class CapsuleStream(RESTStream):
                 params["since"] = since
         return params
 
+    @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         body = response_json(response) or {}
         return body.get(self.obj.list_key) or ()
@@ -111,9 +132,11 @@ class CapsuleStream(RESTStream):
     # --- Incremental reads ------------------------------------------------------------------
 
     def read_window(self, context: Context | None) -> Window:
+        """Where this read starts: the partition's bookmark, else `start_date`."""
         state = self.get_context_state(context)
         return window(state.get("replication_key_value"), self.config.get("start_date"))
 
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
         if not self.replication_key:
             return None
@@ -123,6 +146,7 @@ class CapsuleStream(RESTStream):
 
     @functools.cached_property
     def progress(self) -> StreamProgress:
+        """This stream's records and requests in this run (SDK metrics and progress lines)."""
         return StreamProgress(
             self.name, self.path, self._capsule_tap.logger, self.capsule_session.pacer
         )
@@ -155,12 +179,12 @@ class CapsuleStream(RESTStream):
             self.finish_progress()
 
     def _read(self, context: Context | None) -> t.Iterator[dict]:
-        read = self.read_window(context) if self.replication_key else Window(None, False)
+        bounds = self.read_window(context) if self.replication_key else Window(None, False)
         client_filter = self.replication_key is not None and not self.obj.since
         progress = self.progress
         try:
             for record in self.request_records(context):
-                if client_filter and not read.admits(record.get(self.replication_key)):
+                if client_filter and not bounds.admits(record.get(self.replication_key)):
                     continue
                 progress.records += 1
                 yield record
@@ -169,16 +193,16 @@ class CapsuleStream(RESTStream):
                 raise
             self.logger.warning("%s: the parent %s is gone (404); skipped", self.name, context)
             return
-        if self.obj.deleted_path and read.exclusive:
+        if self.obj.deleted_path and bounds.exclusive:
             # Tombstones only matter when resuming: a first sync has nothing downstream to delete.
-            yield from self.tombstones(read)
+            yield from self.tombstones(bounds)
 
-    def tombstones(self, read: Window) -> t.Iterator[dict]:
+    def tombstones(self, bounds: Window) -> t.Iterator[dict]:
         """`{id, _sdc_deleted_at}` for deleted and restricted records (both count as gone)."""
         stamp = signpost(self.capsule_session.pacer.server_now())
-        params = {"since": read.since_param} if read.since_param else {}
+        params = {"since": bounds.since_param} if bounds.since_param else {}
         for body in self.capsule_session.pages(
-            self.obj.deleted_path, params, self.config.get("page_size", 100)
+            self.obj.deleted_path or "", params, self.config.get("page_size", 100)
         ):
             self.progress.request_made()
             for key in self.obj.deleted_keys:
@@ -187,6 +211,7 @@ class CapsuleStream(RESTStream):
                     self.progress.records += 1
                     yield {"id": stub["id"], "_sdc_deleted_at": deleted_at, "updatedAt": deleted_at}
 
+    @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         if self.obj.parent_key and context:
             row[self.obj.parent_key] = context[self.obj.parent_key]
@@ -200,8 +225,16 @@ class CapsuleStream(RESTStream):
             row["custom_fields"] = self.field_map.typed(row.get("fields"), self.typed_fields)
         return row
 
+    @override
+    def log_sync_costs(self) -> None:
+        """Also the end of the whole sync: the SDK calls this once per stream, after every read."""
+        super().log_sync_costs()
+        if list(self._capsule_tap.streams.values())[-1] is self:
+            self._capsule_tap.log_sync_end()
+
     @functools.cached_property
     def field_map(self) -> CustomFieldMap:
+        """Typed custom-field columns of this stream's object (read once per run)."""
         return self._capsule_tap.custom_field_map(self.obj)
 
     @functools.cached_property
@@ -210,10 +243,17 @@ class CapsuleStream(RESTStream):
         props = self.effective_schema.get("properties", {}).get("custom_fields") or {}
         return frozenset((props.get("properties") or {}).keys())
 
-    def generate_child_contexts(self, record: dict, context: Context | None):  # noqa: ANN201
+    @override
+    def generate_child_contexts(
+        self, record: dict, context: Context | None
+    ) -> t.Iterator[Context | None]:
         if not self.child_streams or "_sdc_deleted_at" in record:
             return  # no children, or a deleted parent whose children are gone with it
-        yield {child.obj.parent_key: record["id"] for child in self.child_streams}
+        yield {
+            child.obj.parent_key: record["id"]
+            for child in self.child_streams
+            if isinstance(child, CapsuleStream) and child.obj.parent_key
+        }
 
     # --- Record messages ----------------------------------------------------------------------
 
@@ -256,10 +296,11 @@ class WalkedChildStream(CapsuleStream):
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
 
     @functools.cached_property
-    def partitions(self) -> list[dict] | None:  # type: ignore[override]
+    @override
+    def partitions(self) -> list[dict] | None:
         parent = cat.parent_of(self.obj)
         assert parent is not None
-        ids = []
+        ids: list[int] = []
         for body in self.capsule_session.pages(parent.path, parent.list_query):
             self.progress.request_made()  # the walk is this stream's cost
             ids.extend(r["id"] for r in body.get(parent.list_key) or ())
@@ -282,13 +323,12 @@ class ChildStream(CapsuleStream):
 
     selected_by_default = False
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
-    # No `http_request_duration` METRIC line per parent: thousands of lines nobody reads, and a
-    # tenth of a child request's CPU. The stream's request count is still logged.
-    _LOG_REQUEST_METRICS = False
 
     def __init__(self, tap: TapCapsule, schema: dict | None = None) -> None:
+        """A stream of the tap whose per-parent SDK log lines are left out."""
         super().__init__(tap=tap, schema=schema)
         self.logger.addFilter(_drop_per_parent_lines)
+        PER_REQUEST_METRICS.leave_out(self.name)
 
 
 _PER_PARENT_LINES = ("Beginning sync of", "Pagination stopped after")

@@ -7,6 +7,7 @@ import typing as t
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleSession, connection_settings
@@ -43,17 +44,21 @@ class TapCapsule(Tap):
 
     @functools.cached_property
     def capsule_session(self) -> CapsuleSession:
+        """The one HTTP session of the run: every stream's requests share its pacing and budget."""
         return CapsuleSession(self.config, user_agent=f"tap-capsule/{self.plugin_version}")
 
-    @functools.cache  # noqa: B019 - one tap instance per run
+    @functools.cache  # noqa: B019 - one tap instance per run, so the cache can't leak instances
     def field_definitions(self, stream: str) -> tuple[dict, ...]:
+        """The custom field definitions of one object, read once per run (discovery and sync)."""
         definitions = cat.get(stream)
         return tuple(self.capsule_session.paginate(definitions.path, definitions.list_key))
 
     def custom_field_map(self, obj: cat.CapsuleObject) -> CustomFieldMap:
+        """Typed `custom_fields` columns of an object with custom fields."""
         assert obj.custom_fields
         return CustomFieldMap(self.field_definitions(obj.custom_fields))
 
+    @override
     def discover_streams(self) -> list[CapsuleStream]:
         streams = []
         for cls in stream_classes():
@@ -63,8 +68,8 @@ class TapCapsule(Tap):
             streams.append(cls(tap=self, schema=schema))
         return streams
 
-    def sync_all(self) -> None:
-        super().sync_all()
+    def log_sync_end(self) -> None:
+        """The run's totals, called by the last stream's `log_sync_costs` (`sync_all` is final)."""
         for stream in self.streams.values():
             if "progress" in vars(stream):  # streams that ran and have not said so yet
                 t.cast("CapsuleStream", stream).progress.finish()

@@ -2,8 +2,9 @@
 
 Capsule may rotate the refresh token on every refresh, and the old one then stops working. Meltano
 runs discovery and sync as separate processes, and a scheduled extract runs again an hour later, so
-a token rotated by one process must reach the next one or the run after it fails. Plugins can't write
-back into their own settings, so the rotated pair goes to a file the user names (`oauth_token_cache`).
+a token rotated by one process must reach the next one or the run after it fails. Plugins can't
+write back into their own settings, so the rotated pair goes to a file the user names
+(`oauth_token_cache`).
 
 The file holds secrets: it is written atomically with mode 0600 and never logged. It is tied to a
 fingerprint of the configured client id and refresh token, so configuring a new grant replaces it.
@@ -20,11 +21,14 @@ import time
 import typing as t
 from pathlib import Path
 
-logger = logging.getLogger("capsule.http")
+logger = logging.getLogger(__name__)
 
 
 class TokenCache:
+    """The token file of one OAuth grant (client id and configured refresh token)."""
+
     def __init__(self, path: str | os.PathLike, *, client_id: str, configured_refresh: str) -> None:
+        """Binds the file to a hash of the grant, so that a new grant ignores the old tokens."""
         self.path = Path(path).expanduser()
         self.fingerprint = hashlib.sha256(f"{client_id}\0{configured_refresh}".encode()).hexdigest()
 
@@ -44,6 +48,7 @@ class TokenCache:
         return data
 
     def save(self, *, access_token: str, refresh_token: str, expires_in: int | None) -> None:
+        """Replaces the file atomically (a crash leaves the old one), readable by its owner only."""
         data = {
             "fingerprint": self.fingerprint,
             "access_token": access_token,

@@ -1,1 +1,5 @@
-"""target-capsule: apply Singer records to Capsule CRM."""
+"""target-capsule: apply Singer records to Capsule CRM.
+
+From `tap_capsule` it uses only the shared core (`catalogue`, `api_client`, `custom_fields`,
+`token_cache`), never the tap's streams or bookmarks: `tests/test_boundaries.py` checks it.
+"""

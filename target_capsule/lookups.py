@@ -20,7 +20,7 @@ from tap_capsule.api_client import (
 from target_capsule.natural_keys import Index
 from target_capsule.payload import FieldDefinitions
 
-logger = logging.getLogger("target_capsule.lookups")
+logger = logging.getLogger(__name__)
 
 # After this many single GETs of one stream, read its whole list instead (one request per 100).
 SINGLE_GETS_BEFORE_LIST = 20
@@ -42,14 +42,11 @@ class Lookups:
         self._field_defs: dict[str, FieldDefinitions] = {}
         self._lists: dict[str, list[dict]] = {}
         self._single_gets: dict[str, int] = {}
-        self.reads = 0
 
     # --- lists ----------------------------------------------------------------------------
 
     def read_list(self, obj: cat.CapsuleObject, path: str) -> list[dict]:
-        records = list(self.session.paginate(path, obj.list_key, obj.list_query))
-        self.reads += 1
-        return records
+        return list(self.session.paginate(path, obj.list_key, obj.list_query))
 
     def definitions(self, stream: str) -> list[dict]:
         """All records of a small settings list (tag, field or track definitions)."""
@@ -166,7 +163,6 @@ class Lookups:
         response = self.session.call(
             "GET", cat.fill_path(obj.single_path, {"id": rid}), params=params
         )
-        self.reads += 1
         if response.status_code == 404:
             return None
         raise_for_capsule_status(response)

@@ -16,7 +16,7 @@ import typing as t
 SECRET_SETTINGS = ("access_token", "refresh_token", "client_id", "client_secret")
 MASK = "***"
 
-logger = logging.getLogger("target_capsule.rejects")
+logger = logging.getLogger(__name__)
 
 
 def secrets_of(config: t.Mapping[str, t.Any]) -> list[str]:
@@ -52,7 +52,6 @@ class Rejects:
     def __init__(self, path: str | None, secrets: t.Sequence[str]) -> None:
         self.path = pathlib.Path(path) if path else None
         self.secrets = list(secrets)
-        self.count = 0
         self._lock = threading.Lock()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +84,6 @@ class Rejects:
         # structure whenever a secret happens to be a short common string.
         text = json.dumps(line, default=_jsonable, ensure_ascii=False)
         with self._lock:
-            self.count += 1
             if self.path is not None:
                 with self.path.open("a", encoding="utf-8") as handle:
                     handle.write(text + "\n")

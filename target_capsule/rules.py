@@ -1,4 +1,4 @@
-"""The catalogue's rules, checked before any request (SPEC §4).
+"""The catalogue's write rules of each object, checked before any request.
 
 Each violation is one sentence that names the stream, the operation, the field and the rule, e.g.
 `parties INSERT: a person needs lastName (rule: person requires firstName and lastName)`.

@@ -11,6 +11,7 @@ import typing as t
 
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import RecordSink
+from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
@@ -42,7 +43,6 @@ class Rejected(Exception):
 class CapsuleSink(RecordSink):
     """Writes one stream's records to Capsule, as the catalogue entry of that stream says."""
 
-    # Capsule wants the strings it sends; the SDK would parse date-times into Python objects.
     def __init__(
         self,
         target: TargetCapsule,
@@ -57,16 +57,18 @@ class CapsuleSink(RecordSink):
         self._ignored_warned: set[str] = set()
 
     @property
+    @override
     def include_sdc_metadata_properties(self) -> bool:
         return True  # keeps `_sdc_deleted_at`, which decides DELETE; `_sdc_*` is never sent
 
-    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: t.Any) -> None:
-        return None
-
+    @override
     def _singer_validate_message(self, record: dict) -> None:
         return None  # an INSERT has no id; key properties of other taps mean nothing here
 
+    @override
     def _validate_and_parse(self, record: dict) -> dict:
+        # Validates only: Capsule wants the strings it sends, and the SDK would parse date-times
+        # into Python objects. A mismatch becomes a reject of this record, not a crash.
         self._schema_error = None
         if self._validator is not None:
             try:
@@ -77,6 +79,7 @@ class CapsuleSink(RecordSink):
 
     # --- one record -----------------------------------------------------------------------
 
+    @override
     def process_record(self, record: dict, context: dict) -> None:
         operation = self.operation_of(record)
         try:

@@ -1,6 +1,7 @@
 """target-capsule: Singer records into Capsule CRM as INSERT, UPDATE or DELETE.
 
-Each record is applied, skipped as unchanged, or rejected with a reason (SPEC §4). The summary of
+Each record is applied, skipped as unchanged, or rejected with a reason (never dropped in silence:
+the rejects file and the summary account for every record). The summary of
 outcomes per stream and operation is logged at the end and merged into the STATE the target emits,
 under `target_capsule`, next to the tap's own state.
 """
@@ -13,20 +14,27 @@ import typing as t
 
 from singer_sdk import Target
 from singer_sdk import typing as th
+from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
+    DISTRIBUTION,
     CapsuleAuthError,
     CapsuleConfigError,
     CapsuleRateLimitError,
     CapsuleRetryError,
     CapsuleSession,
     connection_settings,
+    package_version,
 )
 from target_capsule.lookups import Lookups
 from target_capsule.rejects import Rejects, secrets_of
 from target_capsule.sinks import CapsuleSink
 from target_capsule.summary import Summary
+from target_capsule.unsupported_settings import drop_unsupported, refusal, supported_capabilities
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
 STATE_KEY = "target_capsule"
 FATAL = (CapsuleAuthError, CapsuleConfigError, CapsuleRateLimitError, CapsuleRetryError)
@@ -49,7 +57,7 @@ class WriteRun:
 
     @functools.cached_property
     def session(self) -> CapsuleSession:
-        return CapsuleSession(self.config, user_agent="target-capsule/0.1")
+        return CapsuleSession(self.config, user_agent=f"target-capsule/{package_version()}")
 
     @functools.cached_property
     def lookups(self) -> Lookups:
@@ -88,6 +96,8 @@ class TargetCapsule(Target):
     """Writes Singer records to Capsule CRM through its REST API v2."""
 
     name = "target-capsule"
+    package_name = DISTRIBUTION  # both plugins ship in one distribution: its version is ours
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = supported_capabilities(Target.capabilities)
     default_sink_class = CapsuleSink
 
     config_jsonschema = th.PropertiesList(
@@ -134,6 +144,20 @@ class TargetCapsule(Target):
         self.max_parallelism = 1  # records are written in input order
         self.run = WriteRun(self.config, self.logger)
 
+    @classmethod
+    @override
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        super().append_builtin_config(config_jsonschema)
+        drop_unsupported(config_jsonschema)
+
+    @override
+    def setup_mapper(self) -> None:
+        # The first hook after the configuration is read, before the SDK acts on any setting.
+        if (refused := refusal(self.config)) is not None:
+            self.abort(refused, summary=False)
+        super().setup_mapper()
+
+    @override
     def get_sink_class(self, stream_name: str) -> type[CapsuleSink]:
         if stream_name not in cat.BY_STREAM:
             self.abort(
@@ -143,17 +167,20 @@ class TargetCapsule(Target):
             )
         return CapsuleSink
 
+    @override
     def _process_record_message(self, message_dict: dict) -> None:
         try:
             super()._process_record_message(message_dict)
         except FATAL as exc:
             self.abort(str(exc))
 
+    @override
     def _write_state_message(self, state: dict) -> None:
         merged = dict(state)
         merged[STATE_KEY] = self.run.summary.as_dict()
         super()._write_state_message(merged)
 
+    @override
     def process_endofpipe(self) -> None:
         had_state = bool(self._latest_state)
         super().process_endofpipe()

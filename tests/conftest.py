@@ -1,4 +1,4 @@
-"""Shared fixtures: a Capsule sandbox in-process, a factory for custom ones, and one run by the CLI."""
+"""Shared fixtures: a Capsule sandbox in-process, a factory for custom ones, one run by the CLI."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def sandbox(sandbox_token: str):
 
 @pytest.fixture
 def sandbox_factory(sandbox_token: str):
-    """`sandbox_factory(scale=.., faults=..)` → a started Sandbox (token defaults to the fixture's)."""
+    """`sandbox_factory(scale=.., faults=..)` → a started Sandbox (default token: the fixture's)."""
     started: list[Sandbox] = []
 
     def make(**kwargs) -> Sandbox:

@@ -1,4 +1,4 @@
-"""Every allowed and every refused operation of every object in SPEC §4, through the CLI."""
+"""Every allowed and every refused operation of every writable object, through the CLI."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from tap_capsule import catalogue as cat
 
 DELETED = "2026-01-01T00:00:00Z"
 
-# SPEC §4: stream -> operations allowed.
+# stream -> the operations the product allows on it, written out here, not read from the catalogue.
 SPEC_TABLE = {
     **{
         s: {"INSERT", "UPDATE", "DELETE"}

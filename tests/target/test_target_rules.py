@@ -1,4 +1,4 @@
-"""Every SPEC §4 rule is checked before any request; the rejects file says why."""
+"""Every write rule is checked before any request; the rejects file says why."""
 
 from __future__ import annotations
 
