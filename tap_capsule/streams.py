@@ -266,8 +266,40 @@ class CapsuleStream(RESTStream):
         """
         return all(self.mask.values())
 
+    @functools.cached_property
+    def objects_flattened(self) -> dict[str, frozenset[str]]:
+        """Top-level object properties that the SDK's flattening turns into columns, and theirs.
+
+        Empty unless `flattening_enabled`. The SDK flattens `owner: {id, name}` into `owner__id`
+        and `owner__name`, and its flattened schema has exactly the declared properties, but:
+        - it keeps `owner: null` as a column `owner` that the schema doesn't have;
+        - it makes a column of every key of the record, declared or not (an embedded
+          `organisation` carries the whole organisation, beyond the reference's declared fields).
+        target-csv then stops: "dict contains fields not in fieldnames". So for flattening a null
+        object becomes an empty one (no columns: empty cells) and an object keeps its declared
+        keys (the whole embedded record is in its own stream).
+        """
+        if not self.config.get("flattening_enabled"):
+            return {}
+        props = self.effective_schema.get("properties") or {}
+        return {
+            name: frozenset(prop["properties"])
+            for name, prop in props.items()
+            if "properties" in prop and "object" in (prop.get("type") or ())
+        }
+
     @override
     def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
+        if self.objects_flattened:
+            record = {**record}
+            for name, declared in self.objects_flattened.items():
+                value = record.get(name, ())
+                if value is None:
+                    record[name] = {}
+                elif not declared:  # a catalog with `properties: {}`: no column to put it in
+                    record.pop(name, None)
+                elif isinstance(value, dict) and not value.keys() <= declared:
+                    record[name] = {k: v for k, v in value.items() if k in declared}
         # The SDK walks every key of every record, nested objects included, to drop deselected
         # properties: the largest CPU cost in the tap's own code once HTTP is done. With
         # everything selected the walk removes nothing and is skipped; type conformance is off

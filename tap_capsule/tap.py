@@ -65,6 +65,8 @@ class TapCapsule(Tap):
             schema = cls.obj.json_schema()
             if cls.obj.custom_fields:
                 schema["properties"]["custom_fields"] = self.custom_field_map(cls.obj).schema()
+            if self.config.get("flattening_enabled"):
+                schema = flattenable(schema)
             streams.append(cls(tap=self, schema=schema))
         return streams
 
@@ -80,6 +82,22 @@ class TapCapsule(Tap):
             pacer.waited_seconds,
             pacer.budget_line(),
         )
+
+
+def flattenable(schema: dict) -> dict:
+    """`schema` with its open objects of no declared field written without `properties: {}`.
+
+    The two say the same in JSON Schema, but the SDK's flattening turns an object with
+    `properties: {}` into no column at all (its values would be lost), and one without
+    `properties` into a column of JSON text.
+    """
+    props = {
+        name: {k: v for k, v in prop.items() if k != "properties"}
+        if prop.get("properties") == {} and "object" in (prop.get("type") or ())
+        else prop
+        for name, prop in schema.get("properties", {}).items()
+    }
+    return {**schema, "properties": props}
 
 
 if __name__ == "__main__":
