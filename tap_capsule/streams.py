@@ -6,6 +6,7 @@ One `CapsuleStream` subclass per catalogue entry. The catalogue says what differ
 
 from __future__ import annotations
 
+import datetime
 import functools
 import typing as t
 from urllib.parse import parse_qsl
@@ -13,6 +14,7 @@ from urllib.parse import parse_qsl
 from singer_sdk import RESTStream, Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import HeaderLinkPaginator
+from singer_sdk.singerlib import RecordMessage
 from typing_extensions import override
 
 from tap_capsule import catalogue as cat
@@ -23,9 +25,13 @@ from tap_capsule.api_client import (
     response_json,
 )
 from tap_capsule.bookmarks import Window, capsule_time, signpost, window
+from tap_capsule.progress import PER_REQUEST_METRICS, RunCounter, RunTimer, StreamProgress
 
 if t.TYPE_CHECKING:
+    import logging
+
     import requests
+    from singer_sdk import metrics
     from singer_sdk.helpers.types import Auth, Context
 
     from tap_capsule.custom_fields import CustomFieldMap
@@ -89,6 +95,15 @@ class CapsuleStream(RESTStream):
         return 1  # CapsuleSession retries; a second layer would multiply waits
 
     @override
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        """No SDK backoff: CapsuleSession retries.
+
+        The SDK's backoff wrapper, built anew for every partition (every parent of a child
+        stream), would try once and only cost CPU.
+        """
+        return func
+
+    @override
     def validate_response(self, response: requests.Response) -> None:
         raise_for_capsule_status(response)
 
@@ -137,27 +152,52 @@ class CapsuleStream(RESTStream):
             return None
         return signpost(self.capsule_session.pacer.server_now())
 
+    # --- Progress: one set of figures per stream and run --------------------------------------
+
+    @functools.cached_property
+    def progress(self) -> StreamProgress:
+        """This stream's records and requests in this run (SDK metrics and progress lines)."""
+        return StreamProgress(
+            self.name, self.path, self._capsule_tap.logger, self.capsule_session.pacer
+        )
+
+    @override
+    def get_http_request_counter(self) -> metrics.Counter:
+        return self.progress.requests
+
+    @override
+    def get_record_counter(
+        self, *, endpoint: str | None = None, log_interval: float = 60
+    ) -> RunCounter:
+        return self.progress.record_counter
+
+    @override
+    def get_sync_timer(self) -> RunTimer:
+        return self.progress.timer
+
+    def finish_progress(self) -> None:
+        """Log this stream's figures and its children's (all of them are done by now)."""
+        self.progress.finish()
+        for child in self.child_streams:
+            if child.selected:
+                t.cast("CapsuleStream", child).finish_progress()
+
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        pacer = self.capsule_session.pacer
-        spent_before = pacer.requests_sent
         yield from self._read(context)
-        if context is None:  # per-parent reads of child streams would flood the log
-            self.logger.info(
-                "%s: %d requests to Capsule; %s",
-                self.name,
-                pacer.requests_sent - spent_before,
-                pacer.budget_line(),
-            )
+        if context is None:
+            self.finish_progress()
 
     def _read(self, context: Context | None) -> t.Iterator[dict]:
         bounds = self.read_window(context) if self.replication_key else Window(None, False)
+        progress = self.progress
         try:
             for record in self.request_records(context):
                 # Also where Capsule filters on `since`: a server that ignores the parameter
                 # (undocumented for /tasks) must not turn an incremental read into a full one.
                 if self.replication_key and not bounds.admits(record.get(self.replication_key)):
                     continue
+                progress.records += 1
                 yield record
         except CapsuleNotFound:
             if not self.obj.parent:
@@ -173,7 +213,11 @@ class CapsuleStream(RESTStream):
         """`{id, _sdc_deleted_at}` for deleted and restricted records (both count as gone)."""
         assert self.obj.deleted_path
         stamp = signpost(self.capsule_session.pacer.server_now())
-        for stub in deleted_stubs(self.capsule_session, self.obj, bounds, self.config):
+        pages = deleted_stubs(
+            self.capsule_session, self.obj, bounds, self.config, self.progress.request_made
+        )
+        for stub in pages:
+            self.progress.records += 1
             yield tombstone(stub, stamp)
 
     @override
@@ -228,6 +272,68 @@ class CapsuleStream(RESTStream):
             if isinstance(child, CapsuleStream) and child.obj.parent_key
         }
 
+    # --- Record messages ----------------------------------------------------------------------
+
+    @functools.cached_property
+    def everything_selected(self) -> bool:
+        """Every property is selected, so there is nothing to take out of a record.
+
+        The SDK's selection mask answers for a breadcrumb it doesn't list with its parent's
+        answer, so when every listed breadcrumb is selected, every property of every record is.
+        """
+        return all(self.mask.values())
+
+    @functools.cached_property
+    def objects_flattened(self) -> dict[str, frozenset[str]]:
+        """Top-level object properties that the SDK's flattening turns into columns, and theirs.
+
+        Empty unless `flattening_enabled`. The SDK flattens `owner: {id, name}` into `owner__id`
+        and `owner__name`, and its flattened schema has exactly the declared properties, but:
+        - it keeps `owner: null` as a column `owner` that the schema doesn't have;
+        - it makes a column of every key of the record, declared or not (an embedded
+          `organisation` carries the whole organisation, beyond the reference's declared fields).
+        target-csv then stops: "dict contains fields not in fieldnames". So for flattening a null
+        object becomes an empty one (no columns: empty cells) and an object keeps its declared
+        keys (the whole embedded record is in its own stream).
+        """
+        if not self.config.get("flattening_enabled"):
+            return {}
+        props = self.effective_schema.get("properties") or {}
+        return {
+            name: frozenset(prop["properties"])
+            for name, prop in props.items()
+            if "properties" in prop and "object" in (prop.get("type") or ())
+        }
+
+    @override
+    def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
+        if self.objects_flattened:
+            record = {**record}
+            for name, declared in self.objects_flattened.items():
+                value = record.get(name, ())
+                if value is None:
+                    record[name] = {}
+                elif not declared:  # a catalog with `properties: {}`: no column to put it in
+                    record.pop(name, None)
+                elif isinstance(value, dict) and not value.keys() <= declared:
+                    record[name] = {k: v for k, v in value.items() if k in declared}
+        # The SDK walks every key of every record, nested objects included, to drop deselected
+        # properties: the largest CPU cost in the tap's own code once HTTP is done. With
+        # everything selected the walk removes nothing and is skipped; type conformance is off
+        # for these streams (see TYPE_CONFORMANCE_LEVEL), so what remains is the stream maps.
+        if not self.everything_selected or self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE:
+            yield from super()._generate_record_messages(record)
+            return
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=datetime.datetime.now(datetime.timezone.utc),
+                )
+
 
 def _context_key(context: Context | None) -> tuple:
     return tuple(sorted((context or {}).items()))
@@ -249,15 +355,22 @@ def tombstone_mode(config: t.Mapping[str, t.Any]) -> str:
 
 
 def deleted_stubs(
-    session: CapsuleSession, obj: cat.CapsuleObject, read: Window, config: t.Mapping[str, t.Any]
+    session: CapsuleSession,
+    obj: cat.CapsuleObject,
+    read: Window,
+    config: t.Mapping[str, t.Any],
+    on_page: t.Callable[[], None] | None = None,
 ) -> t.Iterator[dict]:
     """Every stub of an object's deleted feed since the read window (or since ever).
 
     Restricted stubs (records no longer visible to this user) carry `restricted: true`.
+    `on_page` is called once per page read (the stream's request count).
     """
     assert obj.deleted_path
     params = {"since": read.since_param or EARLIEST_SINCE}
     for body in session.pages(obj.deleted_path, params, config.get("page_size", 100)):
+        if on_page is not None:
+            on_page()
         for i, key in enumerate(obj.deleted_keys):
             for stub in body.get(key) or ():
                 yield {**stub, "restricted": i > 0}
@@ -329,11 +442,42 @@ class WalkedChildStream(CapsuleStream):
     def partitions(self) -> list[dict] | None:
         parent = cat.parent_of(self.obj)
         assert parent is not None
-        ids = [
-            r["id"]
-            for r in self.capsule_session.paginate(parent.path, parent.list_key, parent.list_query)
-        ]
+        ids: list[int] = []
+        for body in self.capsule_session.pages(parent.path, parent.list_query):
+            self.progress.request_made()  # the walk is this stream's cost
+            ids.extend(r["id"] for r in body.get(parent.list_key) or ())
         return [{self.obj.parent_key: i} for i in ids]
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        yield from self._read(context)
+        if not self.partitions or context == self.partitions[-1]:
+            self.finish_progress()
+
+
+class ChildStream(CapsuleStream):
+    """A child list read once per parent emitted in this run (links and tracks).
+
+    One request per parent makes these the costliest streams by far, so they are not selected
+    by default. The SDK logs two lines per parent for them; those are left out (the stream's own
+    progress lines say how far it has got).
+    """
+
+    selected_by_default = False
+    state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
+
+    def __init__(self, tap: TapCapsule, schema: dict | None = None) -> None:
+        """A stream of the tap whose per-parent SDK log lines are left out."""
+        super().__init__(tap=tap, schema=schema)
+        self.logger.addFilter(_drop_per_parent_lines)
+        PER_REQUEST_METRICS.leave_out(self.name)
+
+
+_PER_PARENT_LINES = ("Beginning sync of", "Pagination stopped after")
+
+
+def _drop_per_parent_lines(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, str) and record.msg.startswith(_PER_PARENT_LINES))
 
 
 def stream_classes() -> list[type[CapsuleStream]]:
@@ -347,7 +491,7 @@ def stream_classes() -> list[type[CapsuleStream]]:
         if parent is not None and parent.since:
             # Server-filtered parent: read the children of every parent that changed.
             attrs["parent_stream_type"] = classes[parent.stream]
-            attrs["state_partitioning_keys"] = []
+            base = ChildStream
         elif parent is not None:
             base = WalkedChildStream
         classes[obj.stream] = type(name, (base,), attrs)

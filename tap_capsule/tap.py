@@ -7,11 +7,10 @@ import typing as t
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from typing_extensions import override
 
 from tap_capsule import catalogue as cat
-from tap_capsule.api_client import CapsuleSession, connection_settings
+from tap_capsule.api_client import CapsuleConfigError, CapsuleSession, connection_settings
 from tap_capsule.bookmarks import (
     bookmark_problem,
     capsule_now,
@@ -27,24 +26,21 @@ from tap_capsule.streams import (
     stream_classes,
     tombstone_mode,
 )
-
-if t.TYPE_CHECKING:
-    import logging
+from tap_capsule.writer import CapsuleMessageWriter
 
 
-def refuse_if(problem: str | None, logger: logging.Logger) -> None:
-    """End the run on a user's mistake: one line that says what to fix, exit 1, no traceback."""
+def refuse_if(problem: str | None) -> None:
+    """End the run on a user's mistake: the CLI prints the one line that says what to fix."""
     if problem:
-        logger.error(problem)
-        raise SystemExit(1)
+        raise CapsuleConfigError(problem)
 
 
 class TapCapsule(Tap):
     """Reads Capsule CRM through its REST API v2."""
 
     name = "tap-capsule"
-    # msgspec's C encoder writes Singer messages several times faster than simplejson.
-    message_writer_class = MsgSpecWriter
+    # msgspec's C encoder, one SCHEMA per stream, records written in blocks (see writer.py).
+    message_writer_class = CapsuleMessageWriter
 
     config_jsonschema = th.PropertiesList(
         *connection_settings().wrapped.values(),
@@ -79,7 +75,7 @@ class TapCapsule(Tap):
     @override
     def setup_mapper(self) -> None:
         """Refuse an unusable `start_date` before discovery and before any output."""
-        refuse_if(start_date_problem(self.config.get("start_date")), self.logger)
+        refuse_if(start_date_problem(self.config.get("start_date")))
         super().setup_mapper()
 
     @override
@@ -90,14 +86,14 @@ class TapCapsule(Tap):
         a `since` Capsule can't use or that matches nothing until that day: the sync would end
         "successfully" with nothing, and write the bookmark back. It is refused with the fix.
         """
-        refuse_if(start_date_problem(self.config.get("start_date")), self.logger)
+        refuse_if(start_date_problem(self.config.get("start_date")))
         if state.get("bookmarks"):
             # Discovery's own requests (the custom-field definitions, needed for the schemas
             # anyway) measure Capsule's clock, which decides what "later" means.
             _ = self.streams
             now = capsule_now(self.capsule_session.pacer.server_now())
             for stream, value in state_bookmarks(state):
-                refuse_if(bookmark_problem(stream, value, now), self.logger)
+                refuse_if(bookmark_problem(stream, value, now))
         super().load_state(state)
 
     @functools.cached_property
@@ -124,6 +120,8 @@ class TapCapsule(Tap):
             schema = cls.obj.json_schema()
             if cls.obj.custom_fields:
                 schema["properties"]["custom_fields"] = self.custom_field_map(cls.obj).schema()
+            if self.config.get("flattening_enabled"):
+                schema = flattenable(schema)
             streams.append(cls(tap=self, schema=schema))
         if tombstone_mode(self.config) == "stream":
             streams.extend(cls(tap=self) for cls in deleted_stream_classes())
@@ -131,6 +129,9 @@ class TapCapsule(Tap):
 
     def log_sync_end(self) -> None:
         """The run's totals, called by the last stream's `log_sync_costs` (`sync_all` is final)."""
+        for stream in self.streams.values():
+            if "progress" in vars(stream):  # streams that ran and have not said so yet
+                t.cast("CapsuleStream", stream).progress.finish()
         pacer = self.capsule_session.pacer
         self.logger.info(
             "Sync finished: %d requests to Capsule, %.0f s spent waiting on the rate limit; %s",
@@ -138,6 +139,22 @@ class TapCapsule(Tap):
             pacer.waited_seconds,
             pacer.budget_line(),
         )
+
+
+def flattenable(schema: dict) -> dict:
+    """`schema` with its open objects of no declared field written without `properties: {}`.
+
+    The two say the same in JSON Schema, but the SDK's flattening turns an object with
+    `properties: {}` into no column at all (its values would be lost), and one without
+    `properties` into a column of JSON text.
+    """
+    props = {
+        name: {k: v for k, v in prop.items() if k != "properties"}
+        if prop.get("properties") == {} and "object" in (prop.get("type") or ())
+        else prop
+        for name, prop in schema.get("properties", {}).items()
+    }
+    return {**schema, "properties": props}
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ def assert_refused(run, *needles: str) -> None:
     assert run.returncode == 1
     assert run.stdout == ""  # before any output: no SCHEMA, no RECORD, no STATE
     assert "Traceback" not in run.stderr
-    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    errors = [line for line in run.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, errors
+    assert run.stderr.rstrip().splitlines()[-1] == errors[0]  # the last word, on its own line
     for needle in needles:
         assert needle in errors[0]
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
+import json
 import math
+import re
 
 import pytest
 import requests
@@ -14,6 +17,10 @@ STREAMS = [o.stream for o in catalogue.OBJECTS]
 
 def expected_count(state: dict, stream: str) -> int:
     return len(state[stream])
+
+
+# One request per parent: not selected unless asked for.
+OPT_IN = {"opportunity_parties", "case_parties", "opportunity_tracks", "case_tracks"}
 
 
 def live(records: list[dict]) -> list[dict]:
@@ -36,7 +43,7 @@ def without_sync_times(records: dict[str, list[dict]]) -> dict[str, list[dict]]:
 
 
 def test_full_sync_emits_every_record_of_every_stream(sandbox, tap_config, run_tap):
-    run = run_tap(tap_config)
+    run = run_tap(tap_config, streams=set(STREAMS))
     state = sandbox.state()
     live = {s: [r for r in run.records.get(s, []) if not r.get("_sdc_deleted_at")] for s in STREAMS}
     counts = {s: len(live[s]) for s in STREAMS}
@@ -55,6 +62,23 @@ def test_full_sync_emits_every_record_of_every_stream(sandbox, tap_config, run_t
             r["id"] for r in state["_restricted"][stream]
         }
         assert gone and tombstones == gone, stream
+
+
+def test_default_selection_leaves_out_the_per_parent_streams(sandbox, tap_config, run_tap):
+    found = run_tap(tap_config, discover=True)
+    catalog = json.loads(found.stdout)
+    by_default = {
+        e["tap_stream_id"]: next(
+            m["metadata"].get("selected-by-default") for m in e["metadata"] if m["breadcrumb"] == []
+        )
+        for e in catalog["streams"]
+    }
+    assert {s for s, on in by_default.items() if not on} == OPT_IN
+    sandbox.reset_requests()
+    run = run_tap(tap_config, catalog=catalog)  # the discovered catalog as it is
+    assert set(run.records) == set(STREAMS) - OPT_IN
+    routes = sandbox.requests()["by_route"]
+    assert not [r for r in routes if "{opportunityId}" in r or "{caseId}" in r]
 
 
 def test_records_keep_every_field_capsule_returns(sandbox, tap_config, run_tap):
@@ -204,7 +228,7 @@ def test_deletions_arrive_as_tombstones(sandbox, tap_config, run_tap):
     }
     assert hidden_case in {r["id"] for r in second.records["cases"] if r.get("_sdc_deleted_at")}
     # The deleted feed's requests count towards the stream's own progress line.
-    assert "parties: 2 requests to Capsule" in second.stderr
+    assert re.search(r"parties: finished, \d+ records from 2 requests to Capsule", second.stderr)
     for stream in ("parties", "opportunities", "cases"):
         assert "_sdc_deleted_at" in second.schemas[stream]["properties"]
 
@@ -221,8 +245,10 @@ def test_listing_parties_costs_one_request_per_hundred(sandbox_factory, sandbox_
     # Progress a person can follow: the stream's own requests (the list and its deleted feed)
     # and the budget left.
     assert counts["GET /parties/deleted"] == 1
-    assert f"parties: {math.ceil(n / 100) + 1} requests to Capsule; rate-limit budget:" in (
-        run.stderr
+    emitted = len(run.records["parties"])
+    assert (
+        f"parties: finished, {emitted} records from {math.ceil(n / 100) + 1} requests to "
+        "Capsule; rate-limit budget:" in run.stderr
     )
     # Discovery reads the three custom-field definition lists, nothing else.
     other = {k: v for k, v in counts.items() if k not in {"GET /parties", "GET /parties/deleted"}}
@@ -252,6 +278,21 @@ def test_child_streams_keep_one_small_state_entry(sandbox, tap_config, run_tap):
     by_route = sandbox.requests()["by_route"]
     assert by_route["GET /opportunities/{opportunityId}/tracks"] == n_opps
     assert by_route["GET /opportunities/{opportunityId}/parties"] == n_opps
+    # One SCHEMA per stream in the run, not one per parent.
+    schemas = collections.Counter(
+        m["stream"] for m in map(json.loads, run.stdout.splitlines()) if m["type"] == "SCHEMA"
+    )
+    assert schemas["opportunity_tracks"] == schemas["opportunity_parties"] == 1
+    # Each stream's figures: one METRIC line of requests and a closing line with the same count.
+    for child in ("opportunity_tracks", "opportunity_parties"):
+        assert re.search(
+            rf"{child}: finished, {len(run.records[child])} records from {n_opps} requests",
+            run.stderr,
+        )
+        counted = re.findall(
+            rf'"http_request_count","value":(\d+),"tags":{{"stream":"{child}"', run.stderr
+        )
+        assert sum(map(int, counted)) == n_opps
 
 
 def test_a_parent_gone_mid_run_is_skipped_with_a_warning(sandbox, sandbox_token, caplog):
