@@ -47,3 +47,32 @@ def test_every_record_of_every_stream_validates_against_its_schema(
     run = run_tap(tap_config, streams=every)
     counts = validate_stream_of_messages(run.stdout)
     assert set(counts) == every, f"streams without records: {sorted(every - set(counts))}"
+
+
+def test_deleted_streams_validate_and_hold_every_deletion(sandbox, tap_config, run_tap) -> None:
+    deleted = {"parties_deleted", "opportunities_deleted", "cases_deleted"}
+    config = {**tap_config, "tombstones": "stream"}
+    run = run_tap(config, streams={"parties", "opportunities", "cases"} | deleted)
+    counts = validate_stream_of_messages(run.stdout)
+    assert deleted <= set(counts)
+    state = sandbox.state()
+    for stream, source in (
+        ("parties_deleted", "parties"),
+        ("opportunities_deleted", "opportunities"),
+        ("cases_deleted", "cases"),
+    ):
+        rows = {r["id"]: r for r in run.records[stream]}
+        assert {d["id"] for d in state["_deleted"][source]} == {
+            i for i, r in rows.items() if not r["restricted"]
+        }
+        assert {r["id"] for r in state["_restricted"][source]} == {
+            i for i, r in rows.items() if r["restricted"]
+        }
+        # The object's own stream carries no tombstone in this mode.
+        assert not any(r.get("_sdc_deleted_at") for r in run.records[source])
+    assert all(run.state["bookmarks"][s]["replication_key_value"] for s in deleted)
+    # Resuming, a deleted stream reads only what was deleted since its own bookmark.
+    gone = state["parties"][0]["id"]
+    sandbox.delete_record("parties", gone)
+    again = run_tap(config, streams={"parties"} | deleted, state=run.state)
+    assert [r["id"] for r in again.records.get("parties_deleted", [])] == [gone]
