@@ -417,6 +417,13 @@ class DeletedRecordsStream(Stream):
         return signpost(self._capsule_tap.capsule_session.pacer.server_now())
 
     @override
+    def log_sync_costs(self) -> None:
+        """Also the end of the whole sync when this is the last stream (as CapsuleStream's)."""
+        super().log_sync_costs()
+        if list(self._capsule_tap.streams.values())[-1] is self:
+            self._capsule_tap.log_sync_end()
+
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """One record per deleted or restricted record since the bookmark (or start_date)."""
         state = self.get_context_state(context)

@@ -71,6 +71,7 @@ def test_deleted_streams_validate_and_hold_every_deletion(sandbox, tap_config, r
         # The object's own stream carries no tombstone in this mode.
         assert not any(r.get("_sdc_deleted_at") for r in run.records[source])
     assert all(run.state["bookmarks"][s]["replication_key_value"] for s in deleted)
+    assert "Sync finished:" in run.stderr  # the run's totals, after the last (deleted) stream
     # Resuming, a deleted stream reads only what was deleted since its own bookmark.
     gone = state["parties"][0]["id"]
     sandbox.delete_record("parties", gone)
