@@ -21,7 +21,7 @@ import threading
 import time
 import typing as t
 from importlib import metadata
-from urllib.parse import urlparse, urlsplit
+from urllib.parse import parse_qsl, urlparse, urlsplit
 
 import backoff
 import requests
@@ -519,13 +519,18 @@ class CapsuleSession(requests.Session):
     ) -> t.Iterator[dict]:
         """Every page body of a list endpoint, following `Link: rel="next"` verbatim."""
         url: str | None = self.api_url + path
-        query: t.Mapping | None = {**(params or {}), "perPage": page_size}
+        first: dict = {**(params or {}), "perPage": page_size}
+        query: t.Mapping | None = first
         while url:
             response = self.request("GET", url, params=query, timeout=self.timeout)
             raise_for_capsule_status(response)
             yield response_json(response) or {}
             url = response.links.get("next", {}).get("url")
-            query = None  # the next link keeps the original query
+            if url:
+                # The link keeps the original query; anything it lacks (`since` on a deleted
+                # feed, say) is added back, so a next page never reads something else.
+                linked = {k for k, _ in parse_qsl(urlparse(url).query)}
+                query = {k: v for k, v in first.items() if k not in linked}
 
     def paginate(
         self, path: str, list_key: str, params: t.Mapping | None = None, page_size: int = 100

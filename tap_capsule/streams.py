@@ -11,7 +11,7 @@ import functools
 import typing as t
 from urllib.parse import parse_qsl
 
-from singer_sdk import RESTStream
+from singer_sdk import RESTStream, Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import HeaderLinkPaginator
 from singer_sdk.singerlib import RecordMessage
@@ -55,6 +55,7 @@ class CapsuleStream(RESTStream):
         self.replication_key = self.obj.replication_key
         self.path = self.obj.path
         self._capsule_tap = tap
+        self._first_query: dict[tuple, dict] = {}  # per parent context
 
     # --- HTTP through the shared layer ------------------------------------------------------
 
@@ -112,17 +113,26 @@ class CapsuleStream(RESTStream):
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
-        if next_page_token is not None:
-            return dict(parse_qsl(next_page_token.query))  # the Link keeps the original query
-        params: dict[str, t.Any] = {
-            "perPage": self.config.get("page_size", 100),
-            **self.obj.list_query,
-        }
-        if self.obj.since:
-            since = self.read_window(context).since_param
-            if since:
-                params["since"] = since
-        return params
+        """The first page's query; a next page keeps it under what its `Link` URL says.
+
+        Capsule's `Link` keeps the original query, but a next page read without `embed`,
+        `since` or `status` would silently change what the sync reads, so the first query is
+        kept for every page of the same read and the link only adds to it (the page number).
+        """
+        key = _context_key(context)
+        if next_page_token is None or key not in self._first_query:
+            params: dict[str, t.Any] = {
+                "perPage": self.config.get("page_size", 100),
+                **self.obj.list_query,
+            }
+            if self.obj.since:
+                since = self.read_window(context).since_param
+                if since:
+                    params["since"] = since
+            self._first_query[key] = params
+        if next_page_token is None:
+            return dict(self._first_query[key])
+        return {**self._first_query[key], **dict(parse_qsl(next_page_token.query))}
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
@@ -180,11 +190,12 @@ class CapsuleStream(RESTStream):
 
     def _read(self, context: Context | None) -> t.Iterator[dict]:
         bounds = self.read_window(context) if self.replication_key else Window(None, False)
-        client_filter = self.replication_key is not None and not self.obj.since
         progress = self.progress
         try:
             for record in self.request_records(context):
-                if client_filter and not bounds.admits(record.get(self.replication_key)):
+                # Also where Capsule filters on `since`: a server that ignores the parameter
+                # (undocumented for /tasks) must not turn an incremental read into a full one.
+                if self.replication_key and not bounds.admits(record.get(self.replication_key)):
                     continue
                 progress.records += 1
                 yield record
@@ -193,26 +204,32 @@ class CapsuleStream(RESTStream):
                 raise
             self.logger.warning("%s: the parent %s is gone (404); skipped", self.name, context)
             return
-        if self.obj.deleted_path and bounds.exclusive:
-            # Tombstones only matter when resuming: a first sync has nothing downstream to delete.
+        if self.obj.deleted_path and tombstone_mode(self.config) == "inline":
+            # On a first sync and a full refresh too: a full refresh over existing downstream
+            # data must mark what was deleted since that data was loaded.
             yield from self.tombstones(bounds)
 
     def tombstones(self, bounds: Window) -> t.Iterator[dict]:
         """`{id, _sdc_deleted_at}` for deleted and restricted records (both count as gone)."""
+        assert self.obj.deleted_path
         stamp = signpost(self.capsule_session.pacer.server_now())
-        params = {"since": bounds.since_param} if bounds.since_param else {}
-        for body in self.capsule_session.pages(
-            self.obj.deleted_path or "", params, self.config.get("page_size", 100)
-        ):
-            self.progress.request_made()
-            for key in self.obj.deleted_keys:
-                for stub in body.get(key) or ():
-                    deleted_at = capsule_time(stub["deletedAt"]) if stub.get("deletedAt") else stamp
-                    self.progress.records += 1
-                    yield {"id": stub["id"], "_sdc_deleted_at": deleted_at, "updatedAt": deleted_at}
+        pages = deleted_stubs(
+            self.capsule_session, self.obj, bounds, self.config, self.progress.request_made
+        )
+        for stub in pages:
+            self.progress.records += 1
+            yield tombstone(stub, stamp)
 
     @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Add the parent key, reshape link records, type custom fields.
+
+        A record without its replication key (the docs' pipelines have no `updatedAt`) is kept
+        with the key set to null: the SDK's bookmark step needs the key present, and a record is
+        never dropped for lacking it.
+        """
+        if self.replication_key and self.replication_key not in row:
+            row[self.replication_key] = None
         if self.obj.parent_key and context:
             row[self.obj.parent_key] = context[self.obj.parent_key]
         if self.obj.link_item_key:
@@ -318,6 +335,99 @@ class CapsuleStream(RESTStream):
                 )
 
 
+def _context_key(context: Context | None) -> tuple:
+    return tuple(sorted((context or {}).items()))
+
+
+# Tombstones (deleted and restricted records), by the `tombstones` setting:
+# - inline: `{id, _sdc_deleted_at}` records in the object's own stream;
+# - stream: `<stream>_deleted` streams of `{id, deletedAt, restricted}`;
+# - off: none.
+TOMBSTONE_MODES = ("inline", "stream", "off")
+# Capsule needs `since` on /parties/deleted. Without a bookmark or start_date the whole feed is
+# wanted: Capsule's own pages are dated from 2008, so nothing was deleted before this.
+EARLIEST_SINCE = "2000-01-01T00:00:00Z"
+
+
+def tombstone_mode(config: t.Mapping[str, t.Any]) -> str:
+    """The `tombstones` setting (inline by default)."""
+    return str(config.get("tombstones") or "inline")
+
+
+def deleted_stubs(
+    session: CapsuleSession,
+    obj: cat.CapsuleObject,
+    read: Window,
+    config: t.Mapping[str, t.Any],
+    on_page: t.Callable[[], None] | None = None,
+) -> t.Iterator[dict]:
+    """Every stub of an object's deleted feed since the read window (or since ever).
+
+    Restricted stubs (records no longer visible to this user) carry `restricted: true`.
+    `on_page` is called once per page read (the stream's request count).
+    """
+    assert obj.deleted_path
+    params = {"since": read.since_param or EARLIEST_SINCE}
+    for body in session.pages(obj.deleted_path, params, config.get("page_size", 100)):
+        if on_page is not None:
+            on_page()
+        for i, key in enumerate(obj.deleted_keys):
+            for stub in body.get(key) or ():
+                yield {**stub, "restricted": i > 0}
+
+
+def tombstone(stub: dict, stamp: str) -> dict:
+    """The inline tombstone of one deleted-feed stub.
+
+    Restricted records (no longer visible to this user) come without `deletedAt`: they are gone
+    for this user as of the sync, so they take the sync's own time, but leave the bookmark alone
+    (`updatedAt` null): a time Capsule did not give must not decide where the next sync starts.
+    """
+    if stub.get("deletedAt"):
+        deleted_at = capsule_time(stub["deletedAt"])
+        return {"id": stub["id"], "_sdc_deleted_at": deleted_at, "updatedAt": deleted_at}
+    return {"id": stub["id"], "_sdc_deleted_at": stamp, "updatedAt": None}
+
+
+class DeletedRecordsStream(Stream):
+    """`<stream>_deleted`: the ids and deletion times of an object's deleted feed.
+
+    With `tombstones: stream`, deletions are a table of their own that a warehouse joins on `id`,
+    and the object's rows keep their data (an inline tombstone upserted into a SQL table replaces
+    the row's columns with NULLs).
+    """
+
+    obj: t.ClassVar[cat.CapsuleObject]
+    is_sorted = False  # Capsule documents no order for the deleted feeds
+
+    def __init__(self, tap: TapCapsule, schema: dict | None = None) -> None:
+        """A stream named `<stream>_deleted`, keyed on `id`, incremental on `deletedAt`."""
+        super().__init__(
+            tap=tap,
+            name=f"{self.obj.stream}_deleted",
+            schema=schema or {**cat.DELETED_RECORD_SCHEMA},
+        )
+        self.primary_keys = ["id"]
+        self.replication_key = "deletedAt"
+        self._capsule_tap = tap
+
+    @override
+    def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
+        """Never later than one second before the sync started on Capsule's clock."""
+        return signpost(self._capsule_tap.capsule_session.pacer.server_now())
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        """One record per deleted or restricted record since the bookmark (or start_date)."""
+        state = self.get_context_state(context)
+        read = window(state.get("replication_key_value"), self.config.get("start_date"))
+        session = self._capsule_tap.capsule_session
+        stamp = signpost(session.pacer.server_now())
+        for stub in deleted_stubs(session, self.obj, read, self.config):
+            deleted_at = capsule_time(stub["deletedAt"]) if stub.get("deletedAt") else stamp
+            yield {"id": stub["id"], "deletedAt": deleted_at, "restricted": stub["restricted"]}
+
+
 class WalkedChildStream(CapsuleStream):
     """A child list whose parents are read from the parent list itself (one extra request).
 
@@ -386,3 +496,16 @@ def stream_classes() -> list[type[CapsuleStream]]:
             base = WalkedChildStream
         classes[obj.stream] = type(name, (base,), attrs)
     return list(classes.values())
+
+
+def deleted_stream_classes() -> list[type[DeletedRecordsStream]]:
+    """One `<stream>_deleted` stream class per object with a deleted feed."""
+    return [
+        type(
+            "".join(p.title() for p in obj.stream.split("_")) + "DeletedStream",
+            (DeletedRecordsStream,),
+            {"obj": obj, "__doc__": f"Capsule `{obj.deleted_path}`."},
+        )
+        for obj in cat.OBJECTS
+        if obj.deleted_path
+    ]

@@ -10,10 +10,29 @@ from singer_sdk import typing as th
 from typing_extensions import override
 
 from tap_capsule import catalogue as cat
-from tap_capsule.api_client import CapsuleSession, connection_settings
+from tap_capsule.api_client import CapsuleConfigError, CapsuleSession, connection_settings
+from tap_capsule.bookmarks import (
+    bookmark_problem,
+    capsule_now,
+    start_date_problem,
+    state_bookmarks,
+)
 from tap_capsule.custom_fields import CustomFieldMap
-from tap_capsule.streams import CapsuleStream, stream_classes
+from tap_capsule.streams import (
+    TOMBSTONE_MODES,
+    CapsuleStream,
+    DeletedRecordsStream,
+    deleted_stream_classes,
+    stream_classes,
+    tombstone_mode,
+)
 from tap_capsule.writer import CapsuleMessageWriter
+
+
+def refuse_if(problem: str | None) -> None:
+    """End the run on a user's mistake: the CLI prints the one line that says what to fix."""
+    if problem:
+        raise CapsuleConfigError(problem)
 
 
 class TapCapsule(Tap):
@@ -37,10 +56,45 @@ class TapCapsule(Tap):
             th.IntegerType(minimum=1, maximum=100),
             default=100,
             title="Page size",
-            description="Records per request (`perPage`, 1–100). 100 spends the fewest of "
+            description="Records per request (`perPage`, 1-100). 100 spends the fewest of "
             "Capsule's 4,000 hourly requests.",
         ),
+        th.Property(
+            "tombstones",
+            th.StringType(allowed_values=list(TOMBSTONE_MODES)),
+            default="inline",
+            title="Tombstones",
+            description="How deleted (or restricted) parties, opportunities and cases arrive: "
+            "`inline` as `{id, _sdc_deleted_at}` records in their own stream (a SQL loader that "
+            "upserts turns the row into NULLs but for those two columns); `stream` as separate "
+            "`<stream>_deleted` streams of `{id, deletedAt, restricted}` to join on `id` (rows "
+            "keep their data); `off` for none.",
+        ),
     ).to_dict()
+
+    @override
+    def setup_mapper(self) -> None:
+        """Refuse an unusable `start_date` before discovery and before any output."""
+        refuse_if(start_date_problem(self.config.get("start_date")))
+        super().setup_mapper()
+
+    @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """Refuse a state whose bookmarks would stall a sync, before any output.
+
+        A bookmark that is not a date, or later than Capsule's clock, would make each read send
+        a `since` Capsule can't use or that matches nothing until that day: the sync would end
+        "successfully" with nothing, and write the bookmark back. It is refused with the fix.
+        """
+        refuse_if(start_date_problem(self.config.get("start_date")))
+        if state.get("bookmarks"):
+            # Discovery's own requests (the custom-field definitions, needed for the schemas
+            # anyway) measure Capsule's clock, which decides what "later" means.
+            _ = self.streams
+            now = capsule_now(self.capsule_session.pacer.server_now())
+            for stream, value in state_bookmarks(state):
+                refuse_if(bookmark_problem(stream, value, now))
+        super().load_state(state)
 
     @functools.cached_property
     def capsule_session(self) -> CapsuleSession:
@@ -59,8 +113,9 @@ class TapCapsule(Tap):
         return CustomFieldMap(self.field_definitions(obj.custom_fields))
 
     @override
-    def discover_streams(self) -> list[CapsuleStream]:
-        streams = []
+    def discover_streams(self) -> list[CapsuleStream | DeletedRecordsStream]:
+        """One stream per catalogue object (and `<stream>_deleted` ones with tombstones: stream)."""
+        streams: list[CapsuleStream | DeletedRecordsStream] = []
         for cls in stream_classes():
             schema = cls.obj.json_schema()
             if cls.obj.custom_fields:
@@ -68,6 +123,8 @@ class TapCapsule(Tap):
             if self.config.get("flattening_enabled"):
                 schema = flattenable(schema)
             streams.append(cls(tap=self, schema=schema))
+        if tombstone_mode(self.config) == "stream":
+            streams.extend(cls(tap=self) for cls in deleted_stream_classes())
         return streams
 
     def log_sync_end(self) -> None:
