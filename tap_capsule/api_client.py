@@ -626,7 +626,7 @@ class CapsuleSession(requests.Session):
         origin = urlsplit(request.url or "")[:2]
         proxies = self._proxy_cache.get(origin)
         if proxies is None:
-            proxies = requests.utils.resolve_proxies(request, self.proxies, self.trust_env)
+            proxies = requests.utils.resolve_proxies(request, dict(self.proxies), self.trust_env)
             self._proxy_cache[origin] = proxies
         return dict(proxies)
 

@@ -159,10 +159,11 @@ class StreamProgress:
         self.record_counter.finish()
         self.timer.finish()
         self.logger.info(
-            "%s: finished, %d records from %d requests to Capsule; %s",
+            "%s: finished, %d records from %d request%s to Capsule; %s",
             self.stream,
             self.records,
             self.requests.total,
+            "" if self.requests.total == 1 else "s",
             self.pacer.budget_line(),
         )
 

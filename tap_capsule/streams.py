@@ -430,9 +430,30 @@ class DeletedRecordsStream(Stream):
         read = window(state.get("replication_key_value"), self.config.get("start_date"))
         session = self._capsule_tap.capsule_session
         stamp = signpost(session.pacer.server_now())
-        for stub in deleted_stubs(session, self.obj, read, self.config):
+        progress = self.progress
+        for stub in deleted_stubs(session, self.obj, read, self.config, progress.request_made):
             deleted_at = capsule_time(stub["deletedAt"]) if stub.get("deletedAt") else stamp
+            progress.records += 1
             yield {"id": stub["id"], "deletedAt": deleted_at, "restricted": stub["restricted"]}
+        progress.finish()
+
+    @functools.cached_property
+    def progress(self) -> StreamProgress:
+        """This stream's records and requests in this run, as for the tap's other streams."""
+        session = self._capsule_tap.capsule_session
+        return StreamProgress(
+            self.name, self.obj.deleted_path or "", self._capsule_tap.logger, session.pacer
+        )
+
+    @override
+    def get_record_counter(
+        self, *, endpoint: str | None = None, log_interval: float = 60
+    ) -> RunCounter:
+        return self.progress.record_counter
+
+    @override
+    def get_sync_timer(self) -> RunTimer:
+        return self.progress.timer
 
 
 class WalkedChildStream(CapsuleStream):

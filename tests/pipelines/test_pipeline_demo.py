@@ -33,7 +33,7 @@ def requests_column(output: str) -> dict[str, int]:
 def tap_log_requests(output: str) -> dict[str, int]:
     """{stream: requests} from the tap's closing line per stream, in the run's meltano log."""
     log = Path(re.search(r"log: (\S+\.log)", output).group(1)).read_text()
-    found = re.findall(r"(\w+): finished, \d+ records from (\d+) requests to Capsule", log)
+    found = re.findall(r"(\w+): finished, \d+ records from (\d+) requests? to Capsule", log)
     return {stream: int(n) for stream, n in found}
 
 

@@ -11,6 +11,8 @@ new block fails `test_every_block_has_a_plan` until it gets a plan here. The sub
   folder (`TARGET_CSV_OUTPUT_PATH`, `TARGET_CAPSULE_REJECTS_PATH`, `MELTANO_DATABASE_URI`), plugins
   come from the test session's Meltano folder, and `target-jsonl` from the venv Meltano installed it
   into (the README assumes it is installed);
+- PostgreSQL: the PG* values of the test's server, and a schema of the test's own
+  (`TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA`) instead of "capsule";
 - the benchmark runs small (`--repeat 1 --small 100 --large 300`): it prints figures only.
 
 Blocks that cannot run here are skipped with the reason in `PLAN`.
@@ -36,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"^```bash\n(.*?)^```", README, flags=re.S | re.M)
 TOKEN = "readme-token-93b1f0"
-POSTGRES = "needs PostgreSQL: test_pipeline_postgres.py and test_pipeline_db_import.py run it"
+POSTGRES = "needs a view in PostgreSQL: test_pipeline_db_import.py runs this recipe as written"
 
 
 def first_line(block: str) -> str:
@@ -49,7 +51,7 @@ PLAN: dict[str, str] = {
     "make test": "skip: the whole suite itself; .ci/run runs it in CI",
     "tap-capsule --config config.json --discover > catalog.json": "tap_examples",
     "make meltano": "meltano_run",
-    "export PGHOST=... PGUSER=... PGPASSWORD=... PGDATABASE=...": f"skip: {POSTGRES}",
+    "export PGHOST=... PGUSER=... PGPASSWORD=... PGDATABASE=...": "postgres_run",
     "meltano --environment=prod select tap-capsule --list --all": "select_list",
     "tap-capsule --config tap.json --discover > catalog.json": "pipe",
     "meltano --environment=demo run csv-to-capsule": "csv_import",
@@ -124,14 +126,16 @@ def capsule():
 @pytest.mark.parametrize(
     "first", list(PLAN), ids=[p.split()[0] + f"-{i}" for i, p in enumerate(PLAN)]
 )
-def test_readme_block_runs(first, shell, capsule, tmp_path):
+def test_readme_block_runs(first, shell, capsule, tmp_path, request):
     plan = PLAN[first]
     if plan.startswith("skip:"):
         pytest.skip(plan.removeprefix("skip: "))
-    RUNNERS[plan](block(first), shell, capsule, tmp_path)
+    RUNNERS[plan](block(first), shell, capsule, tmp_path, request)
 
 
-def tap_examples(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
+def tap_examples(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
     # "A config for the sandbox" in the README, with the sandbox's port.
     (tmp / "config.json").write_text(json.dumps({"access_token": TOKEN, "api_url": sb.url}))
     out = shell.run(text, cwd=tmp)
@@ -140,19 +144,44 @@ def tap_examples(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
     assert [f for f in tmp.glob("parties*.jsonl") if f.stat().st_size], out
 
 
-def meltano_run(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
+def meltano_run(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
     script = text.replace("TAP_CAPSULE_ACCESS_TOKEN=...", f"TAP_CAPSULE_ACCESS_TOKEN={TOKEN}")
     shell.run(script, TAP_CAPSULE_API_URL=sb.url, TARGET_CSV_OUTPUT_PATH=str(tmp / "csv"))
     header = (tmp / "csv" / "parties.csv").read_text().splitlines()[0].split(",")
     assert "owner__name" in header and any(h.startswith("custom_fields__") for h in header)
 
 
-def select_list(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
+def postgres_run(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    # The PG* values are the test server's; the schema is the test's own instead of "capsule", and
+    # the token is the one the block before exported (a reader runs the blocks in one shell).
+    pg = request.getfixturevalue("postgres")
+    schema = request.getfixturevalue("pg_schema")
+    values = f"PGHOST={pg.host} PGPORT={pg.port} PGUSER={pg.user} PGPASSWORD={pg.password}"
+    script = text.replace(
+        "PGHOST=... PGUSER=... PGPASSWORD=... PGDATABASE=...", f"{values} PGDATABASE={pg.database}"
+    )
+    shell.run(
+        script,
+        TAP_CAPSULE_API_URL=sb.url,
+        TAP_CAPSULE_ACCESS_TOKEN=TOKEN,
+        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
+    )
+    rows = pg.query(f'SELECT count(*) AS n FROM "{schema}".parties')
+    assert rows[0]["n"] == len(sb.state()["parties"])
+
+
+def select_list(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
     out = shell.run(text, TAP_CAPSULE_API_URL=sb.url, TAP_CAPSULE_ACCESS_TOKEN=TOKEN)
     assert "opportunity_parties" in out and "parties.id" in out
 
 
-def pipe(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
+def pipe(text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> None:
     # tap.json and target.json as the README describes them, with the sandbox's port.
     (tmp / "tap.json").write_text(json.dumps({"access_token": TOKEN, "api_url": sb.url}))
     (tmp / "target.json").write_text(json.dumps({"destination_path": str(tmp / "out")}))
@@ -166,7 +195,9 @@ def pipe(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
     assert second["bookmarks"]["parties"]["replication_key_value"]
 
 
-def csv_import(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
+def csv_import(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
     with Sandbox(token="demo-token", scale=10, seed=5) as demo:  # the demo environment's token
         script = text.replace("demo-output/", f"{tmp}/demo-output/")
         out = shell.run(
@@ -177,7 +208,7 @@ def csv_import(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
     assert (tmp / "demo-output" / "rejects.jsonl").exists(), out
 
 
-def hub(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
+def hub(text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> None:
     # "In a Meltano project of your own": a new one, with its own plugin folder.
     project_env = {"MELTANO_SYS_DIR_ROOT": str(tmp / "proj" / ".meltano")}
     shell.run("meltano init --no-usage-stats proj", cwd=tmp, **project_env)
@@ -188,7 +219,9 @@ def hub(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
     assert '"name": "tap-capsule"' in about
 
 
-def sandbox(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
+def sandbox(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
     port = str(free_port())
     server, *rest = text.replace("8765", port).splitlines()
     proc = subprocess.Popen(
@@ -210,7 +243,9 @@ def sandbox(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
             proc.stdout.close()
 
 
-def benchmark(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
+def benchmark(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
     out = shell.run(text.strip() + " --repeat 1 --small 100 --large 300")
     assert "marginal CPU per record" in out and "CPU per child request" in out
 
@@ -218,6 +253,7 @@ def benchmark(text: str, shell: Shell, sb: Sandbox, tmp: Path) -> None:
 RUNNERS = {
     "tap_examples": tap_examples,
     "meltano_run": meltano_run,
+    "postgres_run": postgres_run,
     "select_list": select_list,
     "pipe": pipe,
     "csv_import": csv_import,
