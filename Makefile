@@ -2,7 +2,7 @@
 #   make test  - create .venv, install the project with its dev dependency group, run `make lint`,
 #                then the whole suite
 #   make lint  - ruff check, ruff format --check and mypy (the same checks as .pre-commit-config.yaml)
-#   make demo  - sandbox -> `meltano run tap-capsule target-csv` -> CSV files under demo-output/
+#   make demo  - sandbox -> `meltano run tap-capsule-csv target-csv` -> CSV files under demo-output/
 #
 # Meltano lives in its own virtualenv (.venv-meltano): its pins (sqlalchemy<2.1, click<8.6, pip>=25)
 # differ from what the project's venv resolves next to singer-sdk 0.54, and the tests should run

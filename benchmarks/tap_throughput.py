@@ -1,17 +1,26 @@
-"""Tap throughput against a bare requests+json loop over the same pages.
+"""Tap CPU against a bare requests+json loop, and the cost of the child streams, in one run.
 
-Prints figures; asserts nothing (performance is measured, not asserted in tests). Both sides run as
-child processes against a sandbox in a third process, so each CPU figure is that side's own:
+Prints figures and asserts nothing (performance is measured, not asserted in tests). The bare loop,
+the tap and the sandbox each run in a process of their own, so each CPU figure is that side's own:
 
-    python benchmarks/tap_throughput.py --scale 20000 --stream parties
+    .venv/bin/python benchmarks/tap_throughput.py            # about 2 minutes on 2 cores
 
-Figures: records, CPU seconds, records per CPU second, the tap/baseline CPU ratio (the product aims
-for at most 1.5x), API requests per record, and peak memory (max RSS) of each side.
+1. Throughput: the bare loop and the tap read the same stream from two sandboxes (2,000 and 10,000
+   parties by default), best of `--repeat` runs each. The marginal CPU per record between the two
+   sizes cancels start-up; the product aims for at most 1.5x the bare loop's. Start-up CPU is the
+   tap's CPU extrapolated to zero records (aim: under 0.6 s).
+2. Child streams: the tap reads opportunities alone, then with opportunity_parties and
+   opportunity_tracks (one request per opportunity each). The difference in CPU, divided by the
+   child requests, is the CPU per child request (aim: at most 2 ms). It also counts SCHEMA
+   messages per stream (aim: one per stream, not one per parent) and the wall time per child
+   request, which is mostly the sandbox's.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import json
 import os
 import resource
@@ -20,14 +29,16 @@ import sys
 import tempfile
 import textwrap
 import time
+import typing as t
 from pathlib import Path
 
 import requests
 
 TOKEN = "bench-token"
 BIN = Path(sys.executable).parent
+CHILDREN = ("opportunity_parties", "opportunity_tracks")
 
-BASELINE = textwrap.dedent(
+BARE_LOOP = textwrap.dedent(
     """
     import json, sys, requests
     url, token, list_key, params = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
@@ -47,113 +58,178 @@ BASELINE = textwrap.dedent(
 )
 
 
-def child_run(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float, int]:
+def child_run(cmd: list[str]) -> tuple[str, float, float]:
+    """Run `cmd`; its stdout, its CPU seconds (user + system) and its wall seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        sys.exit(f"{cmd[0]} failed:\n{proc.stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return proc, cpu, after.ru_maxrss  # ru_maxrss of children is the max over all so far (KiB)
+    return proc.stdout, cpu, wall
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=int, default=20000)
-    parser.add_argument("--stream", default="parties")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-
-    from tap_capsule import catalogue
-
-    obj = catalogue.get(args.stream)
-    sandbox = subprocess.Popen(
+@contextlib.contextmanager
+def sandbox(scale: int, seed: int) -> t.Iterator[str]:
+    """A sandbox in its own process, without a rate limit; yields its API URL."""
+    proc = subprocess.Popen(
         [
             str(BIN / "capsule-sandbox"),
-            "--port",
-            "0",
-            "--token",
-            TOKEN,
-            "--scale",
-            str(args.scale),
-            "--seed",
-            str(args.seed),
-            "--rate-limit",
-            "1000000",
+            *("--port", "0", "--token", TOKEN, "--scale", str(scale), "--seed", str(seed)),
+            *("--rate-limit", "100000000"),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        url = sandbox.stdout.readline().strip()
-        origin = url.rsplit("/api/v2", 1)[0]
-        params = {"perPage": 100, **obj.params}
-        if obj.embed:
-            params["embed"] = ",".join(obj.embed)
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
-        base_proc, base_cpu, base_rss = child_run(
-            [
-                sys.executable,
-                "-c",
-                BASELINE,
-                url + obj.path,
-                TOKEN,
-                obj.list_key,
-                json.dumps(params),
-            ]
+
+class Tap:
+    """tap-capsule against one sandbox, with a catalog per selection."""
+
+    def __init__(self, url: str, workdir: Path) -> None:
+        self.url = url
+        self.workdir = workdir
+        self.config = workdir / f"config-{abs(hash(url))}.json"
+        # No tombstones: the bare loop reads the list alone, and so must the tap it is measured
+        # against (a first sync would otherwise also read the deleted feed).
+        self.config.write_text(
+            json.dumps({"access_token": TOKEN, "api_url": url, "tombstones": "off"})
         )
-        base_records = int(base_proc.stdout.strip())
-
-        with tempfile.TemporaryDirectory() as tmp:
-            config = Path(tmp, "config.json")
-            config.write_text(json.dumps({"access_token": TOKEN, "api_url": url}))
-            discovered = subprocess.run(
-                [str(BIN / "tap-capsule"), "--config", str(config), "--discover"],
+        self.catalog = json.loads(
+            subprocess.run(
+                [str(BIN / "tap-capsule"), "--config", str(self.config), "--discover"],
                 capture_output=True,
                 text=True,
                 check=True,
             ).stdout
-            catalog = json.loads(discovered)
-            for entry in catalog["streams"]:
-                selected = entry["tap_stream_id"] == args.stream
-                for md in entry["metadata"]:
-                    if md["breadcrumb"] == []:
-                        md["metadata"]["selected"] = selected
-            catalog_path = Path(tmp, "catalog.json")
-            catalog_path.write_text(json.dumps(catalog))
-            requests.post(f"{origin}/_sandbox/requests/reset", timeout=10)
-            started = time.perf_counter()
-            tap_proc, tap_cpu, _ = child_run(
-                [str(BIN / "tap-capsule"), "--config", str(config), "--catalog", str(catalog_path)]
-            )
-            tap_wall = time.perf_counter() - started
-            tap_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            tap_records = sum(
-                1
-                for line in tap_proc.stdout.splitlines()
-                if line.startswith('{"type":"RECORD"') or ('"type": "RECORD"' in line)
-            )
-            counts = requests.get(f"{origin}/_sandbox/requests", timeout=10).json()
-    finally:
-        sandbox.terminate()
-        sandbox.wait(timeout=10)
+        )
 
-    print(f"stream {args.stream}, sandbox scale {args.scale}")
+    def run(self, streams: set[str]) -> tuple[collections.Counter, float, float]:
+        """Sync `streams`; (messages by type and stream, CPU s, wall s)."""
+        for entry in self.catalog["streams"]:
+            for md in entry["metadata"]:
+                if md["breadcrumb"] == []:
+                    md["metadata"]["selected"] = entry["tap_stream_id"] in streams
+        path = self.workdir / "catalog.json"
+        path.write_text(json.dumps(self.catalog))
+        out, cpu, wall = child_run(
+            [str(BIN / "tap-capsule"), "--config", str(self.config), "--catalog", str(path)]
+        )
+        counts: collections.Counter = collections.Counter()
+        for line in out.splitlines():
+            message = json.loads(line)
+            counts[message["type"], message.get("stream")] += 1
+        return counts, cpu, wall
+
+    def requests_made(self) -> dict:
+        origin = self.url.rsplit("/api/v2", 1)[0]
+        return requests.get(f"{origin}/_sandbox/requests", timeout=10).json()
+
+    def reset_requests(self) -> None:
+        origin = self.url.rsplit("/api/v2", 1)[0]
+        requests.post(f"{origin}/_sandbox/requests/reset", timeout=10)
+
+
+def bare_loop(url: str, stream: str) -> tuple[int, float]:
+    from tap_capsule import catalogue
+
+    obj = catalogue.get(stream)
+    query = {"perPage": 100, **obj.list_query}
+    out, cpu, _ = child_run(
+        [sys.executable, "-c", BARE_LOOP, url + obj.path, TOKEN, obj.list_key, json.dumps(query)]
+    )
+    return int(out.strip()), cpu
+
+
+def throughput(args: argparse.Namespace, workdir: Path) -> None:
+    rows = []
+    for scale in (args.small, args.large):
+        with sandbox(scale, args.seed) as url:
+            tap = Tap(url, workdir)
+            bare = [bare_loop(url, args.stream) for _ in range(args.repeat)]
+            runs = [tap.run({args.stream}) for _ in range(args.repeat)]
+            tap.reset_requests()
+            tap.run({args.stream})
+            spent = tap.requests_made()["total"]
+        records = runs[0][0]["RECORD", args.stream]
+        assert records == bare[0][0], f"the tap read {records} records, the bare loop {bare[0][0]}"
+        rows.append((scale, records, min(c for _, c in bare), min(c for _, c, _ in runs), spent))
+
+    print(f"1. Throughput: stream {args.stream}, best of {args.repeat} runs each")
     print(
-        f"  baseline requests+json : {base_records:>7} records  {base_cpu:6.2f} s CPU  "
-        f"{base_records / base_cpu:9.0f} records/CPU-s"
+        f"   {'sandbox scale':>13} {'records':>8} {'bare CPU s':>11} {'tap CPU s':>10} "
+        f"{'ratio':>6}  API requests (tap)"
+    )
+    for scale, records, bare_cpu, tap_cpu, spent in rows:
+        print(
+            f"   {scale:>13,} {records:>8,} {bare_cpu:>11.2f} {tap_cpu:>10.2f} "
+            f"{tap_cpu / bare_cpu:>5.2f}x  {spent} ({spent / records:.4f} per record)"
+        )
+    (_, n1, b1, t1, _), (_, n2, b2, t2, _) = rows
+    bare_marginal = (b2 - b1) / (n2 - n1)
+    tap_marginal = (t2 - t1) / (n2 - n1)
+    print(
+        f"   marginal CPU per record ({n1:,} -> {n2:,} records): bare loop "
+        f"{bare_marginal * 1e6:.0f} us, tap {tap_marginal * 1e6:.0f} us: "
+        f"{tap_marginal / bare_marginal:.2f}x the bare loop (goal <= 1.5x)"
     )
     print(
-        f"  tap-capsule            : {tap_records:>7} records  {tap_cpu:6.2f} s CPU  "
-        f"{tap_records / tap_cpu:9.0f} records/CPU-s  ({tap_wall:.2f} s wall)"
+        f"   start-up CPU (extrapolated to 0 records): tap {t1 - n1 * tap_marginal:.2f} s "
+        f"(goal < 0.6 s), bare loop {b1 - n1 * bare_marginal:.2f} s"
     )
-    print(f"  CPU ratio tap/baseline : {tap_cpu / base_cpu:.2f}x (target <= 1.5x)")
+
+
+def child_streams(args: argparse.Namespace, workdir: Path) -> None:
+    with sandbox(args.small, args.seed) as url:
+        tap = Tap(url, workdir)
+        alone = min((tap.run({"opportunities"}) for _ in range(args.repeat)), key=lambda r: r[1])
+        tap.reset_requests()
+        counts, cpu, wall = tap.run({"opportunities", *CHILDREN})
+        by_route = tap.requests_made()["by_route"]
+    parents = counts["RECORD", "opportunities"]
+    child_requests = sum(n for route, n in by_route.items() if "{opportunityId}" in route)
+    print(f"2. Child streams {', '.join(CHILDREN)} of {parents:,} opportunities")
     print(
-        f"  API requests (tap run) : {counts['total']}  = "
-        f"{counts['total'] / max(tap_records, 1):.4f} per record"
+        f"   CPU: opportunities alone {alone[1]:.2f} s, with the child streams {cpu:.2f} s; "
+        f"{child_requests:,} child requests: "
+        f"{(cpu - alone[1]) / child_requests * 1000:.2f} ms CPU per child request (goal <= 2 ms)"
+    )
+    schemas = {s: counts["SCHEMA", s] for s in ("opportunities", *CHILDREN)}
+    print(
+        "   SCHEMA messages: "
+        + ", ".join(f"{s} {n}" for s, n in schemas.items())
+        + " (goal: 1 per stream)"
     )
     print(
-        f"  peak RSS               : baseline {base_rss / 1024:.0f} MiB, "
-        f"children max {tap_rss / 1024:.0f} MiB"
+        "   records: "
+        + ", ".join(f"{s} {counts['RECORD', s]:,}" for s in CHILDREN)
+        + f"; wall {wall:.1f} s, {wall / child_requests * 1000:.0f} ms per child request"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream", default="parties")
+    parser.add_argument("--small", type=int, default=2000, help="sandbox scale of the small run")
+    parser.add_argument("--large", type=int, default=10000, help="sandbox scale of the large run")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-children", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        throughput(args, Path(tmp))
+        if not args.skip_children:
+            child_streams(args, Path(tmp))
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(f"peak memory of any child process (sandbox included): {rss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,15 @@ ALL_OPERATIONS = frozenset({INSERT, UPDATE, DELETE})
 # Every property is nullable: Capsule sends null for unset values and omits embed-only keys.
 
 
-def _nullable(type_: str, **extra: t.Any) -> dict:
+def _nullable(type_: str, **extra: str) -> dict:
     return {"type": [type_, "null"], **extra}
 
 
 STRING = _nullable("string")
 INTEGER = _nullable("integer")
+# Where Capsule's documentation disagrees with itself (a model page says String, the example
+# response shows a number), the schema accepts both readings, so no loader stops on either.
+STRING_OR_INTEGER = {"type": ["string", "integer", "null"]}
 NUMBER = _nullable("number")
 BOOLEAN = _nullable("boolean")
 DATETIME = _nullable("string", format="date-time")
@@ -44,6 +47,7 @@ def open_object(properties: dict | None = None, **kw: dict) -> dict:
 
 
 def arr(items: dict) -> dict:
+    """A nullable array of `items` (Capsule sends null or omits lists it has nothing for)."""
     return {"type": ["array", "null"], "items": items}
 
 
@@ -60,6 +64,12 @@ FIELD_VALUE = open_object(
     tagId=INTEGER,
 )
 TIMESTAMPS = {"createdAt": DATETIME, "updatedAt": DATETIME}
+# A record of a `<stream>_deleted` stream: one deleted (or, for this user, restricted) record.
+DELETED_RECORD_SCHEMA = {
+    "type": "object",
+    "properties": {"id": INTEGER, "deletedAt": DATETIME, "restricted": BOOLEAN},
+    "additionalProperties": False,
+}
 TOMBSTONE = {"_sdc_deleted_at": DATETIME}
 
 # Fields Capsule computes itself; the target never sends them.
@@ -112,11 +122,13 @@ class ExactlyOne:
 
 @dataclasses.dataclass(frozen=True)
 class AtMostOne:
+    """At most one of `fields` is set (a task hangs off one party, opportunity or case, or none)."""
+
     fields: tuple[str, ...]
     operations: frozenset[str] = frozenset({INSERT, UPDATE})
 
 
-Rule = t.Union[Required, OneOf, ExactlyOne, AtMostOne]
+Rule = Required | OneOf | ExactlyOne | AtMostOne
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,10 +200,12 @@ class CapsuleObject:
 
     @property
     def single_path(self) -> str:
+        """The path of one record (GET/PUT/DELETE), with `{id}`."""
         return self.item_path or self.path + "/{id}"
 
     @property
     def post_path(self) -> str:
+        """Where a new record is POSTed."""
         return self.create_path or self.path
 
     @property
@@ -201,9 +215,11 @@ class CapsuleObject:
 
     @property
     def all_read_only(self) -> frozenset[str]:
+        """Fields Capsule computes for this object: the target never sends them."""
         return READ_ONLY_COMMON | self.read_only
 
     def json_schema(self) -> dict:
+        """The stream's JSON schema: open, since Capsule may add fields at any time."""
         return {"type": "object", "properties": dict(self.schema), "additionalProperties": True}
 
 
@@ -234,6 +250,7 @@ _EMBEDDED = {
     "custom_fields": open_object(),  # typed per account at discovery (tap_capsule.custom_fields)
 }
 _OWNERSHIP = {"owner": USER_REF, "team": REF}
+_REPEAT = open_object(frequency=STRING, interval=INTEGER, on=STRING, repeatOn=STRING)
 _NAME_DEFINITION = (NaturalKey(("name",)),)
 
 
@@ -501,10 +518,18 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "taskDayDelayRule": STRING,
             "nextTask": open_object(id=INTEGER, description=STRING),
             "hasTrack": BOOLEAN,
-            "repeat": open_object(frequency=STRING, interval=INTEGER, on=STRING),
+            # Recorded in real responses (not on the model page).
+            "active": BOOLEAN,
+            "overrideToCurrentUser": BOOLEAN,
+            # Clients read the repeat rule under either name, with `on` or `repeatOn`.
+            "repeat": _REPEAT,
+            "repeatDetails": _REPEAT,
             **TIMESTAMPS,
         },
         replication_key="updatedAt",
+        # Not on the public Task page, but Capsule's own client sends it ("tasks updated since");
+        # the tap also filters on the client in case Capsule ignores it.
+        since=True,
         params={"status": "open,completed,pending"},
         operations=ALL_OPERATIONS,
         multi_get=True,
@@ -518,7 +543,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
                 required=False,
             ),
         ),
-        read_only=frozenset({"completedAt", "hasTrack", "nextTask"}),
+        read_only=frozenset({"completedAt", "hasTrack", "nextTask", "active"}),
     ),
     CapsuleObject(
         stream="pipelines",
@@ -529,10 +554,12 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "id": INTEGER,
             "name": STRING,
             "description": STRING,
-            "deleted": BOOLEAN,
+            "deleted": BOOLEAN,  # true for archived pipelines
             **TIMESTAMPS,
         },
         replication_key="updatedAt",
+        # Archived pipelines too: old opportunities still point at their milestones.
+        params={"includeDeleted": "true"},
     ),
     CapsuleObject(
         stream="milestones",
@@ -577,7 +604,12 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         path="/teams",
         list_key="teams",
         item_key="team",
-        schema={"id": INTEGER, "name": STRING, "memberships": arr(open_object()), **TIMESTAMPS},
+        schema={
+            "id": INTEGER,
+            "name": STRING,
+            "memberships": arr(open_object(id=INTEGER, user=USER_REF)),
+            **TIMESTAMPS,
+        },
         replication_key="updatedAt",
         embed=("memberships",),
     ),
@@ -592,7 +624,24 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "tag": STRING,
             "captureRule": STRING,
             "direction": STRING,
-            "taskDefinitions": arr(open_object()),
+            "taskDefinitions": arr(
+                open_object(
+                    id=INTEGER,
+                    description=STRING,
+                    daysAfterRule=STRING,
+                    daysAfter=INTEGER,
+                    displayOrder=INTEGER,
+                    dayDelayRule=STRING,
+                    # The model says a Category object; a create example shows a bare id.
+                    category={
+                        "type": ["object", "integer", "null"],
+                        "properties": {"id": INTEGER, "name": STRING, "colour": STRING},
+                        "additionalProperties": True,
+                    },
+                    trackTaskAssignee=open_object(assigneeType=STRING, owner=USER_REF),
+                    **TIMESTAMPS,
+                )
+            ),
             **TIMESTAMPS,
         },
         replication_key="updatedAt",
@@ -610,7 +659,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "description": STRING,
             "embed": STRING,
             "batched": BOOLEAN,
-            "clientId": STRING,
+            "clientId": INTEGER,  # the REST Hook model: Integer, read only
             "user": USER_REF,
             **TIMESTAMPS,
         },
@@ -665,13 +714,17 @@ OBJECTS: tuple[CapsuleObject, ...] = (
             "timezone": STRING,
             "status": STRING,
             "lastLoginAt": DATETIME,
-            "taskReminder": open_object(),
+            "taskReminder": BOOLEAN,  # the User model: Boolean (example: true)
             "party": PARTY_REF,
+            # Recorded in real responses (not on the model page).
+            "deleted": BOOLEAN,
+            "loggedIn": BOOLEAN,
+            "pictureURL": STRING,
             **TIMESTAMPS,
         },
         embed=("party",),
         operations=frozenset({UPDATE}),
-        read_only=frozenset({"username", "status", "lastLoginAt", "party"}),
+        read_only=frozenset({"username", "status", "lastLoginAt", "party", "deleted", "loggedIn"}),
     ),
     CapsuleObject(
         stream="categories",
@@ -691,7 +744,14 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         schema={
             "id": INTEGER,
             "name": STRING,
-            "icon": open_object(),
+            # icon.id is a string key such as "NOTE" or "PHONE" in every documented example.
+            "icon": open_object(
+                id=STRING,
+                order=INTEGER,
+                displayName=STRING,
+                iconName=STRING,
+                isSystem=BOOLEAN,
+            ),
             "updateLastContacted": BOOLEAN,
         },
         operations=ALL_OPERATIONS,
@@ -714,7 +774,13 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         path="/countries",
         list_key="countries",
         item_key="country",
-        schema={"name": STRING, "alpha2Code": STRING, "alpha3Code": STRING, "numericCode": STRING},
+        schema={
+            "name": STRING,
+            "alpha2Code": STRING,
+            "alpha3Code": STRING,
+            # Integer in the example response (4, 248), String on the Country model page.
+            "numericCode": STRING_OR_INTEGER,
+        },
         key_properties=("alpha2Code",),
     ),
     CapsuleObject(
@@ -743,6 +809,7 @@ BY_STREAM: dict[str, CapsuleObject] = {o.stream: o for o in OBJECTS}
 
 
 def get(stream: str) -> CapsuleObject:
+    """The catalogue entry of a stream; an unknown name lists the known ones."""
     try:
         return BY_STREAM[stream]
     except KeyError:
@@ -767,4 +834,5 @@ def fill_path(template: str, values: t.Mapping[str, t.Any]) -> str:
 
 
 def parent_of(obj: CapsuleObject) -> CapsuleObject | None:
+    """The entry of a child object's parent, None for top-level objects."""
     return BY_STREAM[obj.parent] if obj.parent else None

@@ -7,7 +7,6 @@ import typing as t
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from typing_extensions import override
 
 from tap_capsule import catalogue as cat
@@ -18,16 +17,36 @@ from tap_capsule.api_client import (
     check_connection_settings,
     connection_settings,
 )
+from tap_capsule.bookmarks import (
+    bookmark_problem,
+    capsule_now,
+    start_date_problem,
+    state_bookmarks,
+)
 from tap_capsule.custom_fields import CustomFieldMap
-from tap_capsule.streams import CapsuleStream, stream_classes
+from tap_capsule.streams import (
+    TOMBSTONE_MODES,
+    CapsuleStream,
+    DeletedRecordsStream,
+    deleted_stream_classes,
+    stream_classes,
+    tombstone_mode,
+)
+from tap_capsule.writer import CapsuleMessageWriter
+
+
+def refuse_if(problem: str | None) -> None:
+    """End the run on a user's mistake: the CLI prints the one line that says what to fix."""
+    if problem:
+        raise CapsuleConfigError(problem)
 
 
 class TapCapsule(Tap):
     """Reads Capsule CRM through its REST API v2."""
 
     name = "tap-capsule"
-    # msgspec's C encoder writes Singer messages several times faster than simplejson.
-    message_writer_class = MsgSpecWriter
+    # msgspec's C encoder, one SCHEMA per stream, records written in blocks (see writer.py).
+    message_writer_class = CapsuleMessageWriter
 
     config_jsonschema = th.PropertiesList(
         *connection_settings().wrapped.values(),
@@ -43,8 +62,19 @@ class TapCapsule(Tap):
             th.IntegerType(minimum=1, maximum=100),
             default=100,
             title="Page size",
-            description="Records per request (`perPage`, 1–100). 100 spends the fewest of "
+            description="Records per request (`perPage`, 1-100). 100 spends the fewest of "
             "Capsule's 4,000 hourly requests.",
+        ),
+        th.Property(
+            "tombstones",
+            th.StringType(allowed_values=list(TOMBSTONE_MODES)),
+            default="inline",
+            title="Tombstones",
+            description="How deleted (or restricted) parties, opportunities and cases arrive: "
+            "`inline` as `{id, _sdc_deleted_at}` records in their own stream (a SQL loader that "
+            "upserts turns the row into NULLs but for those two columns); `stream` as separate "
+            "`<stream>_deleted` streams of `{id, deletedAt, restricted}` to join on `id` (rows "
+            "keep their data); `off` for none.",
         ),
     ).to_dict()
 
@@ -58,6 +88,30 @@ class TapCapsule(Tap):
         except CapsuleConfigError as exc:
             self.logger.error("%s", exc)
             raise SystemExit(1) from None
+
+    @override
+    def setup_mapper(self) -> None:
+        """Refuse an unusable `start_date` before discovery and before any output."""
+        refuse_if(start_date_problem(self.config.get("start_date")))
+        super().setup_mapper()
+
+    @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """Refuse a state whose bookmarks would stall a sync, before any output.
+
+        A bookmark that is not a date, or later than Capsule's clock, would make each read send
+        a `since` Capsule can't use or that matches nothing until that day: the sync would end
+        "successfully" with nothing, and write the bookmark back. It is refused with the fix.
+        """
+        refuse_if(start_date_problem(self.config.get("start_date")))
+        if state.get("bookmarks"):
+            # Discovery's own requests (the custom-field definitions, needed for the schemas
+            # anyway) measure Capsule's clock, which decides what "later" means.
+            _ = self.streams
+            now = capsule_now(self.capsule_session.pacer.server_now())
+            for stream, value in state_bookmarks(state):
+                refuse_if(bookmark_problem(stream, value, now))
+        super().load_state(state)
 
     @functools.cached_property
     def capsule_session(self) -> CapsuleSession:
@@ -76,17 +130,25 @@ class TapCapsule(Tap):
         return CustomFieldMap(self.field_definitions(obj.custom_fields))
 
     @override
-    def discover_streams(self) -> list[CapsuleStream]:
-        streams = []
+    def discover_streams(self) -> list[CapsuleStream | DeletedRecordsStream]:
+        """One stream per catalogue object (and `<stream>_deleted` ones with tombstones: stream)."""
+        streams: list[CapsuleStream | DeletedRecordsStream] = []
         for cls in stream_classes():
             schema = cls.obj.json_schema()
             if cls.obj.custom_fields:
                 schema["properties"]["custom_fields"] = self.custom_field_map(cls.obj).schema()
+            if self.config.get("flattening_enabled"):
+                schema = flattenable(schema)
             streams.append(cls(tap=self, schema=schema))
+        if tombstone_mode(self.config) == "stream":
+            streams.extend(cls(tap=self) for cls in deleted_stream_classes())
         return streams
 
     def log_sync_end(self) -> None:
         """The run's totals, called by the last stream's `log_sync_costs` (`sync_all` is final)."""
+        for stream in self.streams.values():
+            if "progress" in vars(stream):  # streams that ran and have not said so yet
+                t.cast("CapsuleStream", stream).progress.finish()
         pacer = self.capsule_session.pacer
         self.logger.info(
             "Sync finished: %d requests to Capsule, %.0f s spent waiting on the rate limit; %s",
@@ -94,6 +156,22 @@ class TapCapsule(Tap):
             pacer.waited_seconds,
             pacer.budget_line(),
         )
+
+
+def flattenable(schema: dict) -> dict:
+    """`schema` with its open objects of no declared field written without `properties: {}`.
+
+    The two say the same in JSON Schema, but the SDK's flattening turns an object with
+    `properties: {}` into no column at all (its values would be lost), and one without
+    `properties` into a column of JSON text.
+    """
+    props = {
+        name: {k: v for k, v in prop.items() if k != "properties"}
+        if prop.get("properties") == {} and "object" in (prop.get("type") or ())
+        else prop
+        for name, prop in schema.get("properties", {}).items()
+    }
+    return {**schema, "properties": props}
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ SHARED_CORE = {
     "tap_capsule.custom_fields",
     "tap_capsule.token_cache",
     "tap_capsule.secrets",
+    "tap_capsule.cli",  # both plugins' entry points: one-line errors for user mistakes
 }
 
 

@@ -94,7 +94,7 @@ def test_jobs_and_schedule():
     doc = project()
     jobs = {j["name"]: j["tasks"] for j in doc["jobs"]}
     assert jobs == {
-        "capsule-to-csv": ["tap-capsule target-csv"],
+        "capsule-to-csv": ["tap-capsule-csv target-csv"],
         "capsule-to-postgres": ["tap-capsule target-postgres"],
         "csv-to-capsule": ["tap-spreadsheets target-capsule"],
         "postgres-to-capsule": ["tap-postgres target-capsule"],

@@ -3,6 +3,10 @@ second run that reads only what changed. Run on a free port with its own output 
 
 from __future__ import annotations
 
+import csv
+import datetime
+import json
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -18,6 +22,51 @@ def summary(output: str) -> dict[str, int]:
     """{stream: records this run} from the demo's summary table."""
     rows = re.findall(r"^  (\w+)\s+(\d+)\s+\d*\s+\S+\.csv$", output, flags=re.M)
     return {stream: int(count) for stream, count in rows}
+
+
+def requests_column(output: str) -> dict[str, int]:
+    """{stream: requests} from the demo's summary table (the SDK's METRIC lines, summed)."""
+    rows = re.findall(r"^  (\w+)\s+\d+\s+(\d+)\s+\S+\.csv$", output, flags=re.M)
+    return {stream: int(count) for stream, count in rows}
+
+
+def tap_log_requests(output: str) -> dict[str, int]:
+    """{stream: requests} from the tap's closing line per stream, in the run's meltano log."""
+    log = Path(re.search(r"log: (\S+\.log)", output).group(1)).read_text()
+    found = re.findall(r"(\w+): finished, \d+ records from (\d+) requests? to Capsule", log)
+    return {stream: int(n) for stream, n in found}
+
+
+def check_csv_files(run_dir: Path) -> None:
+    """Every CSV file loads with the csv module, with flat columns and no Python reprs."""
+    for path in run_dir.glob("*.csv"):
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:
+            for column, cell in row.items():
+                assert cell not in {"None", "nan"}, (path.name, column, cell)
+                assert "Decimal(" not in cell and not cell.startswith("{'"), (column, cell)
+                if cell and cell[0] in "[{":
+                    json.loads(cell)  # deeper values and lists are JSON text
+                if column in {"createdAt", "updatedAt"} and cell:
+                    assert datetime.datetime.fromisoformat(cell).tzinfo is not None, cell
+    with (run_dir / "parties.csv").open(newline="", encoding="utf-8") as fh:
+        parties = list(csv.DictReader(fh))
+    columns = set(parties[0])
+    # Custom fields in columns of their own; nested references flattened one level.
+    custom = {c for c in columns if c.startswith("custom_fields__")}
+    assert len(custom) >= 3 and "custom_fields" not in columns
+    assert {"owner__name", "organisation__name", "team__name"} <= columns
+    assert not {"owner", "organisation", "team"} & columns
+    people = [p for p in parties if p["type"] == "person" and p["organisation__name"]]
+    assert people, "some people belong to an organisation"
+    assert any(p["owner__name"] for p in parties)
+    numbers = [p["custom_fields__employees"] for p in parties if p.get("custom_fields__employees")]
+    assert numbers and all(float(n) >= 0 for n in numbers)
+    with (run_dir / "opportunities.csv").open(newline="", encoding="utf-8") as fh:
+        opportunity = next(csv.DictReader(fh))
+    assert any(c.startswith("custom_fields__") for c in opportunity)
+    assert json.loads(opportunity["tags"]) is not None and opportunity["milestone__name"]
 
 
 def test_demo_runs_twice_and_the_second_run_is_incremental(meltano, tmp_path):
@@ -46,12 +95,22 @@ def test_demo_runs_twice_and_the_second_run_is_incremental(meltano, tmp_path):
     first = demo()
     assert "first run (full extract)" in first
     counts = summary(first)
-    assert counts["parties"] == 200 and counts["opportunities"] > 0 and counts["tasks"] > 0
+    # 200 parties, and the tombstones of the deleted feed (a first sync reads it too).
+    assert counts["parties"] > 200 and counts["opportunities"] > 0 and counts["tasks"] > 0
     runs = sorted((tmp_path / "out" / "csv").iterdir())
     assert len(runs) == 1 and (runs[0] / "parties.csv").exists()
+    check_csv_files(runs[0])
+    # The table's requests, the tap's own log and the README's formulas agree.
+    table = requests_column(first)
+    assert table == {s: n for s, n in tap_log_requests(first).items() if s in table}
+    assert table["parties"] == math.ceil(200 / 100) + 1  # and one page of the deleted feed
+    assert table["milestones"] == 1 + counts["pipelines"]  # the pipeline list, then each one
 
     second = demo()
     assert "incremental run" in second
     again = summary(second)
     assert again["parties"] == 3  # the three parties the demo edits between runs
+    table = requests_column(second)
+    assert table == {s: n for s, n in tap_log_requests(second).items() if s in table}
+    assert table["parties"] == 2  # one page of changes and one of the deleted feed
     assert sum(again.values()) < sum(counts.values()) / 10

@@ -12,7 +12,9 @@ WRITABLE = {"parties", "opportunities", "cases", "tasks", "lost_reasons", "party
 
 
 def test_round_trip_writes_exactly_the_changes(sandbox, tap_config, run_tap, tmp_path):
-    extract = run_tap(tap_config, streams=WRITABLE)
+    # Written back to the same account, records Capsule already deleted need no tombstones: with
+    # the default (inline) the first sync's tombstones would cost one DELETE each.
+    extract = run_tap({**tap_config, "tombstones": "off"}, streams=WRITABLE)
     lines = extract.stdout.splitlines()
     party = extract.records["parties"][0]
     gone = extract.records["tasks"][1]

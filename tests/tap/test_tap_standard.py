@@ -20,7 +20,19 @@ pytestmark = pytest.mark.filterwarnings(
 _SANDBOX = Sandbox(token="standard-suite-token", scale=20, seed=5).start()
 atexit.register(_SANDBOX.stop)
 
+_CONFIG = {"access_token": "standard-suite-token", "api_url": _SANDBOX.url}
+
+
+def _every_stream_selected() -> dict:
+    """The discovered catalog with the opt-in streams (links, tracks) selected too."""
+    catalog = TapCapsule(config=_CONFIG).catalog_dict
+    for entry in catalog["streams"]:
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == []:
+                md["metadata"]["selected"] = True
+    return catalog
+
+
 TestTapCapsule = get_tap_test_class(
-    tap_class=TapCapsule,
-    config={"access_token": "standard-suite-token", "api_url": _SANDBOX.url},
+    tap_class=TapCapsule, config=_CONFIG, catalog=_every_stream_selected()
 )

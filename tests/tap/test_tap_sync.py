@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import collections
+import json
 import math
+import re
 
 import pytest
 import requests
 
 from tap_capsule import catalogue
-
 
 STREAMS = [o.stream for o in catalogue.OBJECTS]
 
@@ -17,26 +19,72 @@ def expected_count(state: dict, stream: str) -> int:
     return len(state[stream])
 
 
+# One request per parent: not selected unless asked for.
+OPT_IN = {"opportunity_parties", "case_parties", "opportunity_tracks", "case_tracks"}
+
+
+def live(records: list[dict]) -> list[dict]:
+    """The records that are not tombstones (a first sync reads the deleted feeds too)."""
+    return [r for r in records if not r.get("_sdc_deleted_at")]
+
+
+def without_sync_times(records: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Records with the one run-dependent value blanked: a restricted record's tombstone time,
+    which is the sync's own time since Capsule gives none."""
+    return {
+        stream: [
+            {**r, "_sdc_deleted_at": "(sync time)"}
+            if r.get("_sdc_deleted_at") and r.get("updatedAt") is None
+            else r
+            for r in rows
+        ]
+        for stream, rows in records.items()
+    }
+
+
 def test_full_sync_emits_every_record_of_every_stream(sandbox, tap_config, run_tap):
-    run = run_tap(tap_config)
+    run = run_tap(tap_config, streams=set(STREAMS))
     state = sandbox.state()
-    counts = {s: len(run.records.get(s, [])) for s in STREAMS}
+    live = {s: [r for r in run.records.get(s, []) if not r.get("_sdc_deleted_at")] for s in STREAMS}
+    counts = {s: len(live[s]) for s in STREAMS}
     expected = {s: expected_count(state, s) for s in STREAMS}
     assert counts == expected
     assert all(expected[s] > 0 for s in STREAMS), "the sandbox seeds every object"
     # No record is emitted twice within one stream.
     for stream in STREAMS:
-        keys = [
-            tuple(r[k] for k in catalogue.get(stream).key_properties)
-            for r in run.records.get(stream, [])
-        ]
+        keys = [tuple(r[k] for k in catalogue.get(stream).key_properties) for r in live[stream]]
         assert len(keys) == len(set(keys)), stream
+    # A first sync reads the deleted feeds too: a full refresh over existing downstream data
+    # marks what was deleted since it was loaded.
+    for stream in ("parties", "opportunities", "cases"):
+        tombstones = {r["id"] for r in run.records[stream] if r.get("_sdc_deleted_at")}
+        gone = {d["id"] for d in state["_deleted"][stream]} | {
+            r["id"] for r in state["_restricted"][stream]
+        }
+        assert gone and tombstones == gone, stream
+
+
+def test_default_selection_leaves_out_the_per_parent_streams(sandbox, tap_config, run_tap):
+    found = run_tap(tap_config, discover=True)
+    catalog = json.loads(found.stdout)
+    by_default = {
+        e["tap_stream_id"]: next(
+            m["metadata"].get("selected-by-default") for m in e["metadata"] if m["breadcrumb"] == []
+        )
+        for e in catalog["streams"]
+    }
+    assert {s for s, on in by_default.items() if not on} == OPT_IN
+    sandbox.reset_requests()
+    run = run_tap(tap_config, catalog=catalog)  # the discovered catalog as it is
+    assert set(run.records) == set(STREAMS) - OPT_IN
+    routes = sandbox.requests()["by_route"]
+    assert not [r for r in routes if "{opportunityId}" in r or "{caseId}" in r]
 
 
 def test_records_keep_every_field_capsule_returns(sandbox, tap_config, run_tap):
     run = run_tap(tap_config, streams={"parties", "tasks"})
     stored = {p["id"]: p for p in sandbox.state()["parties"]}
-    for record in run.records["parties"]:
+    for record in live(run.records["parties"]):
         raw = stored[record["id"]]
         for key in ("emailAddresses", "addresses", "phoneNumbers", "websites", "tags", "fields"):
             assert record.get(key) == raw.get(key), key
@@ -98,7 +146,10 @@ def test_second_run_emits_only_changes(sandbox, tap_config, run_tap):
     streams = {"parties", "opportunities", "cases", "tasks", "entries", "lost_reasons"}
     first = run_tap(tap_config, streams=streams)
     bookmark = first.state["bookmarks"]["parties"]["replication_key_value"]
-    assert bookmark == max(p["updatedAt"] for p in sandbox.state()["parties"])
+    # The newest change read: an update, or a deletion from the deleted feed.
+    changes = [p["updatedAt"] for p in sandbox.state()["parties"]]
+    changes += [d["deletedAt"] for d in sandbox.state()["_deleted"]["parties"]]
+    assert bookmark == max(changes)
     party = sandbox.state()["parties"][2]["id"]
     sandbox.touch("parties", party, about="edited later")
     task = sandbox.state()["tasks"][0]["id"]
@@ -106,11 +157,10 @@ def test_second_run_emits_only_changes(sandbox, tap_config, run_tap):
     second = run_tap(tap_config, streams=streams, state=first.state)
     boundary = {p["id"] for p in sandbox.state()["parties"] if p["updatedAt"] == bookmark}
     assert party in second.ids("parties")
-    assert set(second.ids("parties")) <= boundary | {party}
+    assert {r["id"] for r in live(second.records["parties"])} <= boundary | {party}
     assert second.ids("tasks") == [task]
     for stream in ("opportunities", "cases"):
-        live = [r for r in second.records.get(stream, []) if not r.get("_sdc_deleted_at")]
-        assert live == [], stream
+        assert live(second.records.get(stream, [])) == [], stream
         state = sandbox.state()
         gone = {d["id"] for d in state["_deleted"][stream] + state["_restricted"][stream]}
         tombstones = {r["id"] for r in second.records.get(stream, [])}
@@ -152,9 +202,11 @@ def test_start_date_is_honoured(sandbox, tap_config, run_tap):
     parties = sorted(p["updatedAt"] for p in sandbox.state()["parties"])
     start = parties[len(parties) // 2]
     run = run_tap({**tap_config, "start_date": start}, streams={"parties", "tasks"})
-    assert run.records["parties"]
-    assert all(r["updatedAt"] >= start for r in run.records["parties"])
-    assert len(run.records["parties"]) == sum(1 for u in parties if u >= start)
+    assert live(run.records["parties"])
+    assert all(r["updatedAt"] >= start for r in live(run.records["parties"]))
+    assert len(live(run.records["parties"])) == sum(1 for u in parties if u >= start)
+    deleted = [r for r in run.records["parties"] if r["updatedAt"] is not None]
+    assert all(r["_sdc_deleted_at"] >= start for r in deleted if r.get("_sdc_deleted_at"))
     assert all(r["updatedAt"] >= start for r in run.records.get("tasks", []))
 
 
@@ -176,7 +228,7 @@ def test_deletions_arrive_as_tombstones(sandbox, tap_config, run_tap):
     }
     assert hidden_case in {r["id"] for r in second.records["cases"] if r.get("_sdc_deleted_at")}
     # The deleted feed's requests count towards the stream's own progress line.
-    assert "parties: 2 requests to Capsule" in second.stderr
+    assert re.search(r"parties: finished, \d+ records from 2 requests to Capsule", second.stderr)
     for stream in ("parties", "opportunities", "cases"):
         assert "_sdc_deleted_at" in second.schemas[stream]["properties"]
 
@@ -187,13 +239,19 @@ def test_listing_parties_costs_one_request_per_hundred(sandbox_factory, sandbox_
     n = len(sb.state()["parties"])
     sb.reset_requests()
     run = run_tap(config, streams={"parties"})
-    assert len(run.records["parties"]) == n
+    assert len(live(run.records["parties"])) == n
     counts = sb.requests()["by_path"]
     assert counts["GET /parties"] == math.ceil(n / 100)
-    # Progress a person can follow: the stream's own requests and the budget left.
-    assert f"parties: {math.ceil(n / 100)} requests to Capsule; rate-limit budget:" in run.stderr
+    # Progress a person can follow: the stream's own requests (the list and its deleted feed)
+    # and the budget left.
+    assert counts["GET /parties/deleted"] == 1
+    emitted = len(run.records["parties"])
+    assert (
+        f"parties: finished, {emitted} records from {math.ceil(n / 100) + 1} requests to "
+        "Capsule; rate-limit budget:" in run.stderr
+    )
     # Discovery reads the three custom-field definition lists, nothing else.
-    other = {k: v for k, v in counts.items() if k != "GET /parties"}
+    other = {k: v for k, v in counts.items() if k not in {"GET /parties", "GET /parties/deleted"}}
     assert set(other) <= {
         f"GET {catalogue.get(s).path}"
         for s in ("party_custom_fields", "opportunity_custom_fields", "case_custom_fields")
@@ -220,10 +278,25 @@ def test_child_streams_keep_one_small_state_entry(sandbox, tap_config, run_tap):
     by_route = sandbox.requests()["by_route"]
     assert by_route["GET /opportunities/{opportunityId}/tracks"] == n_opps
     assert by_route["GET /opportunities/{opportunityId}/parties"] == n_opps
+    # One SCHEMA per stream in the run, not one per parent.
+    schemas = collections.Counter(
+        m["stream"] for m in map(json.loads, run.stdout.splitlines()) if m["type"] == "SCHEMA"
+    )
+    assert schemas["opportunity_tracks"] == schemas["opportunity_parties"] == 1
+    # Each stream's figures: one METRIC line of requests and a closing line with the same count.
+    for child in ("opportunity_tracks", "opportunity_parties"):
+        assert re.search(
+            rf"{child}: finished, {len(run.records[child])} records from {n_opps} requests",
+            run.stderr,
+        )
+        counted = re.findall(
+            rf'"http_request_count","value":(\d+),"tags":{{"stream":"{child}"', run.stderr
+        )
+        assert sum(map(int, counted)) == n_opps
 
 
 def test_a_parent_gone_mid_run_is_skipped_with_a_warning(sandbox, sandbox_token, caplog):
-    from tap_capsule.tap import TapCapsule  # noqa: PLC0415
+    from tap_capsule.tap import TapCapsule
 
     tap = TapCapsule(
         config={"access_token": sandbox_token, "api_url": sandbox.url}, validate_config=True
@@ -249,7 +322,7 @@ def test_faults_do_not_change_the_output(sandbox_factory, sandbox_token, run_tap
     faulty_sb = sandbox_factory(token=sandbox_token, scale=120, seed=11)
     faulty_sb.set_faults(**faults)
     faulty = run_tap({"access_token": sandbox_token, "api_url": faulty_sb.url}, streams=streams)
-    assert faulty.records == clean.records
+    assert without_sync_times(faulty.records) == without_sync_times(clean.records)
     assert faulty.state["bookmarks"].keys() == clean.state["bookmarks"].keys()
 
 
@@ -284,7 +357,7 @@ def test_oauth_refresh_recovers_from_an_expired_token(sandbox_factory, run_tap, 
         catalog=select_streams(catalog, {"parties", "tasks"}),
     )
     assert len(run.records["tasks"]) > 0  # the second stream reuses the refreshed token
-    assert len(run.records["parties"]) == len(sb.state()["parties"])
+    assert len(live(run.records["parties"])) == len(sb.state()["parties"])
     for secret in ("expired-token-cc33", "refresh-bb22", "csecret"):
         assert secret not in run.stdout + run.stderr
 
@@ -323,7 +396,7 @@ def test_rotating_refresh_tokens_need_the_cache_across_processes(
     cached = {**config, "api_url": sb2.url, "oauth_token_cache": str(tmp_path / "t.json")}
     catalog = run_tap(cached, discover=True).schemas["catalog"]
     run = run_tap(cached, catalog=catalog)
-    assert len(run.records["parties"]) == len(sb2.state()["parties"])
+    assert len(live(run.records["parties"])) == len(sb2.state()["parties"])
     for secret in ("refresh-bb22", "csecret", "expired-token-cc33"):
         assert secret not in run.stdout + run.stderr + lost.stderr
 

@@ -1,0 +1,145 @@
+"""Console entry points of both plugins: a user's mistake ends in one line, a bug in a traceback.
+
+A mistyped setting, a token Capsule rejects, a plain `http://` URL to another machine or an unusable
+state file is something the user fixes, so it ends the run with exit code 1 and one line on stderr
+that says what to fix. Anything else is a bug and keeps its traceback. `--log-level debug` (or
+`LOGLEVEL=debug`, or `<PLUGIN>_LOGLEVEL=debug`) shows the traceback for everything.
+
+The SDK's CLI has no `--log-level` option; this wrapper takes it off the command line and hands it
+to the SDK through `<PLUGIN>_LOGLEVEL`, the variable the SDK reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import typing as t
+from pathlib import Path
+
+from tap_capsule.api_client import (
+    CapsuleAuthError,
+    CapsuleConfigError,
+    CapsuleRateLimitError,
+    CapsuleRetryError,
+)
+
+if t.TYPE_CHECKING:
+    from singer_sdk.plugin_base import PluginBase
+
+# Errors whose message already says what to do; none of them is a bug in the plugins.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CapsuleConfigError,
+    CapsuleAuthError,
+    CapsuleRateLimitError,
+    CapsuleRetryError,
+)
+
+# JSON files named on the command line, and what each one is.
+FILE_OPTIONS = {"--config": "config", "--state": "state", "--catalog": "catalog"}
+
+
+class UserError(Exception):
+    """A file or option on the command line the user has to fix."""
+
+
+def take_log_level(argv: list[str]) -> tuple[str | None, list[str]]:
+    """`--log-level X` / `--log-level=X` taken out of `argv`: (X or None, the other arguments)."""
+    rest: list[str] = []
+    level = None
+    args = iter(argv)
+    for arg in args:
+        if arg == "--log-level":
+            level = next(args, None)
+            if level is None:
+                raise UserError("--log-level needs a value: debug, info, warning or error")
+        elif arg.startswith("--log-level="):
+            level = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return level, rest
+
+
+def file_arguments(argv: list[str]) -> t.Iterator[tuple[str, str]]:
+    """(option, path) of every JSON file named on the command line."""
+    for i, arg in enumerate(argv):
+        option, _, value = arg.partition("=")
+        if option in FILE_OPTIONS:
+            path = value or (argv[i + 1] if i + 1 < len(argv) else "")
+            if path and path != "ENV":
+                yield option, path
+
+
+def check_file(option: str, path: str) -> None:
+    """Refuse a missing, empty or non-JSON file before the SDK reads it with a traceback."""
+    what = FILE_OPTIONS[option]
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"{option} {path}: no such file")
+    text = file.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        if what == "state":
+            raise UserError(
+                f"--state {path} is empty. For a first run leave out --state (or write {{}} "
+                "to the file); afterwards give it the last STATE line the target printed."
+            )
+        raise UserError(f"{option} {path} is empty; it should hold a JSON object")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{option} {path} is not valid JSON ({exc.msg} at line {exc.lineno}, column "
+            f"{exc.colno})"
+        ) from None
+    if not isinstance(value, dict):
+        raise UserError(f"{option} {path} should hold a JSON object, not {type(value).__name__}")
+
+
+def user_error(exc: BaseException) -> BaseException | None:
+    """The user's mistake behind `exc` (itself or what caused it), if it is one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, USER_ERRORS):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def run(load: t.Callable[[], type[PluginBase]], name: str, argv: list[str] | None = None) -> None:
+    """Run the plugin `load()` returns as `name`, with one-line errors for user mistakes."""
+    prefix = name.upper().replace("-", "_")
+    debug = False
+    try:
+        level, args = take_log_level(sys.argv[1:] if argv is None else argv)
+        if level:
+            os.environ[f"{prefix}_LOGLEVEL"] = level
+        chosen = level or os.environ.get(f"{prefix}_LOGLEVEL") or os.environ.get("LOGLEVEL")
+        debug = (chosen or "").lower() == "debug"
+        for option, path in file_arguments(args):
+            check_file(option, path)
+        load().cli.main(args=args, prog_name=name)
+    except UserError as exc:
+        fail(name, str(exc))
+    except Exception as exc:
+        mistake = user_error(exc)
+        if mistake is None or debug:
+            raise
+        fail(name, str(mistake))
+
+
+def fail(name: str, message: str) -> t.NoReturn:
+    """One line on stderr, exit code 1."""
+    sys.stdout.flush()
+    print(f"{name}: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _load_tap() -> type[PluginBase]:
+    from tap_capsule.tap import TapCapsule  # only once the arguments are checked
+
+    return TapCapsule
+
+
+def main() -> None:
+    """`tap-capsule`."""
+    run(_load_tap, "tap-capsule")

@@ -1,0 +1,263 @@
+"""Every shell block of the README runs, as written, against the Capsule sandbox.
+
+The blocks are read from README.md itself, so a command changed there is tested as changed, and a
+new block fails `test_every_block_has_a_plan` until it gets a plan here. The substitutions, all:
+
+- ports and hosts: the sandbox runs on a free port, and its URL reaches the plugins through the
+  documented settings variables (`TAP_CAPSULE_API_URL`, `TARGET_CAPSULE_API_URL`); `capsule-sandbox
+  --port 8765` becomes a free port, and that server runs in the background for the other lines;
+- secrets written as `...`: the sandbox's token;
+- paths: output folders, rejects files and Meltano's system database go to the test's tmp
+  folder (`TARGET_CSV_OUTPUT_PATH`, `TARGET_CAPSULE_REJECTS_PATH`, `MELTANO_DATABASE_URI`), plugins
+  come from the test session's Meltano folder, and `target-jsonl` from the venv Meltano installed it
+  into (the README assumes it is installed);
+- PostgreSQL: the PG* values of the test's server, and a schema of the test's own
+  (`TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA`) instead of "capsule";
+- the benchmark runs small (`--repeat 1 --small 100 --large 300`): it prints figures only.
+
+Blocks that cannot run here are skipped with the reason in `PLAN`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tap_capsule.sandbox import Sandbox
+
+pytestmark = pytest.mark.meltano
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"^```bash\n(.*?)^```", README, flags=re.S | re.M)
+TOKEN = "readme-token-93b1f0"
+POSTGRES = "needs a view in PostgreSQL: test_pipeline_db_import.py runs this recipe as written"
+
+
+def first_line(block: str) -> str:
+    return next(line for line in block.splitlines() if line.strip()).split("#")[0].strip()
+
+
+# First line of a block (comment stripped) -> the runner below, or the reason it is skipped.
+PLAN: dict[str, str] = {
+    "make demo": "skip: tests/pipelines/test_pipeline_demo.py runs the demo (twice, free port)",
+    "make test": "skip: the whole suite itself; .ci/run runs it in CI",
+    "tap-capsule --config config.json --discover > catalog.json": "tap_examples",
+    "make meltano": "meltano_run",
+    "export PGHOST=... PGUSER=... PGPASSWORD=... PGDATABASE=...": "postgres_run",
+    "meltano --environment=prod select tap-capsule --list --all": "select_list",
+    "tap-capsule --config tap.json --discover > catalog.json": "pipe",
+    "meltano --environment=demo run csv-to-capsule": "csv_import",
+    "meltano install extractor tap-postgres": f"skip: {POSTGRES}",
+    "meltano add --no-install --from-ref $CHECKOUT/plugins/extractors/tap-capsule.yml "
+    "--plugin-type extractor tap-capsule": "hub",
+    "capsule-sandbox --port 8765 --token test-token --scale 1000 --seed 1": "sandbox",
+    ".venv/bin/python benchmarks/tap_throughput.py": "benchmark",
+    "make lint": "skip: `ruff format` rewrites the checkout; CI runs `make lint` in `make test`",
+    ".venv/bin/pre-commit install": "skip: installs a git hook into this checkout",
+}
+
+
+def test_every_block_has_a_plan():
+    assert BLOCKS, "README.md has no ```bash blocks"
+    unplanned = [first_line(b) for b in BLOCKS if first_line(b) not in PLAN]
+    assert unplanned == [], "give these README blocks a plan in this test"
+    gone = set(PLAN) - {first_line(b) for b in BLOCKS}
+    assert gone == set(), "these planned blocks are no longer in README.md"
+
+
+def block(first: str) -> str:
+    return next(b for b in BLOCKS if first_line(b) == first)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Shell:
+    """Runs README blocks with bash, in `cwd`, with the test session's tools on PATH."""
+
+    def __init__(self, meltano, tmp_path: Path) -> None:
+        self.meltano = meltano
+        self.tmp = tmp_path
+        jsonl = meltano.sys_dir / "loaders" / "target-jsonl" / "venv" / "bin"
+        path = [str(Path(sys.executable).parent), str(Path(meltano.executable).parent), str(jsonl)]
+        self.base = {
+            "PATH": os.pathsep.join([*path, os.environ.get("PATH", "")]),
+            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        }
+
+    def run(self, script: str, cwd: Path = ROOT, **env: str) -> str:
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=cwd,
+            env=self.meltano.env({**self.base, **env}),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert proc.returncode == 0, (
+            f"{script}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+        )
+        return proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def shell(meltano, tmp_path):
+    return Shell(meltano, tmp_path)
+
+
+@pytest.fixture
+def capsule():
+    with Sandbox(token=TOKEN, scale=20, seed=5) as sb:
+        yield sb
+
+
+@pytest.mark.parametrize(
+    "first", list(PLAN), ids=[p.split()[0] + f"-{i}" for i, p in enumerate(PLAN)]
+)
+def test_readme_block_runs(first, shell, capsule, tmp_path, request):
+    plan = PLAN[first]
+    if plan.startswith("skip:"):
+        pytest.skip(plan.removeprefix("skip: "))
+    RUNNERS[plan](block(first), shell, capsule, tmp_path, request)
+
+
+def tap_examples(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    # "A config for the sandbox" in the README, with the sandbox's port.
+    (tmp / "config.json").write_text(json.dumps({"access_token": TOKEN, "api_url": sb.url}))
+    out = shell.run(text, cwd=tmp)
+    catalog = json.loads((tmp / "catalog.json").read_text())
+    assert {e["tap_stream_id"] for e in catalog["streams"]} >= {"parties", "opportunity_parties"}
+    assert [f for f in tmp.glob("parties*.jsonl") if f.stat().st_size], out
+
+
+def meltano_run(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    script = text.replace("TAP_CAPSULE_ACCESS_TOKEN=...", f"TAP_CAPSULE_ACCESS_TOKEN={TOKEN}")
+    shell.run(script, TAP_CAPSULE_API_URL=sb.url, TARGET_CSV_OUTPUT_PATH=str(tmp / "csv"))
+    header = (tmp / "csv" / "parties.csv").read_text().splitlines()[0].split(",")
+    assert "owner__name" in header and any(h.startswith("custom_fields__") for h in header)
+
+
+def postgres_run(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    # The PG* values are the test server's; the schema is the test's own instead of "capsule", and
+    # the token is the one the block before exported (a reader runs the blocks in one shell).
+    pg = request.getfixturevalue("postgres")
+    schema = request.getfixturevalue("pg_schema")
+    values = f"PGHOST={pg.host} PGPORT={pg.port} PGUSER={pg.user} PGPASSWORD={pg.password}"
+    script = text.replace(
+        "PGHOST=... PGUSER=... PGPASSWORD=... PGDATABASE=...", f"{values} PGDATABASE={pg.database}"
+    )
+    shell.run(
+        script,
+        TAP_CAPSULE_API_URL=sb.url,
+        TAP_CAPSULE_ACCESS_TOKEN=TOKEN,
+        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
+    )
+    rows = pg.query(f'SELECT count(*) AS n FROM "{schema}".parties')
+    assert rows[0]["n"] == len(sb.state()["parties"])
+
+
+def select_list(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    out = shell.run(text, TAP_CAPSULE_API_URL=sb.url, TAP_CAPSULE_ACCESS_TOKEN=TOKEN)
+    assert "opportunity_parties" in out and "parties.id" in out
+
+
+def pipe(text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> None:
+    # tap.json and target.json as the README describes them, with the sandbox's port.
+    (tmp / "tap.json").write_text(json.dumps({"access_token": TOKEN, "api_url": sb.url}))
+    (tmp / "target.json").write_text(json.dumps({"destination_path": str(tmp / "out")}))
+    (tmp / "out").mkdir()
+    shell.run(text, cwd=tmp)  # first run: no state.json yet
+    first = json.loads((tmp / "state.json").read_text())
+    assert first["bookmarks"]["parties"]["replication_key_value"]
+    sb.touch("parties", sb.state()["parties"][0]["id"], about="changed")
+    shell.run(text, cwd=tmp)  # second run resumes from the first run's state
+    second = json.loads((tmp / "state.json").read_text())
+    assert second["bookmarks"]["parties"]["replication_key_value"]
+
+
+def csv_import(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    with Sandbox(token="demo-token", scale=10, seed=5) as demo:  # the demo environment's token
+        script = text.replace("demo-output/", f"{tmp}/demo-output/")
+        out = shell.run(
+            script,
+            TARGET_CAPSULE_API_URL=demo.url,
+            TARGET_CAPSULE_REJECTS_PATH=f"{tmp}/demo-output/rejects.jsonl",
+        )
+    assert (tmp / "demo-output" / "rejects.jsonl").exists(), out
+
+
+def hub(text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> None:
+    # "In a Meltano project of your own": a new one, with its own plugin folder.
+    project_env = {"MELTANO_SYS_DIR_ROOT": str(tmp / "proj" / ".meltano")}
+    shell.run("meltano init --no-usage-stats proj", cwd=tmp, **project_env)
+    shell.run(text, cwd=tmp / "proj", CHECKOUT=str(ROOT), **project_env)
+    about = shell.run(
+        "meltano invoke tap-capsule --about --format=json", cwd=tmp / "proj", **project_env
+    )
+    assert '"name": "tap-capsule"' in about
+
+
+def sandbox(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    port = str(free_port())
+    server, *rest = text.replace("8765", port).splitlines()
+    proc = subprocess.Popen(
+        server.split(),
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=shell.meltano.env(shell.base),
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"http://127.0.0.1:{port}/api/v2"
+        out = shell.run("\n".join(line for line in rest if not line.startswith("#")))
+        assert 'rel="next"' in out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def benchmark(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    out = shell.run(text.strip() + " --repeat 1 --small 100 --large 300")
+    assert "marginal CPU per record" in out and "CPU per child request" in out
+
+
+RUNNERS = {
+    "tap_examples": tap_examples,
+    "meltano_run": meltano_run,
+    "postgres_run": postgres_run,
+    "select_list": select_list,
+    "pipe": pipe,
+    "csv_import": csv_import,
+    "hub": hub,
+    "sandbox": sandbox,
+    "benchmark": benchmark,
+}
