@@ -72,7 +72,7 @@ def test_a_long_sync_logs_progress_every_50_requests(sandbox_factory, sandbox_to
     sb = sandbox_factory(token=sandbox_token, scale=120, seed=4)
     n = len(sb.state()["parties"])
     assert n >= 2 * PROGRESS_EVERY
-    # No tombstones: the deleted feed would add its own pages to the count.
+    # No deleted feed (tombstones off): every request is a page of one party.
     config = {"access_token": sandbox_token, "api_url": sb.url, "page_size": 1, "tombstones": "off"}
     run = run_tap(config, streams={"parties"})
     found = re.findall(r"parties: (\d+) records and (\d+) requests so far; rate-limit", run.stderr)
