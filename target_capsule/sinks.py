@@ -206,6 +206,9 @@ class CapsuleSink(RecordSink):
                 self.run.lookups.index(self.obj, path, keys or ()).add(
                     {"id": f"planned:{id(record)}", **full}
                 )
+            self.run.changes.write(
+                self.stream_name, INSERT, None, full, created_tags=self.new_tags(full)
+            )
             return "applied", INSERT
         return self.post(record, body, full, keys, path)
 
@@ -238,6 +241,7 @@ class CapsuleSink(RecordSink):
         path: str | None,
     ) -> tuple[str, str]:
         target_path = cat.fill_path(self.obj.post_path, record)
+        new_tags = self.new_tags(full)
         for _attempt in range(WRITE_ATTEMPTS):
             try:
                 response = self.run.session.call(
@@ -270,6 +274,10 @@ class CapsuleSink(RecordSink):
                         exc.status,
                     ) from None
                 if matched:
+                    # Our POST created it after all: that is the change to log.
+                    self.run.changes.write(
+                        self.stream_name, INSERT, matched[0], full, created_tags=new_tags
+                    )
                     index = self.run.lookups.index(self.obj, path, keys)
                     self.update(record, body, matched[0], path, index.by_id[matched[0]])
                     return "applied", INSERT
@@ -277,6 +285,8 @@ class CapsuleSink(RecordSink):
             created = (response_json(response) or {}).get(self.obj.item_key)
             if isinstance(created, dict):
                 self.run.lookups.remember(self.obj, path, created)
+            rid = created.get("id") if isinstance(created, dict) else None
+            self.run.changes.write(self.stream_name, INSERT, rid, full, created_tags=new_tags)
             return "applied", INSERT
         raise Rejected(
             INSERT,
@@ -311,6 +321,8 @@ class CapsuleSink(RecordSink):
         if current is None:
             current = self.current_or_reject(rid, path)
         single = cat.fill_path(self.obj.single_path, {"id": rid})
+        first: tuple[dict, dict] | None = None  # the diff and before-values of the first try
+        new_tags: list[str] | None = None
         for _attempt in range(WRITE_ATTEMPTS):
             try:
                 diff = payload.update_body(self.obj, body, current)
@@ -318,8 +330,18 @@ class CapsuleSink(RecordSink):
             except PayloadError as exc:
                 raise Rejected(UPDATE, f"{self.stream_name} UPDATE: {exc}") from None
             if not diff:
-                return "unchanged" if _attempt == 0 else "applied"
+                if _attempt == 0:
+                    return "unchanged"
+                if first is not None:  # an ambiguous PUT that Capsule had applied
+                    self.run.changes.write(
+                        self.stream_name, UPDATE, rid, *first, created_tags=new_tags
+                    )
+                return "applied"
+            if first is None:
+                first = (diff, {k: current.get(k) for k in diff})
+                new_tags = self.new_tags(diff)
             if self.run.dry_run:
+                self.run.changes.write(self.stream_name, UPDATE, rid, *first, created_tags=new_tags)
                 return "applied"
             try:
                 response = self.run.session.call("PUT", single, json_body={self.obj.item_key: diff})
@@ -349,6 +371,14 @@ class CapsuleSink(RecordSink):
             updated = (response_json(response) or {}).get(self.obj.item_key)
             if isinstance(updated, dict):
                 lookups.remember(self.obj, path, updated)
+            self.run.changes.write(
+                self.stream_name,
+                UPDATE,
+                rid,
+                diff,
+                {k: current.get(k) for k in diff},
+                created_tags=new_tags,
+            )
             return "applied"
         raise Rejected(
             UPDATE,
@@ -383,7 +413,9 @@ class CapsuleSink(RecordSink):
                     "delete names the record by id)",
                 )
             single = cat.fill_path(self.obj.single_path, {"id": record["id"]})
+        content = self.deleted_content(record)
         if self.run.dry_run:
+            self.log_delete(record, content)
             return "applied"
         response = self.run.session.call("DELETE", single)
         if response.status_code == 404:
@@ -398,6 +430,7 @@ class CapsuleSink(RecordSink):
                     exc.status,
                 ) from None
             outcome = "applied"  # 200, 202 (a job) or 204
+            self.log_delete(record, content)
         if self.obj.is_link:
             self.run.lookups.link_changed(
                 self.obj, record[self.obj.parent_key], record[self.obj.child_key], linked=False
@@ -405,6 +438,48 @@ class CapsuleSink(RecordSink):
         else:
             self.run.lookups.forget(self.obj, record["id"])
         return outcome
+
+    def new_tags(self, body: t.Mapping[str, t.Any]) -> list[str] | None:
+        """Tag names of `body` that no tag definition has yet: Capsule will create them.
+
+        Only asked with a change log (an undo deletes those definitions again); the definitions
+        list is read once per run.
+        """
+        if not self.run.changes.enabled or not self.obj.tags or not body.get("tags"):
+            return None
+        known = self.__dict__.setdefault(
+            "_known_tags",
+            {
+                str(d.get("name") or "").strip().casefold()
+                for d in self.run.lookups.definitions(self.obj.tags)
+            },
+        )
+        new = [
+            str(tag["name"])
+            for tag in body["tags"]
+            if isinstance(tag, dict)
+            and tag.get("name")
+            and str(tag["name"]).strip().casefold() not in known
+        ]
+        known.update(n.strip().casefold() for n in new)  # created once, by this write
+        return new or None
+
+    def deleted_content(self, record: dict) -> dict | None:
+        """Capsule's copy of a record about to be deleted, for the change log (None without one).
+
+        Read as a diff reads it: from a list the run already holds, else one GET.
+        """
+        if not self.run.changes.enabled or self.obj.is_link:
+            return None
+        keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
+        return self.run.lookups.current(self.obj, record["id"], self.path_of(record), keys)
+
+    def log_delete(self, record: dict, content: dict | None) -> None:
+        if self.obj.is_link:
+            link = {k: record[k] for k in (self.obj.parent_key, self.obj.child_key) if k}
+            self.run.changes.write(self.stream_name, DELETE, None, None, keys=link)
+        else:
+            self.run.changes.write(self.stream_name, DELETE, record["id"], None, record=content)
 
     # --- links (additional parties) -------------------------------------------------------
 
@@ -423,7 +498,9 @@ class CapsuleSink(RecordSink):
             )
         if str(child_id) in linked:
             return "unchanged"
+        link = {parent_key: parent_id, child_key: child_id}
         if self.run.dry_run:
+            self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
             return "applied"
         path = cat.fill_path(self.obj.post_path, record)
         for _attempt in range(WRITE_ATTEMPTS):
@@ -440,9 +517,11 @@ class CapsuleSink(RecordSink):
                 self.logger.warning("%s; checking the link before any retry", exc)
                 linked = lookups.linked_ids(self.obj, parent_id, refresh=True) or set()
                 if str(child_id) in linked:
+                    self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
                     return "applied"
                 continue
             lookups.link_changed(self.obj, parent_id, child_id, linked=True)
+            self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
             return "applied"
         raise Rejected(
             INSERT,

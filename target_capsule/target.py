@@ -23,6 +23,7 @@ from tap_capsule.api_client import (
     CapsuleSession,
     connection_settings,
 )
+from target_capsule.changelog import ChangeLog
 from target_capsule.lookups import Lookups
 from target_capsule.rejects import Rejects, secrets_of
 from target_capsule.sinks import CapsuleSink
@@ -46,6 +47,7 @@ class WriteRun:
         self.upsert_keys = dict(config.get("upsert_keys") or {})
         self.summary = Summary(dry_run=self.dry_run)
         self.rejects = Rejects(config.get("rejects_path"), secrets_of(config))
+        self.changes = ChangeLog(config.get("change_log_path"), dry_run=self.dry_run)
 
     @functools.cached_property
     def session(self) -> CapsuleSession:
@@ -76,6 +78,8 @@ class WriteRun:
         )
         for line in self.summary.lines():
             self.logger.info("  %s", line)
+        if self.changes.enabled:
+            self.logger.info("%s", self.changes.describe())
         if "session" in self.__dict__:
             self.logger.info(
                 "%d requests to Capsule; %s",
@@ -108,6 +112,15 @@ class TargetCapsule(Target):
             description="JSONL file, one rejected record a line: stream, operation, reason, "
             "http_status (null for rule violations) and the record. Truncated at the start "
             "of each run. Without it, rejections are only logged.",
+        ),
+        th.Property(
+            "change_log_path",
+            th.StringType,
+            title="Change log file",
+            description="JSONL file, one line per write applied (planned, in a dry run): run "
+            "id, stream, operation, Capsule id, the fields written and their values before the "
+            "write; a DELETE keeps the whole record. Appended to; `capsule-undo` reverts the "
+            "run it names. Deletes then cost one read each where the record is not cached.",
         ),
         th.Property(
             "fail_on_rejects",
@@ -152,6 +165,11 @@ class TargetCapsule(Target):
     def _write_state_message(self, state: dict) -> None:
         merged = dict(state)
         merged[STATE_KEY] = self.run.summary.as_dict()
+        if self.run.changes.enabled:
+            merged[STATE_KEY]["change_log"] = {
+                "path": str(self.run.changes.path),
+                "run_id": self.run.changes.run_id,
+            }
         super()._write_state_message(merged)
 
     def process_endofpipe(self) -> None:
