@@ -338,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         changes.close()
+        ids.save()
     totals = {
         k: sum(1 for o in outcomes if o.outcome == k)
         for k in (REVERTED, SKIPPED, ALREADY_GONE, UNCHANGED, FAILED)
