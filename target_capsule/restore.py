@@ -249,9 +249,10 @@ class Restore:
             else:
                 counts.existing += 1
             return
-        if self.mode == SAME and self.still_exists(obj, record, old):
+        current = self.still_exists(obj, record, old) if self.mode == SAME else None
+        if current is not None:
             self.ids.put(obj.stream, old, old, durable=False)
-            counts.existing += 1
+            self.repair_references(obj, record, current, counts)
             return
         translated, problem = self.translate(obj, record)
         if problem:
@@ -271,14 +272,51 @@ class Restore:
             translated["definition"] = {"id": definition}
         self.create(obj, record, translated, counts, None)
 
-    def still_exists(self, obj: cat.CapsuleObject, record: dict, old: int) -> bool:
-        """Same account: does Capsule still hold the record (one list read per stream/parent)?"""
+    def still_exists(self, obj: cat.CapsuleObject, record: dict, old: int) -> dict | None:
+        """Same account: Capsule's copy if it still holds the record (one list read each)."""
         path = obj.path
         if cat.path_fields(obj.path):
             if any(blank(record.get(n)) for n in cat.path_fields(obj.path)):
-                return False
+                return None
             path = cat.fill_path(obj.path, record)
-        return any(str(d.get("id")) == str(old) for d in self.destination(obj, path))
+        return next((d for d in self.destination(obj, path) if str(d.get("id")) == str(old)), None)
+
+    def repair_references(
+        self, obj: cat.CapsuleObject, record: dict, current: dict, counts: Counts
+    ) -> None:
+        """A record that survived, pointing at one that was recreated: point it at the new one.
+
+        Capsule clears such references when it deletes their target (a person's organisation).
+        """
+        translated, _problem = self.translate(obj, record)
+        body = {
+            key: {"id": translated[key]["id"]}
+            for key, value in record.items()
+            if isinstance(value, dict)
+            and key in REFERENCE_STREAMS
+            and key != obj.link_item_key
+            and key not in obj.all_read_only
+            and translated.get(key) != value
+            and isinstance(translated.get(key), dict)
+            and not same({"id": translated[key]["id"]}, current.get(key))
+        }
+        if obj.updatable is not None:
+            body = {k: v for k, v in body.items() if k in obj.updatable}
+        if not body or cat.UPDATE not in obj.operations:
+            counts.existing += 1
+            return
+        single = cat.fill_path(obj.single_path, {"id": current["id"]})
+        try:
+            response = self.session.call("PUT", single, json_body={obj.item_key: body})
+            raise_for_capsule_status(response)
+        except CapsuleAPIError as exc:
+            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+            return
+        self.writes += 1
+        updated = (response_json(response) or {}).get(obj.item_key)
+        if isinstance(updated, dict):
+            current.update(updated)
+        counts.updated += 1
 
     def track_definition(self, obj: cat.CapsuleObject, record: dict) -> int | None:
         """The destination's definition a backed-up track came from, by its description."""

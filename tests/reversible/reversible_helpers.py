@@ -148,3 +148,40 @@ def diff_snapshots(a: dict, b: dict) -> list[str]:
                 + "; ".join(f"{f}: {x.get(f)!r} -> {y.get(f)!r}" for f in fields)
             )
     return out
+
+
+def backup(config: Path) -> Path:
+    """The plain-pipe recipe: `tap-capsule --config C | target-capsule-backup --config C`."""
+    folder = Path(json.loads(config.read_text())["backup_dir"])
+    tap = subprocess.Popen(
+        [str(BIN / "tap-capsule"), "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    result = subprocess.run(
+        [str(BIN / "target-capsule-backup"), "--config", str(config)],
+        stdin=tap.stdout,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert tap.stdout is not None
+    tap.stdout.close()
+    assert tap.wait(timeout=300) == 0
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def verify(config: Path, folder: Path, *extra: str) -> tuple[Run, dict]:
+    """`capsule-verify --config C FOLDER ...`; the run and its JSON report."""
+    result = run(
+        [str(BIN / "capsule-verify"), "--config", str(config), str(folder), *extra], check=False
+    )
+    lines = result.json_lines()
+    return result, (lines[-1] if lines else {})
+
+
+def restore(config: Path, folder: Path, *extra: str, check: bool = True) -> Run:
+    return run(
+        [str(BIN / "capsule-restore"), "--config", str(config), str(folder), *extra], check=check
+    )
