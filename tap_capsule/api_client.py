@@ -27,6 +27,7 @@ import requests
 from singer_sdk import typing as th
 from singer_sdk.authenticators import BearerTokenAuthenticator, OAuthAuthenticator
 
+from tap_capsule.secrets import SECRET_SETTINGS
 from tap_capsule.token_cache import TokenCache
 
 DEFAULT_API_URL = "https://api.capsulecrm.com/api/v2"
@@ -49,6 +50,16 @@ class CapsuleConfigError(CapsuleError):
 
 class CapsuleAuthError(CapsuleError):
     """401/403: the run cannot continue until the user fixes the credentials."""
+
+
+class CapsulePermissionError(CapsuleAuthError):
+    """403: the token may not do this one operation (a scope or an administrator is missing)."""
+
+    def __init__(self, message: str, method: str, path: str) -> None:
+        super().__init__(message)
+        self.status = 403
+        self.method = method
+        self.path = path
 
 
 class CapsuleRateLimitError(CapsuleError):
@@ -282,10 +293,36 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
             )
 
 
+def clean_secret(config: t.Mapping[str, t.Any], key: str) -> str | None:
+    """A secret setting without surrounding whitespace; refused if whitespace is inside it.
+
+    A token pasted with a trailing newline would otherwise go into the `Authorization` header,
+    where `requests` refuses it with an error that quotes the whole header, token included.
+    """
+    value = config.get(key)
+    if value is None:
+        return None
+    text = str(value).strip()
+    if any(ch.isspace() for ch in text):
+        raise CapsuleConfigError(
+            f"{key} has whitespace inside it (a space or line break); copy it again, whole and "
+            "on one line"
+        )
+    return text or None
+
+
+def check_connection_settings(config: t.Mapping[str, t.Any]) -> None:
+    """Refuse unusable connection settings up front (`CapsuleConfigError`), before any work."""
+    for key in SECRET_SETTINGS:
+        clean_secret(config, key)
+    validate_api_url(config.get("api_url") or DEFAULT_API_URL)
+
+
 def make_authenticator(
     config: t.Mapping[str, t.Any],
 ) -> BearerTokenAuthenticator | CapsuleOAuthAuthenticator:
     """Bearer auth from `access_token`, with OAuth refresh when the refresh settings are given."""
+    config = {**config, **{k: clean_secret(config, k) for k in SECRET_SETTINGS}}
     token = config.get("access_token")
     refresh = config.get("refresh_token")
     if refresh:
@@ -512,8 +549,7 @@ class CapsuleSession(requests.Session):
         kwargs.setdefault("timeout", self.timeout)
         method = (request.method or "GET").upper()
         path = urlparse(request.url).path
-        waits = backoff.expo(base=2, factor=0.5, max_value=30)
-        next(waits)  # python-backoff's generator starts with a 0-length first value
+        waits = retry_delays()
         refreshed = False
         attempt = 0
         while True:
@@ -555,7 +591,11 @@ class CapsuleSession(requests.Session):
                 self.authenticator.update_access_token()
                 refreshed = True
                 continue
-            if status in (401, 403):
+            if status == 403:
+                raise CapsulePermissionError(
+                    auth_failure_message(status, method, path), method, path
+                )
+            if status == 401:
                 raise CapsuleAuthError(auth_failure_message(status, method, path))
             if status >= 500:
                 if method not in IDEMPOTENT_METHODS:
@@ -581,6 +621,10 @@ class CapsuleSession(requests.Session):
                     continue
             return response
 
+    def pause(self, seconds: float) -> None:
+        """Wait before a retry the caller makes itself (the target's writes), as `send` does."""
+        self._sleep(seconds)
+
     def _transient(
         self, attempt: int, waits: t.Iterator[float], method: str, path: str, what: str
     ) -> None:
@@ -600,6 +644,16 @@ class CapsuleSession(requests.Session):
             delay,
         )
         self._sleep(delay)
+
+
+def retry_delays() -> t.Iterator[float]:
+    """Waits between tries of a failing request: 0.5 s, 1 s, 2 s, ... capped at 30 s.
+
+    One schedule for every retry both plugins make, reads here and writes in the target.
+    """
+    waits = backoff.expo(base=2, factor=0.5, max_value=30)
+    next(waits)  # python-backoff's generator starts with a 0-length first value
+    return waits
 
 
 def response_json(response: requests.Response) -> t.Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing as t
+from urllib.parse import quote
 
 INSERT, UPDATE, DELETE = "INSERT", "UPDATE", "DELETE"
 ALL_OPERATIONS = frozenset({INSERT, UPDATE, DELETE})
@@ -172,6 +173,10 @@ class CapsuleObject:
     definitions_of: str | None = None  # on definition objects: which object they describe
     capture_rule: str | None = None  # track objects: the track definition captureRule they need
     insertable_types: tuple[str, ...] | None = None  # entries: only these `type`s can be created
+    # Capsule has no PUT for it (custom titles): an UPDATE creates the new record, deletes the old.
+    replace_on_update: bool = False
+    multi_get: bool = False  # `GET {path}/{id1},{id2},...` answers up to 10 records at once
+    searchable: bool = False  # `GET {path}/search?q=` and `POST {path}/filters/results` exist
 
     @property
     def incremental(self) -> bool:
@@ -356,6 +361,8 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         deleted_keys=("parties", "restrictedParties"),
         embed=("tags", "fields", "organisation"),
         operations=ALL_OPERATIONS,
+        multi_get=True,
+        searchable=True,
         rules=(
             OneOf("type", ("person", "organisation")),
             Required(("firstName", "lastName"), when={"type": "person"}),
@@ -400,6 +407,8 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         deleted_keys=("opportunities", "restrictedOpportunities"),
         embed=("tags", "fields"),
         operations=ALL_OPERATIONS,
+        multi_get=True,
+        searchable=True,
         rules=(Required(("name", "party", "milestone")),),
         custom_fields="opportunity_custom_fields",
         tags="opportunity_tags",
@@ -432,6 +441,8 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         deleted_keys=("kases", "restrictedKases"),
         embed=("tags", "fields"),
         operations=ALL_OPERATIONS,
+        multi_get=True,
+        searchable=True,
         rules=(Required(("name", "party")),),
         read_only=frozenset({"closedOn"}),
         custom_fields="case_custom_fields",
@@ -496,6 +507,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         replication_key="updatedAt",
         params={"status": "open,completed,pending"},
         operations=ALL_OPERATIONS,
+        multi_get=True,
         rules=(
             Required(("description", "dueOn")),
             AtMostOne(("party", "opportunity", "kase")),
@@ -690,6 +702,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         operations=ALL_OPERATIONS,
         rules=(Required(("title",)),),
         natural_keys=(NaturalKey(("title",)),),
+        replace_on_update=True,
     ),
     CapsuleObject(
         stream="countries",
@@ -738,8 +751,14 @@ def path_fields(template: str) -> list[str]:
 
 
 def fill_path(template: str, values: t.Mapping[str, t.Any]) -> str:
-    """Fill `{field}` placeholders of a catalogue path from a record or context."""
-    return template.format_map(dict(values))
+    """Fill `{field}` placeholders of a catalogue path from a record or context.
+
+    Each value is percent-escaped whole (`/`, `?`, `#` and `..` included), so a value can only
+    ever name one path segment of the object the template belongs to.
+    """
+    return template.format_map(
+        {name: quote(str(values[name]), safe="") for name in path_fields(template)}
+    )
 
 
 def parent_of(obj_: CapsuleObject) -> CapsuleObject | None:

@@ -10,7 +10,13 @@ from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_capsule import catalogue as cat
-from tap_capsule.api_client import CapsuleSession, connection_settings
+from tap_capsule import secrets
+from tap_capsule.api_client import (
+    CapsuleConfigError,
+    CapsuleSession,
+    check_connection_settings,
+    connection_settings,
+)
 from tap_capsule.custom_fields import CustomFieldMap
 from tap_capsule.streams import CapsuleStream, stream_classes
 
@@ -40,6 +46,17 @@ class TapCapsule(Tap):
             "Capsule's 4,000 hourly requests.",
         ),
     ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Mask the secret settings in every log line before the SDK logs anything."""
+        secrets.install_early(kwargs.get("config"), "TAP_CAPSULE")
+        super().__init__(*args, **kwargs)
+        secrets.install(self.config)
+        try:  # settings that cannot work end the run before any request
+            check_connection_settings(self.config)
+        except CapsuleConfigError as exc:
+            self.logger.error("%s", exc)
+            raise SystemExit(1) from None
 
     @functools.cached_property
     def capsule_session(self) -> CapsuleSession:

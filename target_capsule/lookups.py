@@ -1,8 +1,18 @@
-"""What the target reads from Capsule, each list read at most once per run.
+"""What the target reads from Capsule, and how it keeps that cheap.
 
 Definitions (custom fields, tags, track definitions), upsert indexes and the current copy of records
-about to be updated. Lists are read page by page through the shared session and cached for the run;
-after a write the cache is updated from Capsule's answer, so later records see it.
+about to be updated. Everything read is cached for the run; after a write the cache is updated
+from Capsule's answer, so later records see it.
+
+What matching costs follows the input, not the account. Two ways to find an id-less record's
+match in a large list (parties, opportunities, cases): one search per record
+(`GET /parties/search?q=<key value>`), or one read of the whole list (a request per 100 records).
+Which is cheaper depends on how many records come, which a stream does not say in advance. So
+each search also reads the next page of the list: n records cost 2n requests while the list is
+unread, and once its last page is in, no more searches are needed. Either way the reads stay
+within twice the cheaper of the two. Reads of records to update work the same way, with up to 10
+records per GET (`/parties/1,2,3`) where Capsule serves several ids at once. Notes are matched in
+their parent's entries (`/parties/{id}/entries`), tracks and milestones in their parent's list.
 """
 
 from __future__ import annotations
@@ -17,13 +27,17 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
-from target_capsule.natural_keys import Index
+from target_capsule.natural_keys import Index, search_terms
 from target_capsule.payload import FieldDefinitions
+from target_capsule.values import ref_id
 
 logger = logging.getLogger("target_capsule.lookups")
 
-# After this many single GETs of one stream, read its whole list instead (one request per 100).
-SINGLE_GETS_BEFORE_LIST = 20
+MULTI_GET = 10  # ids Capsule serves in one GET of `/{entity}/{id1},{id2},...`
+ENTRY_PAGE = 50  # per-record entries lists take perPage up to 50
+
+# Notes are matched within their parent's entries, not in the account's whole list.
+ENTRY_PARENTS = (("party", "/parties"), ("opportunity", "/opportunities"), ("kase", "/kases"))
 
 
 def small(obj: cat.CapsuleObject) -> bool:
@@ -38,10 +52,11 @@ class Lookups:
         self.session = session
         self.upsert_keys = upsert_keys or {}
         self._indexes: dict[str, Index] = {}
+        self._owner: dict[str, str] = {}  # list path -> the stream whose records it holds
         self._complete: set[str] = set()  # list paths read in full
         self._field_defs: dict[str, FieldDefinitions] = {}
         self._lists: dict[str, list[dict]] = {}
-        self._single_gets: dict[str, int] = {}
+        self._pagers: dict[str, str | None] = {}  # lists being read a page at a time: next URL
         self.reads = 0
 
     # --- lists ----------------------------------------------------------------------------
@@ -92,6 +107,11 @@ class Lookups:
     def list_path(self, obj: cat.CapsuleObject, values: t.Mapping[str, t.Any]) -> str | None:
         """The list path of a record (child lists need their parent's id), or None."""
         names = cat.path_fields(obj.path)
+        if obj.stream == "entries":
+            for ref_key, parent_path in ENTRY_PARENTS:
+                parent_id = ref_id(values.get(ref_key))
+                if isinstance(parent_id, int) and parent_id > 0:
+                    return f"{parent_path}/{parent_id}/entries"
         if not names:
             return obj.path
         if any(values.get(n) in (None, "") for n in names):
@@ -107,6 +127,10 @@ class Lookups:
     ) -> Index:
         """The upsert index of one list, read in full once (again when `refresh`)."""
         cached = self._indexes.get(path)
+        if not refresh and path in self._pagers:  # a list half read: read the rest
+            while self.advance(obj, path, keys):
+                pass
+            return self._indexes[path]
         if cached is None or refresh or path not in self._complete:
             if not refresh and path == obj.path and obj.stream in self._lists:
                 records = list(self._lists[obj.stream])
@@ -117,9 +141,83 @@ class Lookups:
                 for rid, rec in cached.by_id.items():  # keep fresher single reads
                     index.by_id.setdefault(rid, rec)
             self._indexes[path] = index
+            self._owner[path] = obj.stream
             self._complete.add(path)
             logger.info("Read %d %s from %s for matching and diffs", len(records), obj.stream, path)
         return self._indexes[path]
+
+    def advance(self, obj: cat.CapsuleObject, path: str, keys: t.Sequence[cat.NaturalKey]) -> bool:
+        """Read the next page of a list into its index; False once the list is complete.
+
+        The list is complete as soon as a page carries no `Link: rel="next"`, so the last page
+        is never followed by a request that finds nothing.
+        """
+        if path in self._complete:
+            return False
+        if path not in self._pagers:
+            self._pagers[path] = None
+            self._indexes.setdefault(path, Index(keys))
+            self._owner[path] = obj.stream
+        index = self._indexes[path]
+        url = self._pagers[path]
+        if url is None:
+            query: t.Mapping | None = {**obj.list_query, "perPage": self.page_size(path)}
+            response = self.session.call("GET", path, params=query)
+        else:
+            response = self.session.call("GET", url)
+        self.reads += 1
+        raise_for_capsule_status(response)
+        for record in (response_json(response) or {}).get(obj.list_key) or ():
+            if record.get("id") not in index.by_id:  # a copy this run wrote is fresher
+                index.add(record)
+        next_url = response.links.get("next", {}).get("url")
+        if next_url:
+            self._pagers[path] = next_url
+            return True
+        del self._pagers[path]
+        self._complete.add(path)
+        logger.info("Read all %d %s of %s", len(index.by_id), obj.stream, path)
+        return False
+
+    @staticmethod
+    def page_size(path: str) -> int:
+        return ENTRY_PAGE if path.endswith("/entries") and path != "/entries" else 100
+
+    def candidates(
+        self,
+        obj: cat.CapsuleObject,
+        path: str,
+        keys: t.Sequence[cat.NaturalKey],
+        body: t.Mapping[str, t.Any],
+    ) -> Index:
+        """The records an id-less record may match, read as cheaply as the input allows.
+
+        Lists that are small or belong to one parent are read whole. A large searchable list
+        is searched for the record's key (or name) and read one more page per search, until
+        it is complete (see the module's docstring for why that bounds the cost).
+        """
+        if path in self._complete:
+            return self._indexes[path]
+        terms = search_terms(body, keys) if obj.searchable and path == obj.path else []
+        if not terms:
+            return self.index(obj, path, keys)
+        self.advance(obj, path, keys)
+        index = self._indexes[path]
+        if path in self._complete:
+            return index
+        for term in terms:
+            params = {**obj.list_query, "q": term}
+            found = list(self.session.paginate(f"{path}/search", obj.list_key, params))
+            self.reads += 1
+            for record in found:
+                if record.get("id") not in index.by_id:
+                    index.add(record)
+        return index
+
+    def cached(self, path: str | None, rid: t.Any) -> dict | None:
+        """The copy of a record this run already read or wrote, if any."""
+        index = self._indexes.get(path) if path else None
+        return index.by_id.get(rid) if index is not None else None
 
     def remember(self, obj: cat.CapsuleObject, path: str | None, record: dict) -> None:
         """Keep Capsule's answer to a write as the current copy of the record."""
@@ -129,8 +227,9 @@ class Lookups:
                 idx.add(record)
 
     def forget(self, obj: cat.CapsuleObject, rid: t.Any) -> None:
-        for idx in self._indexes.values():
-            if rid in idx.by_id and idx.by_id[rid] is not None:
+        """Drop a deleted record from its own object's lists only: ids repeat across objects."""
+        for path, idx in self._indexes.items():
+            if self._owner.get(path) == obj.stream:
                 idx.remove(rid)
 
     def current(
@@ -140,28 +239,66 @@ class Lookups:
         path: str | None,
         keys: t.Sequence[cat.NaturalKey],
         fresh: bool = False,
+        upcoming: t.Sequence[t.Any] = (),
     ) -> dict | None:
-        """Capsule's copy of one record: from a list read in full, else one GET (None: 404)."""
+        """Capsule's copy of one record (None: it does not exist).
+
+        From what the run already read; else small lists are read whole; else a GET, of up to
+        10 records at once (this one and the `upcoming` ids) where Capsule serves several,
+        each GET also reading one more page of the list (so reads stay within twice the
+        cheaper of "GET them all" and "read the list").
+        """
         if not fresh:
             for p in (path, obj.path):
                 idx = self._indexes.get(p) if p else None
                 if idx is not None and rid in idx.by_id:
                     return idx.by_id[rid]
-            if path and not cat.path_fields(path) and path not in self._complete:
-                count = self._single_gets.get(path, 0)
-                if count >= SINGLE_GETS_BEFORE_LIST or path in self._indexes or small(obj):
-                    idx = self.index(obj, path, keys)
-                    if rid in idx.by_id:
-                        return idx.by_id[rid]
-                self._single_gets[path] = count + 1
-        record = self.get_one(obj, rid)
-        if record is not None and path:
-            idx = self._indexes.get(path)
-            if idx is not None:
-                idx.add(record)
+            if path and not cat.path_fields(path) and small(obj):
+                return self.index(obj, path, keys).by_id.get(rid)
+            if not cat.path_fields(obj.path) and obj.path not in self._complete:
+                self.advance(obj, obj.path, keys)  # "rent" a GET, "save" one page of the list
+                found = self.cached(obj.path, rid)
+                if found is not None:
+                    return found
+        ids = [rid]
+        if obj.multi_get and not fresh:
+            ids += [
+                i
+                for i in dict.fromkeys(upcoming)
+                if i != rid and self.cached(path, i) is None and self.cached(obj.path, i) is None
+            ][: MULTI_GET - 1]
+        records = self.get_many(obj, ids) if len(ids) > 1 else [self.get_one(obj, rid)]
+        record = None
+        for got in records:
+            if got is None:
+                continue
+            for p in {path, obj.path} - {None}:
+                self._indexes.setdefault(p, Index(keys))  # type: ignore[arg-type]
+                self._owner.setdefault(p, obj.stream)  # type: ignore[arg-type]
+                self._indexes[p].add(got)  # type: ignore[index]
+            if str(got.get("id")) == str(rid):
+                record = got
         return record
 
+    def get_many(self, obj: cat.CapsuleObject, ids: t.Sequence[t.Any]) -> list[dict | None]:
+        """Several records in one GET; Capsule answers 404 if any is missing, then one by one."""
+        joined = ",".join(str(int(i)) for i in ids)
+        path = obj.single_path.replace("{id}", joined)
+        params = {"embed": ",".join(obj.embed)} if obj.embed else None
+        response = self.session.call("GET", path, params=params)
+        self.reads += 1
+        if response.status_code == 404:
+            return [self.get_one(obj, i) for i in ids]
+        raise_for_capsule_status(response)
+        body = response_json(response) or {}
+        found = body.get(obj.list_key)
+        if not isinstance(found, list):
+            one = body.get(obj.item_key)
+            found = [one] if isinstance(one, dict) else []
+        return [r for r in found if isinstance(r, dict)]
+
     def get_one(self, obj: cat.CapsuleObject, rid: t.Any) -> dict | None:
+        """One record by id (None on 404)."""
         params = {"embed": ",".join(obj.embed)} if obj.embed else None
         response = self.session.call(
             "GET", cat.fill_path(obj.single_path, {"id": rid}), params=params

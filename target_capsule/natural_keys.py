@@ -19,7 +19,7 @@ import itertools
 import typing as t
 
 from tap_capsule import catalogue as cat
-from target_capsule.payload import blank, ref_id, same
+from target_capsule.values import blank, ref_id, same
 
 # Fields that make a good first cut for content matching (the rest is compared in full).
 CONTENT_BUCKET_FIELDS = (
@@ -171,6 +171,38 @@ class Index:
                 break
         candidates = self._by_bucket.get(bucket, set())
         return [rid for rid in sorted(candidates, key=str) if holds(self.by_id[rid])]
+
+
+def search_terms(record: t.Mapping[str, t.Any], keys: t.Sequence[cat.NaturalKey]) -> list[str]:
+    """What to search Capsule for to find a record's matches: its key values, else its name.
+
+    Capsule's search looks in names and email addresses; every candidate it returns is still
+    compared in full, so a loose search costs nothing in correctness.
+    """
+    found = record_keys(record, keys)
+    if found:  # the most telling value of each key (an email, a name; never a bare id)
+        return sorted(
+            {max(values, key=lambda v: (not v.isdigit(), len(v))) for _n, values in found}
+        )
+    for field in ("name", "lastName", "firstName", "title"):
+        normed = _norm(record.get(field))
+        if normed is not None:
+            return [normed]
+    return []
+
+
+def content_of(obj: cat.CapsuleObject, body: t.Mapping[str, t.Any]) -> dict:
+    """The part of a body that content matching compares with Capsule's copy.
+
+    Left out: the parent reference of a child read from its parent's list (the list already
+    says it, and Capsule does not always echo it), and a track's `definition`, which Capsule
+    never returns (write-only), so a track is known by its parent, date and description.
+    """
+    parent = cat.parent_of(obj)
+    skip = {parent.item_key} if parent is not None and cat.path_fields(obj.path) else set()
+    if obj.capture_rule:
+        skip.add("definition")
+    return {k: v for k, v in body.items() if k not in skip}
 
 
 def holds_scalars(body: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any]) -> bool:

@@ -10,12 +10,11 @@ Nothing here talks to Capsule: definitions and current records are passed in.
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import typing as t
 
 from tap_capsule import catalogue as cat
 from tap_capsule.custom_fields import CustomFieldMap, convert, slug
+from target_capsule.values import blank, int_or_same, same
 
 # Contact sub-lists: Capsule merges these on PUT (new items are appended), so only items it does
 # not hold yet may be sent, or a replay would append them again.
@@ -26,20 +25,7 @@ class PayloadError(ValueError):
     """The record cannot become a request body (an unknown custom field, tag, ...)."""
 
 
-# --- Small value helpers ------------------------------------------------------------------------
-
-
-def blank(value: t.Any) -> bool:
-    """Unset for Capsule's purposes: None, "", [], {} or a reference without id and name."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, (list, tuple)):
-        return len(value) == 0
-    if isinstance(value, dict):
-        return all(blank(v) for v in value.values())
-    return False
+# --- References -------------------------------------------------------------------------------
 
 
 def is_ref(prop_schema: t.Mapping | None) -> bool:
@@ -61,83 +47,10 @@ def ref(value: t.Any) -> dict | None:
         return {"id": int(value)}
     if isinstance(value, dict):
         if value.get("id") not in (None, ""):
-            return {"id": _int_or_same(value["id"])}
+            return {"id": int_or_same(value["id"])}
         if not blank(value.get("name")):
             return {"name": value["name"]}
     raise PayloadError(f"{value!r} is not a reference (expected an object with an id)")
-
-
-def _int_or_same(value: t.Any) -> t.Any:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return value
-
-
-def ref_id(value: t.Any) -> t.Any:
-    if isinstance(value, dict):
-        return value.get("id")
-    if isinstance(value, (int, str)) and str(value).strip().isdigit():
-        return int(value)
-    return None
-
-
-def _parse_datetime(value: t.Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if len(text) < 11:  # a bare date is not a datetime
-            return None
-        try:
-            moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
-        except ValueError:
-            return None
-    else:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc).replace(microsecond=0)
-
-
-def same(ours: t.Any, theirs: t.Any) -> bool:
-    """Does Capsule's value `theirs` already hold everything `ours` says?
-
-    Loose where Capsule's representation differs from an equivalent input: "" and None are both
-    unset, 5 equals 5.0 and "5", datetimes compare as instants, references compare by id, objects
-    compare on the keys we send, lists of objects on their items.
-    """
-    if blank(ours) and blank(theirs):
-        return True
-    if isinstance(ours, dict):
-        if "id" in ours and len(ours) == 1:
-            return isinstance(theirs, dict) and str(theirs.get("id")) == str(ours["id"])
-        if not isinstance(theirs, dict):
-            return False
-        return all(same(v, theirs.get(k)) for k, v in ours.items())
-    if isinstance(ours, list):
-        if not isinstance(theirs, list):
-            return False
-        if all(not isinstance(i, (dict, list)) for i in ours):
-            return sorted(map(_scalar_key, ours)) == sorted(map(_scalar_key, theirs))
-        return len(ours) == len(theirs) and all(any(same(i, j) for j in theirs) for i in ours)
-    if isinstance(ours, bool) or isinstance(theirs, bool):
-        return str(ours).lower() == str(theirs).lower()
-    if isinstance(ours, (int, float)) or isinstance(theirs, (int, float)):
-        try:
-            return math.isclose(float(ours), float(theirs), rel_tol=0, abs_tol=1e-9)
-        except (TypeError, ValueError):
-            return False
-    if isinstance(ours, str) and isinstance(theirs, str):
-        if ours == theirs:
-            return True
-        a, b = _parse_datetime(ours), _parse_datetime(theirs)
-        return a is not None and a == b
-    return ours == theirs
-
-
-def _scalar_key(value: t.Any) -> str:
-    return "" if value is None else str(value)
 
 
 # What identifies a contact item; other parts (its `type` label) do not make it a new item.
@@ -243,31 +156,65 @@ class FieldDefinitions:
             wanted[self.resolve(key)] = value
         return wanted
 
-    def values_of(self, current: t.Mapping[str, t.Any] | None) -> dict[int, t.Any]:
-        out: dict[int, t.Any] = {}
+    def rows_of(self, current: t.Mapping[str, t.Any] | None) -> dict[int, dict]:
+        """Capsule's value rows by definition id (a row carries its own id, used to remove it)."""
+        out: dict[int, dict] = {}
         for item in (current or {}).get("fields") or ():
+            if not isinstance(item, dict):
+                continue
             definition = item.get("definition")
             def_id = definition.get("id") if isinstance(definition, dict) else definition
             if def_id is not None:
-                out[int(def_id)] = item.get("value")
+                out[int(def_id)] = item
         return out
 
-    def body(self, wanted: dict[int, t.Any], current: t.Mapping[str, t.Any] | None) -> list[dict]:
-        """`fields` items for what Capsule does not hold yet (all non-empty ones on insert)."""
-        have = self.values_of(current)
-        out = []
+    def values_of(self, current: t.Mapping[str, t.Any] | None) -> dict[int, t.Any]:
+        """Capsule's values by definition id."""
+        return {def_id: row.get("value") for def_id, row in self.rows_of(current).items()}
+
+    def body(
+        self,
+        wanted: dict[int, t.Any],
+        current: t.Mapping[str, t.Any] | None,
+        replace: bool = False,
+    ) -> list[dict]:
+        """`fields` items for what Capsule does not hold yet (all non-empty ones on insert).
+
+        A value the record clears, and with `replace` a value the record does not name, is
+        removed with `{"id": <row id>, "_delete": true}`: Capsule refuses `value: null` on a
+        boolean field with a 422, and `_delete` is how every kind of value row is removed.
+        """
+        rows = self.rows_of(current)
+        out: list[dict] = []
         for def_id, value in sorted(wanted.items()):
             kind = self.kind(def_id)
             mine = convert(value, kind)
             if current is None:
                 if mine is None:
                     continue
-            elif convert(have.get(def_id), kind) == mine:
+            elif def_id in rows and convert(rows[def_id].get("value"), kind) == mine:
                 continue
-            elif mine is None and def_id not in have:
+            elif mine is None:
+                if def_id in rows:
+                    out.append(self._removal(def_id, rows[def_id]))
                 continue
             out.append({"definition": {"id": def_id}, "value": value})
+        if replace and current is not None:
+            out.extend(
+                self._removal(def_id, row)
+                for def_id, row in sorted(rows.items())
+                if def_id not in wanted and not blank(row.get("value"))
+            )
         return out
+
+    def _removal(self, def_id: int, row: t.Mapping[str, t.Any]) -> dict:
+        if row.get("id") is None:
+            name = self.definitions.get(def_id, {}).get("name", def_id)
+            raise PayloadError(
+                f"custom field {name!r} cannot be cleared: Capsule's copy of the value has no "
+                "row id to remove"
+            )
+        return {"id": row["id"], "_delete": True}
 
 
 def tag_names(
@@ -284,7 +231,7 @@ def tag_names(
         elif isinstance(tag, dict) and tag.get("id") is not None:
             if by_id is None:
                 by_id = {int(d["id"]): str(d.get("name")) for d in tag_definitions()}
-            tag_id = _int_or_same(tag["id"])
+            tag_id = int_or_same(tag["id"])
             if tag_id not in by_id:
                 raise PayloadError(
                     f"unknown tag id {tag['id']} (rule: tags name an existing {stream} tag, or "
@@ -298,13 +245,22 @@ def tag_names(
     return names
 
 
-def tags_body(names: list[str], current: t.Mapping[str, t.Any] | None) -> list[dict]:
-    have = {
-        str(t_.get("name") or "").strip().casefold()
-        for t_ in (current or {}).get("tags") or ()
-        if isinstance(t_, dict)
-    }
-    return [{"name": n} for n in names if n.casefold() not in have]
+def tags_body(
+    names: list[str], current: t.Mapping[str, t.Any] | None, replace: bool = False
+) -> list[dict]:
+    """Tags to add by name; with `replace`, Capsule's tags the record lacks are removed by id."""
+    current_tags = [tag for tag in (current or {}).get("tags") or () if isinstance(tag, dict)]
+    have = {str(tag.get("name") or "").strip().casefold() for tag in current_tags}
+    out: list[dict] = [{"name": n} for n in names if n.casefold() not in have]
+    if replace and current is not None:
+        wanted = {n.casefold() for n in names}
+        out.extend(
+            {"id": tag["id"], "_delete": True}
+            for tag in current_tags
+            if tag.get("id") is not None
+            and str(tag.get("name") or "").strip().casefold() not in wanted
+        )
+    return out
 
 
 # --- The body -----------------------------------------------------------------------------------
@@ -366,8 +322,17 @@ def insert_body(body: dict) -> dict:
     return out
 
 
-def update_body(obj: cat.CapsuleObject, body: dict, current: t.Mapping[str, t.Any]) -> dict:
-    """The part of `body` that Capsule's `current` record does not hold yet."""
+def update_body(
+    obj: cat.CapsuleObject,
+    body: dict,
+    current: t.Mapping[str, t.Any],
+    replace: bool = False,
+) -> dict:
+    """The part of `body` that Capsule's `current` record does not hold yet.
+
+    Contact lists are merged by Capsule: only missing items are sent. With `replace` the record's
+    list is the whole truth, and Capsule's rows it lacks are sent as `{"id", "_delete": true}`.
+    """
     allowed = obj.updatable
     parent_key_name = parent_ref_key(obj)
     out: dict[str, t.Any] = {}
@@ -379,14 +344,63 @@ def update_body(obj: cat.CapsuleObject, body: dict, current: t.Mapping[str, t.An
         if key not in current and blank(value):
             continue
         if key in CONTACT_LISTS:
-            missing = [
-                i for i in value or () if not contact_present(i, current.get(key) or [], key)
-            ]
-            if missing:
-                out[key] = [
-                    {k: v for k, v in i.items() if not blank(v) or k == "id"} for i in missing
-                ]
+            items = contact_changes(key, value or [], current.get(key) or [], replace)
+            if items:
+                out[key] = items
             continue
         if not same(value, current.get(key)):
             out[key] = value
+    keep_team(obj, body, current, out)
     return out
+
+
+def contact_changes(kind: str, wanted: list, have: list, replace: bool) -> list[dict]:
+    """Contact items Capsule lacks, and with `replace` removals of the rows the record lacks."""
+    out = [
+        {k: v for k, v in i.items() if not blank(v) or k == "id"}
+        for i in wanted
+        if not contact_present(i, have, kind)
+    ]
+    if replace:
+        out.extend(
+            {"id": row["id"], "_delete": True}
+            for row in have
+            if isinstance(row, dict)
+            and row.get("id") is not None
+            and not any(_names_row(i, row, kind) for i in wanted)
+        )
+    return out
+
+
+def _names_row(item: dict, row: dict, kind: str) -> bool:
+    """Does a wanted item stand for Capsule's row (by the row's id, else by its values)?"""
+    if item.get("id") is not None:
+        return str(item["id"]) == str(row.get("id"))
+    return contact_present(item, [row], kind)
+
+
+def keep_team(
+    obj: cat.CapsuleObject, body: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any], out: dict
+) -> None:
+    """Send the team along with a new owner, or Capsule drops it.
+
+    Capsule clears a case's `team` when a PUT sets `owner` without `team` (seen on the live API;
+    unverified for parties and opportunities, so they are treated the same: sending the team
+    they already hold changes nothing if Capsule keeps it).
+    """
+    if "owner" not in out or "team" in out or "team" not in obj.schema:
+        return
+    team = body["team"] if "team" in body else current.get("team")
+    if not blank(team):
+        out["team"] = ref(team)
+
+
+def removals(diff: t.Mapping[str, t.Any]) -> int:
+    """How many nested rows a diff removes (`_delete` items in its lists)."""
+    return sum(
+        1
+        for value in diff.values()
+        if isinstance(value, list)
+        for item in value
+        if isinstance(item, dict) and item.get("_delete")
+    )

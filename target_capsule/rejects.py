@@ -1,8 +1,8 @@
 """The rejects file: one JSON line per record that was not (or would not be) applied.
 
 `{"stream", "operation", "reason", "http_status", "record"}`. Secret setting values (the access
-token, OAuth refresh token and client credentials) never reach it: any occurrence in a reason or a
-record is replaced by `***`.
+token, OAuth refresh token and client credentials) never reach it: any occurrence in a reason, a
+record's value or a record's key, whole, encoded or in part, is replaced by `***`.
 """
 
 from __future__ import annotations
@@ -13,21 +13,14 @@ import pathlib
 import threading
 import typing as t
 
-SECRET_SETTINGS = ("access_token", "refresh_token", "client_id", "client_secret")
-MASK = "***"
+from tap_capsule.secrets import Redactor, secret_values
 
 logger = logging.getLogger("target_capsule.rejects")
 
 
 def secrets_of(config: t.Mapping[str, t.Any]) -> list[str]:
-    return sorted({str(config[k]) for k in SECRET_SETTINGS if config.get(k)}, key=len, reverse=True)
-
-
-def redact(text: str, secrets: t.Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+    """The secret settings' values, in every form they were given and used."""
+    return secret_values(config)
 
 
 def _jsonable(value: t.Any) -> t.Any:
@@ -36,13 +29,13 @@ def _jsonable(value: t.Any) -> t.Any:
     return str(value)
 
 
-def _redact_values(value: t.Any, secrets: t.Sequence[str]) -> t.Any:
+def _redact_values(value: object, redactor: Redactor) -> object:
     if isinstance(value, str):
-        return redact(value, secrets)
+        return redactor.redact(value)
     if isinstance(value, dict):
-        return {k: _redact_values(v, secrets) for k, v in value.items()}
+        return {redactor.redact(str(k)): _redact_values(v, redactor) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_redact_values(v, secrets) for v in value]
+        return [_redact_values(v, redactor) for v in value]
     return value
 
 
@@ -51,7 +44,7 @@ class Rejects:
 
     def __init__(self, path: str | None, secrets: t.Sequence[str]) -> None:
         self.path = pathlib.Path(path) if path else None
-        self.secrets = list(secrets)
+        self.redactor = Redactor(secrets)
         self.count = 0
         self._lock = threading.Lock()
         if self.path is not None:
@@ -66,7 +59,7 @@ class Rejects:
         record: t.Mapping[str, t.Any],
         http_status: int | None = None,
     ) -> None:
-        reason = redact(reason, self.secrets)
+        reason = self.redactor.redact(reason)
         line = {
             "stream": stream,
             "operation": operation,
@@ -78,10 +71,10 @@ class Rejects:
                     for k, v in record.items()
                     if not k.startswith("_sdc_") or (k == "_sdc_deleted_at" and v)
                 },
-                self.secrets,
+                self.redactor,
             ),
         }
-        # Redact inside values only: replacing in the serialised line would corrupt keys and
+        # Redact inside keys and values, not in the serialised line: that would corrupt its
         # structure whenever a secret happens to be a short common string.
         text = json.dumps(line, default=_jsonable, ensure_ascii=False)
         with self._lock:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import sys
+import time
 import typing as t
 from pathlib import Path
 
@@ -38,12 +40,14 @@ from target_capsule.refs import REFERENCE_STREAMS, IdMap, positive_id
 from target_capsule.rejects import Rejects, secrets_of
 from target_capsule.revert import creation_body, differences
 from target_capsule.verify import VerifyError, limit_of, read_backup
+from target_capsule.writes import Check, Unresolved, write
 
 logger = logging.getLogger("capsule-restore")
 
 MATCH, SETTING, CONTENT, LINK = "match", "setting", "content", "link"
 SAME, COPY = "same", "copy"
 STATE_KEY = "capsule_restore"
+CLOCK_MARGIN = 300  # seconds: a `since` read after an ambiguous create looks this far back
 TRACK_TASKS = "tasks_created_by_tracks"  # id-map section: written once more after their track
 
 # (stream, kind, fields that name it). Matched streams are never created.
@@ -312,6 +316,9 @@ class Restore:
         except CapsuleAPIError as exc:
             self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
             return
+        except AmbiguousWriteError as exc:  # a PUT sets values: the next run sends what's left
+            self.reject(obj, record, f"{exc} Run the restore again.")
+            return
         self.writes += 1
         updated = (response_json(response) or {}).get(obj.item_key)
         if isinstance(updated, dict):
@@ -381,19 +388,26 @@ class Restore:
         if obj.capture_rule and translated.get("definition"):
             body["definition"] = translated["definition"]
         self.ids.mark_pending(obj.stream, old, body)
+        list_path = path or (None if cat.path_fields(obj.path) else obj.path)
         try:
-            response = self.session.call(
-                "POST", cat.fill_path(obj.post_path, translated), json_body={obj.item_key: body}
+            written = write(
+                self.session,
+                "POST",
+                cat.fill_path(obj.post_path, translated),
+                {obj.item_key: body},
+                check=functools.partial(self.find_created, obj, body, list_path)
+                if list_path
+                else None,
+                what=f"{obj.stream} restore of record {old}",
             )
-            raise_for_capsule_status(response)
         except CapsuleAPIError as exc:
             self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
             return
-        except AmbiguousWriteError as exc:
+        except Unresolved as exc:
             self.reject(obj, record, f"{exc} Run the restore again: it looks for the record first")
             return
         self.writes += 1
-        created = (response_json(response) or {}).get(obj.item_key) or {}
+        created = written.found or (written.answer or {}).get(obj.item_key) or {}
         new = positive_id(created.get("id"))
         if new is None:
             self.reject(obj, record, "Capsule's answer carries no id")
@@ -403,6 +417,25 @@ class Restore:
         counts.created += 1
         if obj.capture_rule:
             self.map_track_tasks(record, created)
+
+    def find_created(self, obj: cat.CapsuleObject, body: dict, path: str) -> Check:
+        """After an ambiguous POST: does the destination now hold a record like `body`?
+
+        Reads the list again (objects with `since`: only what changed in the last minutes) and
+        looks among the records no other backed-up record was mapped to.
+        """
+        params = dict(obj.list_query)
+        if obj.since and path == obj.path:
+            now = self.session.pacer.server_now() or time.time()
+            params["since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - CLOCK_MARGIN))
+        records = list(self.session.paginate(path, obj.list_key, params))
+        taken = self.ids.new_ids(obj.stream)
+        found = [
+            d
+            for d in records
+            if positive_id(d.get("id")) not in taken and not differences(obj, body, d)
+        ]
+        return Check(applied=bool(found), found=found[0] if found else None)
 
     def resolve_pending(self, obj: cat.CapsuleObject) -> None:
         """Creates a killed run sent without seeing the answer: find them before sending again."""
@@ -451,8 +484,15 @@ class Restore:
             counts.existing += 1
             return
         single = cat.fill_path(obj.single_path, {"id": new})
-        response = self.session.call("PUT", single, json_body={obj.item_key: diff})
-        raise_for_capsule_status(response)
+        try:
+            response = self.session.call("PUT", single, json_body={obj.item_key: diff})
+            raise_for_capsule_status(response)
+        except CapsuleAPIError as exc:
+            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+            return
+        except AmbiguousWriteError as exc:  # a PUT sets values: the next run sends what's left
+            self.reject(obj, record, f"{exc} Run the restore again.")
+            return
         self.writes += 1
         counts.updated += 1
 
@@ -482,11 +522,24 @@ class Restore:
             counts.existing += 1
             return
         ids = {parent_key: parent, child_key: child}
+
+        def check() -> Check:
+            """Re-read the parent's links: applied when the link is there."""
+            return Check(applied=str(child) in (self.lookups.linked_ids(obj, parent, True) or ()))
+
         try:
-            response = self.session.call("POST", cat.fill_path(obj.post_path, ids))
-            raise_for_capsule_status(response)
+            write(
+                self.session,
+                "POST",
+                cat.fill_path(obj.post_path, ids),
+                check=check,
+                what=f"{obj.stream} restore of a link",
+            )
         except CapsuleAPIError as exc:
             self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+            return
+        except Unresolved as exc:
+            self.reject(obj, record, f"{exc} Run the restore again.")
             return
         self.writes += 1
         self.lookups.link_changed(obj, parent, child, linked=True)

@@ -7,28 +7,39 @@ by a look-up before any retry, PUTs by a re-read, and DELETEs are idempotent.
 
 from __future__ import annotations
 
+import functools
+import time
 import typing as t
 
 from singer_sdk.exceptions import InvalidRecord
-from singer_sdk.sinks import RecordSink
+from singer_sdk.sinks import BatchSink
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
     AmbiguousWriteError,
     CapsuleAPIError,
     CapsuleNotFound,
+    CapsulePermissionError,
     raise_for_capsule_status,
     response_json,
 )
 from target_capsule import natural_keys as nk
-from target_capsule import payload, rules
-from target_capsule.payload import PayloadError, blank, ref_id
+from target_capsule import payload, rules, validation
+from target_capsule.payload import PayloadError
+from target_capsule.permissions import missing_permission
+from target_capsule.run import WriteRun
+from target_capsule.values import blank, ref_id
+from target_capsule.writes import Check, Unresolved, write
 
 if t.TYPE_CHECKING:
-    from target_capsule.target import TargetCapsule, WriteRun
+    from singer_sdk import Target
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
-WRITE_ATTEMPTS = 3  # a write that stays ambiguous after a look-up and this many tries is rejected
+CLOCK_MARGIN = 5  # seconds: a `since` check starts this long before the POST (clocks tick in s)
+
+
+def _iso(epoch: float, offset: float = 0) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch + offset))
 
 
 class Rejected(Exception):
@@ -39,22 +50,36 @@ class Rejected(Exception):
         self.http_status = http_status
 
 
-class CapsuleSink(RecordSink):
-    """Writes one stream's records to Capsule, as the catalogue entry of that stream says."""
+class CapsuleSink(BatchSink):
+    """Writes one stream's records to Capsule, as the catalogue entry of that stream says.
+
+    Records are applied in small batches, in input order, so that the records to update can be
+    read up to 10 per GET (`/parties/1,2,3`) instead of one by one. The target drains a stream's
+    batch before a record of another stream, and before it emits a STATE.
+    """
+
+    MAX_SIZE_DEFAULT = 50
 
     # Capsule wants the strings it sends; the SDK would parse date-times into Python objects.
     def __init__(
         self,
-        target: TargetCapsule,
+        target: Target,
         stream_name: str,
         schema: dict,
         key_properties: t.Sequence[str] | None,
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.obj = cat.get(stream_name)
-        self.run: WriteRun = target.run
+        run = getattr(target, "run", None)
+        if not isinstance(run, WriteRun):
+            raise TypeError("CapsuleSink needs a target that holds a WriteRun as `run`")
+        self.run = run
         self._schema_error: str | None = None
         self._ignored_warned: set[str] = set()
+        self.replace = run.replaces(stream_name)  # nested lists mirror the record
+        self.on_content = False  # the last match was made on content, not on a natural key
+        self.refused: dict[str, str] = {}  # operation -> the 403 reason Capsule gave for it
+        self.upcoming: list[int] = []  # ids the rest of the batch will update
 
     @property
     def include_sdc_metadata_properties(self) -> bool:
@@ -78,7 +103,35 @@ class CapsuleSink(RecordSink):
     # --- one record -----------------------------------------------------------------------
 
     def process_record(self, record: dict, context: dict) -> None:
+        """Queue the record with its SCHEMA check; `process_batch` applies it."""
+        context.setdefault("records", []).append((record, self._schema_error))
+
+    def process_batch(self, context: dict) -> None:
+        """Apply the batch in order, telling lookups which records will be updated next."""
+        queued = context.get("records") or []
+        ids = [self.update_id(record) for record, _error in queued]
+        for number, (record, schema_error) in enumerate(queued):
+            self.upcoming = [i for i in ids[number + 1 :] if i is not None]
+            self._schema_error = schema_error
+            self.apply_record(record)
+        self.upcoming = []
+        context["records"] = []
+
+    def update_id(self, record: t.Mapping[str, t.Any]) -> int | None:
+        """The id of a record that will be an UPDATE, when it is a usable id."""
+        rid = record.get("id")
+        if not blank(record.get("_sdc_deleted_at")) or isinstance(rid, bool):
+            return None
+        if isinstance(rid, int) and rid > 0:
+            return rid
+        if isinstance(rid, str) and rid.strip().isdigit() and int(rid) > 0:
+            return int(rid)
+        return None
+
+    def apply_record(self, record: dict) -> None:
+        """Apply one record and count its outcome (every record ends as exactly one)."""
         operation = self.operation_of(record)
+        original = record
         try:
             if self._schema_error:
                 raise Rejected(
@@ -86,22 +139,47 @@ class CapsuleSink(RecordSink):
                     f"{self.stream_name} {operation}: the record does not "
                     f"match its stream's SCHEMA message: {self._schema_error}",
                 )
+            if operation in self.refused:
+                raise Rejected(
+                    operation, f"{self.refused[operation]} (refused earlier in this run)", 403
+                )
+            try:
+                record = validation.prepare(self.obj, operation, record)
+            except validation.ValidationError as exc:
+                raise Rejected(operation, str(exc)) from None
             outcome, operation = self.apply(operation, record)
+        except Unresolved as exc:
+            self.run.rejects.write(self.stream_name, operation, str(exc), original, exc.status)
+            self.run.summary.add(
+                self.stream_name, operation, "unresolved" if exc.checked else "rejected"
+            )
+            return
         except Rejected as rejection:
             self.run.reject(
                 self.stream_name,
                 rejection.operation,
                 rejection.reason,
-                record,
+                original,
                 rejection.http_status,
             )
+            return
+        except CapsulePermissionError as exc:
+            # A 403 belongs to this operation (a scope or an administrator is missing), not to
+            # the whole token: reject, and reject the stream's later records of this operation
+            # without spending a request on each.
+            reason = (
+                f"{self.stream_name} {operation}: Capsule refused {exc.method} {exc.path} with "
+                f"HTTP 403: the token lacks {missing_permission(self.stream_name)}"
+            )
+            self.refused[operation] = reason
+            self.run.reject(self.stream_name, operation, reason, original, 403)
             return
         except CapsuleAPIError as exc:  # a read for matching or diffing was refused
             self.run.reject(
                 self.stream_name,
                 operation,
                 f"{self.stream_name} {operation}: {exc}",
-                record,
+                original,
                 exc.status,
             )
             return
@@ -180,22 +258,31 @@ class CapsuleSink(RecordSink):
         keys = nk.keys_for(self.obj, self.run.upsert_keys)
         path = self.path_of(view)
         if keys is not None and path is not None:
-            matched = self.match(body, keys, path, content=True)
+            matched = self.match(body, keys, path, content=self.run.match_on_content)
             if len(matched) > 1:
                 raise Rejected(
                     INSERT,
                     f"{self.stream_name} INSERT: {nk.describe(body, keys)} "
                     f"matches {len(matched)} existing records (ids "
                     f"{', '.join(map(str, matched))}) (rule: an upsert key must match "
-                    "at most one record)",
+                    "at most one record; Capsule has no merge, so merge them in Capsule or "
+                    "give the record an id)",
+                )
+            if matched and self.on_content:
+                self.run.summary.count(self.stream_name, "matched_on_content")
+                self.logger.info(
+                    "%s INSERT: matched on content existing record %s (Capsule already holds "
+                    "every field it sets; set match_on_content to false to insert instead)",
+                    self.stream_name,
+                    matched[0],
                 )
             if matched:
                 rule = rules.operation_allowed(self.obj, UPDATE)
                 if rule:
                     raise Rejected(UPDATE, rule)
                 self._check(UPDATE, view)
-                index = self.run.lookups.index(self.obj, path, keys)
-                return self.update(record, body, matched[0], path, index.by_id[matched[0]]), UPDATE
+                found = self.run.lookups.cached(path, matched[0])
+                return self.update(record, body, matched[0], path, found), UPDATE
         try:
             full = payload.insert_body(body)
             full.update(self.extras(record, None))
@@ -203,9 +290,7 @@ class CapsuleSink(RecordSink):
             raise Rejected(INSERT, f"{self.stream_name} INSERT: {exc}") from None
         if self.run.dry_run:
             if keys is not None and path is not None:
-                self.run.lookups.index(self.obj, path, keys or ()).add(
-                    {"id": f"planned:{id(record)}", **full}
-                )
+                self.run.lookups.remember(self.obj, path, {"id": f"planned:{id(record)}", **full})
             self.run.changes.write(
                 self.stream_name, INSERT, None, full, created_tags=self.new_tags(full)
             )
@@ -220,15 +305,21 @@ class CapsuleSink(RecordSink):
         content: bool,
         refresh: bool = False,
     ) -> list:
-        index = self.run.lookups.index(self.obj, path, keys, refresh=refresh)
+        lookups = self.run.lookups
+        if refresh:
+            index = lookups.index(self.obj, path, keys, refresh=True)
+        else:
+            index = lookups.candidates(self.obj, path, keys, nk.content_of(self.obj, body))
+        return self.match_in(index, body, content)
+
+    def match_in(self, index: nk.Index, body: dict, content: bool) -> list:
+        """Ids in `index` that `body` matches by natural key, or else by content."""
         ids = index.match_key(body)
+        self.on_content = ids is None
         if ids is None:
             if not content:
                 return []
-            parent_ref = (
-                payload.parent_ref_key(self.obj) if cat.path_fields(self.obj.path) else None
-            )
-            wanted = {k: v for k, v in body.items() if k != parent_ref}
+            wanted = nk.content_of(self.obj, body)
             ids = index.match_content(wanted, lambda current: nk.holds_scalars(wanted, current))
         return ids
 
@@ -242,71 +333,82 @@ class CapsuleSink(RecordSink):
     ) -> tuple[str, str]:
         target_path = cat.fill_path(self.obj.post_path, record)
         new_tags = self.new_tags(full)
-        for _attempt in range(WRITE_ATTEMPTS):
-            try:
-                response = self.run.session.call(
-                    "POST", target_path, json_body={self.obj.item_key: full}
-                )
-                raise_for_capsule_status(response)
-            except CapsuleAPIError as exc:
-                raise Rejected(
-                    INSERT,
-                    f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
-                    exc.status,
-                ) from None
-            except AmbiguousWriteError as exc:
-                if keys is None or path is None:
-                    raise Rejected(
-                        INSERT,
-                        f"{self.stream_name} INSERT: {exc} The record may have been created; "
-                        f"check Capsule before re-running (upsert is off for {self.stream_name}, "
-                        "so the target cannot tell).",
-                        exc.status,
-                    ) from None
-                self.logger.warning("%s; looking it up before any retry", exc)
-                matched = self.match(body, keys, path, content=True, refresh=True)
-                if len(matched) > 1:
-                    raise Rejected(
-                        INSERT,
-                        f"{self.stream_name} INSERT: {exc} Afterwards "
-                        f"{len(matched)} records match it (ids "
-                        f"{', '.join(map(str, matched))}); check Capsule.",
-                        exc.status,
-                    ) from None
-                if matched:
-                    # Our POST created it after all: that is the change to log.
-                    self.run.changes.write(
-                        self.stream_name, INSERT, matched[0], full, created_tags=new_tags
-                    )
-                    index = self.run.lookups.index(self.obj, path, keys)
-                    self.update(record, body, matched[0], path, index.by_id[matched[0]])
-                    return "applied", INSERT
-                continue  # Capsule does not hold it: the POST did not happen, so send it again
-            created = (response_json(response) or {}).get(self.obj.item_key)
-            if isinstance(created, dict):
-                self.run.lookups.remember(self.obj, path, created)
-            rid = created.get("id") if isinstance(created, dict) else None
-            self.run.changes.write(self.stream_name, INSERT, rid, full, created_tags=new_tags)
+        check = None
+        if keys is not None and path is not None:
+            since = _iso(self.run.session.pacer.server_now() or time.time(), -CLOCK_MARGIN)
+            check = functools.partial(self.check_created, body, keys, path, since)
+        try:
+            written = write(
+                self.run.session,
+                "POST",
+                target_path,
+                {self.obj.item_key: full},
+                check=check,
+                what=f"{self.stream_name} INSERT",
+            )
+        except CapsuleAPIError as exc:
+            raise Rejected(
+                INSERT,
+                f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
+                exc.status,
+            ) from None
+        if written.found is not None:  # created by a try whose answer was lost
+            assert path is not None
+            self.run.lookups.remember(self.obj, path, written.found)
+            self.run.changes.write(
+                self.stream_name, INSERT, written.found["id"], full, created_tags=new_tags
+            )
+            self.update(record, body, written.found["id"], path, written.found)
             return "applied", INSERT
-        raise Rejected(
-            INSERT,
-            f"{self.stream_name} INSERT: Capsule kept failing the POST "
-            f"{WRITE_ATTEMPTS} times without creating the record; run again later",
-        )
+        created = (written.answer or {}).get(self.obj.item_key)
+        if isinstance(created, dict):
+            self.run.lookups.remember(self.obj, path, created)
+        rid = created.get("id") if isinstance(created, dict) else None
+        self.run.changes.write(self.stream_name, INSERT, rid, full, created_tags=new_tags)
+        return "applied", INSERT
+
+    def check_created(
+        self, body: dict, keys: t.Sequence[cat.NaturalKey], path: str, since: str
+    ) -> Check:
+        """After an ambiguous POST: does Capsule now hold a record that matches `body`?
+
+        Objects with `since` are checked in the records changed since just before the POST (one
+        short read); others in their list, which for them is a small settings list.
+        """
+        if self.obj.since and path == self.obj.path:
+            params = {**self.obj.list_query, "since": since}
+            records = list(self.run.session.paginate(path, self.obj.list_key, params))
+            index = nk.Index(keys, records)
+            found = [index.by_id[i] for i in self.match_in(index, body, content=True)]
+        else:
+            ids = self.match(body, keys, path, content=True, refresh=True)
+            index = self.run.lookups.index(self.obj, path, keys)
+            found = [index.by_id[i] for i in ids]
+        if len(found) > 1:
+            raise Rejected(
+                INSERT,
+                f"{self.stream_name} INSERT: after an ambiguous failure {len(found)} records "
+                f"match it (ids {', '.join(str(r.get('id')) for r in found)}); check Capsule.",
+            )
+        return Check(applied=bool(found), found=found[0] if found else None)
 
     def extras(self, record: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any] | None) -> dict:
         """Tags and custom values Capsule does not hold yet."""
         out: dict[str, t.Any] = {}
-        if self.obj.tags and record.get("tags"):
+        if self.obj.tags and (record.get("tags") or (self.replace and "tags" in record)):
             names = payload.tag_names(
                 record, lambda: self.run.lookups.definitions(self.obj.tags), self.stream_name
             )
-            tags = payload.tags_body(names, current)
+            tags = payload.tags_body(names, current, self.replace)
             if tags:
                 out["tags"] = tags
-        if self.obj.custom_fields and (record.get("fields") or record.get("custom_fields")):
+        if self.obj.custom_fields and (
+            record.get("fields")
+            or record.get("custom_fields")
+            or (self.replace and ("fields" in record or "custom_fields" in record))
+        ):
             definitions = self.run.lookups.field_definitions(self.obj)
-            fields = definitions.body(definitions.desired(record), current)
+            fields = definitions.body(definitions.desired(record), current, self.replace)
             if fields:
                 out["fields"] = fields
         return out
@@ -321,75 +423,132 @@ class CapsuleSink(RecordSink):
         if current is None:
             current = self.current_or_reject(rid, path)
         single = cat.fill_path(self.obj.single_path, {"id": rid})
-        first: tuple[dict, dict] | None = None  # the diff and before-values of the first try
-        new_tags: list[str] | None = None
-        for _attempt in range(WRITE_ATTEMPTS):
-            try:
-                diff = payload.update_body(self.obj, body, current)
-                diff.update(self.extras(record, current))
-            except PayloadError as exc:
-                raise Rejected(UPDATE, f"{self.stream_name} UPDATE: {exc}") from None
-            if not diff:
-                if _attempt == 0:
-                    return "unchanged"
-                if first is not None:  # an ambiguous PUT that Capsule had applied
-                    self.run.changes.write(
-                        self.stream_name, UPDATE, rid, *first, created_tags=new_tags
-                    )
-                return "applied"
-            if first is None:
-                first = (diff, {k: current.get(k) for k in diff})
-                new_tags = self.new_tags(diff)
-            if self.run.dry_run:
-                self.run.changes.write(self.stream_name, UPDATE, rid, *first, created_tags=new_tags)
-                return "applied"
-            try:
-                response = self.run.session.call("PUT", single, json_body={self.obj.item_key: diff})
-                raise_for_capsule_status(response)
-            except CapsuleNotFound:
-                lookups.forget(self.obj, rid)
-                raise Rejected(
-                    UPDATE,
-                    f"{self.stream_name} UPDATE: record {rid} does not exist "
-                    "in Capsule (it may have been deleted)",
-                    404,
-                ) from None
-            except CapsuleAPIError as exc:
-                raise Rejected(
-                    UPDATE,
-                    f"{self.stream_name} UPDATE: Capsule refused it: {exc.capsule_message}",
-                    exc.status,
-                ) from None
-            except AmbiguousWriteError as exc:
-                self.logger.warning("%s; re-reading record %s before any retry", exc, rid)
-                current = lookups.current(self.obj, rid, path, keys, fresh=True)
-                if current is None:
-                    raise Rejected(
-                        UPDATE, f"{self.stream_name} UPDATE: record {rid} is gone", 404
-                    ) from None
-                continue
-            updated = (response_json(response) or {}).get(self.obj.item_key)
-            if isinstance(updated, dict):
-                lookups.remember(self.obj, path, updated)
+        diff = self.diff(record, body, current)
+        if not diff:
+            return "unchanged"
+        if self.obj.replace_on_update:
+            return self.replace_record(rid, current, diff, path)
+        before = {k: current.get(k) for k in diff}  # for the change log: what an undo restores
+        new_tags = self.new_tags(diff)
+        if self.run.dry_run:
+            self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
             self.run.changes.write(
-                self.stream_name,
-                UPDATE,
-                rid,
-                diff,
-                {k: current.get(k) for k in diff},
-                created_tags=new_tags,
+                self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags
             )
             return "applied"
-        raise Rejected(
-            UPDATE,
-            f"{self.stream_name} UPDATE: Capsule kept failing the PUT "
-            f"{WRITE_ATTEMPTS} times; what it holds now is partly updated at most; "
-            "run again later (only what is missing will be sent)",
+
+        def check() -> Check:
+            """Re-read the record (one GET): applied when nothing is left to send."""
+            fresh = lookups.current(self.obj, rid, path, keys, fresh=True)
+            if fresh is None:
+                raise Rejected(UPDATE, f"{self.stream_name} UPDATE: record {rid} is gone", 404)
+            rest = self.diff(record, body, fresh)
+            return Check(applied=not rest, found=fresh, body={self.obj.item_key: rest})
+
+        try:
+            written = write(
+                self.run.session,
+                "PUT",
+                single,
+                {self.obj.item_key: diff},
+                check=check,
+                what=f"{self.stream_name} UPDATE of record {rid}",
+            )
+        except CapsuleNotFound:
+            lookups.forget(self.obj, rid)
+            raise Rejected(
+                UPDATE,
+                f"{self.stream_name} UPDATE: record {rid} does not exist "
+                "in Capsule (it may have been deleted)",
+                404,
+            ) from None
+        except CapsuleAPIError as exc:
+            raise Rejected(
+                UPDATE,
+                f"{self.stream_name} UPDATE: Capsule refused it: {exc.capsule_message}",
+                exc.status,
+            ) from None
+        updated = (written.answer or {}).get(self.obj.item_key)
+        if isinstance(updated, dict):
+            lookups.remember(self.obj, path, updated)
+        self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
+        self.run.changes.write(self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags)
+        return "applied"
+
+    def replace_record(self, rid: t.Any, current: dict, diff: dict, path: str | None) -> str:
+        """An UPDATE where Capsule has no PUT (custom titles): create the new, delete the old.
+
+        Parties name titles by text, so nothing refers to the old id. The new record is created
+        first: if the delete then fails, Capsule holds both, never neither.
+        """
+        full = payload.insert_body(
+            {**{k: v for k, v in current.items() if k in self.obj.schema and k != "id"}, **diff}
         )
+        if self.run.dry_run:
+            self.run.changes.write(self.stream_name, INSERT, None, full)
+            self.run.changes.write(self.stream_name, DELETE, rid, None, record=current)
+            return "applied"
+        keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
+
+        def check() -> Check:
+            """Re-read the (small) list: applied when a record holding the new values exists."""
+            index = self.run.lookups.index(self.obj, self.obj.path, keys, refresh=True)
+            found = [
+                index.by_id[i]
+                for i in index.match_content(full, lambda c: nk.holds_scalars(full, c))
+            ]
+            return Check(applied=bool(found), found=found[0] if found else None)
+
+        try:
+            written = write(
+                self.run.session,
+                "POST",
+                self.obj.post_path,
+                {self.obj.item_key: full},
+                check=check,
+                what=f"{self.stream_name} UPDATE of record {rid} (create the new one)",
+            )
+            created = written.found or (written.answer or {}).get(self.obj.item_key) or {}
+            response = self.run.session.call(
+                "DELETE", cat.fill_path(self.obj.single_path, {"id": rid})
+            )
+            if response.status_code != 404:
+                raise_for_capsule_status(response)
+        except CapsuleAPIError as exc:
+            raise Rejected(
+                UPDATE,
+                f"{self.stream_name} UPDATE: Capsule refused it: {exc.capsule_message}",
+                exc.status,
+            ) from None
+        self.run.lookups.forget(self.obj, rid)
+        if isinstance(created, dict) and created.get("id") is not None:
+            self.run.lookups.remember(self.obj, path, created)
+        # Logged as what happened: a create and a delete (an undo deletes the one, recreates
+        # the other).
+        new_id = created.get("id") if isinstance(created, dict) else None
+        self.run.changes.write(self.stream_name, INSERT, new_id, full)
+        self.run.changes.write(self.stream_name, DELETE, rid, None, record=current)
+        self.logger.info(
+            "%s UPDATE: record %s replaced by new record %s (Capsule has no update for %s)",
+            self.stream_name,
+            rid,
+            created.get("id") if isinstance(created, dict) else None,
+            self.stream_name,
+        )
+        return "applied"
+
+    def diff(self, record: dict, body: dict, current: dict) -> dict:
+        """What an UPDATE must send for Capsule's `current` copy to hold the record."""
+        try:
+            diff = payload.update_body(self.obj, body, current, self.replace)
+            diff.update(self.extras(record, current))
+        except PayloadError as exc:
+            raise Rejected(UPDATE, f"{self.stream_name} UPDATE: {exc}") from None
+        return diff
 
     def current_or_reject(self, rid: t.Any, path: str | None) -> dict:
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
-        current = self.run.lookups.current(self.obj, rid, path, keys)
+        current = self.run.lookups.current(self.obj, rid, path, keys, upcoming=self.upcoming)
         if current is None:
             raise Rejected(
                 UPDATE,
@@ -439,6 +598,8 @@ class CapsuleSink(RecordSink):
             self.run.lookups.forget(self.obj, record["id"])
         return outcome
 
+    # --- the change log (change_log_path) ------------------------------------------------
+
     def new_tags(self, body: t.Mapping[str, t.Any]) -> list[str] | None:
         """Tag names of `body` that no tag definition has yet: Capsule will create them.
 
@@ -459,6 +620,7 @@ class CapsuleSink(RecordSink):
             for tag in body["tags"]
             if isinstance(tag, dict)
             and tag.get("name")
+            and not tag.get("_delete")
             and str(tag["name"]).strip().casefold() not in known
         ]
         known.update(n.strip().casefold() for n in new)  # created once, by this write
@@ -475,6 +637,7 @@ class CapsuleSink(RecordSink):
         return self.run.lookups.current(self.obj, record["id"], self.path_of(record), keys)
 
     def log_delete(self, record: dict, content: dict | None) -> None:
+        """One DELETE line: a link's two ids, or the deleted record's whole content."""
         if self.obj.is_link:
             link = {k: record[k] for k in (self.obj.parent_key, self.obj.child_key) if k}
             self.run.changes.write(self.stream_name, DELETE, None, None, keys=link)
@@ -503,28 +666,26 @@ class CapsuleSink(RecordSink):
             self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
             return "applied"
         path = cat.fill_path(self.obj.post_path, record)
-        for _attempt in range(WRITE_ATTEMPTS):
-            try:
-                response = self.run.session.call("POST", path)
-                raise_for_capsule_status(response)
-            except CapsuleAPIError as exc:
-                raise Rejected(
-                    INSERT,
-                    f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
-                    exc.status,
-                ) from None
-            except AmbiguousWriteError as exc:
-                self.logger.warning("%s; checking the link before any retry", exc)
-                linked = lookups.linked_ids(self.obj, parent_id, refresh=True) or set()
-                if str(child_id) in linked:
-                    self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
-                    return "applied"
-                continue
-            lookups.link_changed(self.obj, parent_id, child_id, linked=True)
-            self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
-            return "applied"
-        raise Rejected(
-            INSERT,
-            f"{self.stream_name} INSERT: Capsule kept failing the POST "
-            f"{WRITE_ATTEMPTS} times without creating the link; run again later",
-        )
+
+        def check() -> Check:
+            """Re-read the parent's links (one short list): applied when the link is there."""
+            now = lookups.linked_ids(self.obj, parent_id, refresh=True) or set()
+            return Check(applied=str(child_id) in now)
+
+        try:
+            write(
+                self.run.session,
+                "POST",
+                path,
+                check=check,
+                what=f"{self.stream_name} INSERT",
+            )
+        except CapsuleAPIError as exc:
+            raise Rejected(
+                INSERT,
+                f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
+                exc.status,
+            ) from None
+        lookups.link_changed(self.obj, parent_id, child_id, linked=True)
+        self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
+        return "applied"

@@ -7,27 +7,25 @@ under `target_capsule`, next to the tap's own state.
 
 from __future__ import annotations
 
-import functools
-import logging
+import contextlib
 import typing as t
 
 from singer_sdk import Target
 from singer_sdk import typing as th
 
 from tap_capsule import catalogue as cat
+from tap_capsule import secrets
 from tap_capsule.api_client import (
     CapsuleAuthError,
     CapsuleConfigError,
     CapsuleRateLimitError,
     CapsuleRetryError,
-    CapsuleSession,
+    check_connection_settings,
     connection_settings,
 )
-from target_capsule.changelog import ChangeLog
-from target_capsule.lookups import Lookups
-from target_capsule.rejects import Rejects, secrets_of
+from target_capsule.messages import CapsuleMessageReader, MalformedInput
+from target_capsule.run import WriteRun
 from target_capsule.sinks import CapsuleSink
-from target_capsule.summary import Summary
 
 STATE_KEY = "target_capsule"
 FATAL = (CapsuleAuthError, CapsuleConfigError, CapsuleRateLimitError, CapsuleRetryError)
@@ -37,62 +35,12 @@ def writable_streams() -> list[str]:
     return sorted(o.stream for o in cat.OBJECTS if o.operations)
 
 
-class WriteRun:
-    """What one run shares across sinks: session, read caches, summary and rejects."""
-
-    def __init__(self, config: t.Mapping[str, t.Any], logger: logging.Logger) -> None:
-        self.config = config
-        self.logger = logger
-        self.dry_run = bool(config.get("dry_run", False))
-        self.upsert_keys = dict(config.get("upsert_keys") or {})
-        self.summary = Summary(dry_run=self.dry_run)
-        self.rejects = Rejects(config.get("rejects_path"), secrets_of(config))
-        self.changes = ChangeLog(config.get("change_log_path"), dry_run=self.dry_run)
-
-    @functools.cached_property
-    def session(self) -> CapsuleSession:
-        return CapsuleSession(self.config, user_agent="target-capsule/0.1")
-
-    @functools.cached_property
-    def lookups(self) -> Lookups:
-        return Lookups(self.session, self.upsert_keys)
-
-    def reject(
-        self,
-        stream: str,
-        operation: str,
-        reason: str,
-        record: t.Mapping[str, t.Any],
-        http_status: int | None = None,
-    ) -> None:
-        self.rejects.write(stream, operation, reason, record, http_status)
-        self.summary.add(stream, operation, "rejected")
-
-    def log_summary(self) -> None:
-        mode = "Dry run (no writes sent)" if self.dry_run else "Load"
-        totals = self.summary.as_dict()["totals"]
-        self.logger.info(
-            "%s finished: %s",
-            mode,
-            ", ".join(f"{n} {o}" for o, n in totals.items()) or "no records",
-        )
-        for line in self.summary.lines():
-            self.logger.info("  %s", line)
-        if self.changes.enabled:
-            self.logger.info("%s", self.changes.describe())
-        if "session" in self.__dict__:
-            self.logger.info(
-                "%d requests to Capsule; %s",
-                self.session.pacer.requests_sent,
-                self.session.pacer.budget_line(),
-            )
-
-
 class TargetCapsule(Target):
     """Writes Singer records to Capsule CRM through its REST API v2."""
 
     name = "target-capsule"
     default_sink_class = CapsuleSink
+    message_reader_class = CapsuleMessageReader  # blank lines skipped, bad lines end cleanly
 
     config_jsonschema = th.PropertiesList(
         *connection_settings().wrapped.values(),
@@ -140,12 +88,44 @@ class TargetCapsule(Target):
             "Replaces the built-in key of that stream; an empty list turns upsert (and content "
             "matching) off for it.",
         ),
+        th.Property(
+            "match_on_content",
+            th.BooleanType,
+            default=True,
+            title="Match on content",
+            description="An id-less record without a natural key value (a person without email, "
+            "a task, a note) counts as an existing record that already holds every field it "
+            "sets, so a replay creates nothing twice. Each such match is logged with the id it "
+            "matched and counted as `matched_on_content`. Off: such records are always inserted.",
+        ),
+        th.Property(
+            "nested_lists",
+            th.ObjectType(additional_properties=th.StringType(allowed_values=["merge", "replace"])),
+            default={},
+            title="Nested lists",
+            description="Per stream, how an UPDATE treats email addresses, phone numbers, "
+            "addresses, websites, tags and custom field values: `merge` (the default) adds what "
+            "Capsule lacks and removes nothing; `replace` makes Capsule mirror the record, "
+            'removing the rows the record lacks, e.g. `{"parties": "replace"}`. Only lists the '
+            "record carries are touched. Removals are counted as `rows_removed`.",
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        secrets.install_early(kwargs.get("config"), "TARGET_CAPSULE")  # before the SDK logs
         super().__init__(*args, **kwargs)
+        secrets.install(self.config)
+        try:  # settings that cannot work end the run before any input is read
+            check_connection_settings(self.config)
+        except CapsuleConfigError as exc:
+            self.logger.error("%s", exc)
+            raise SystemExit(1) from None
         self.max_parallelism = 1  # records are written in input order
         self.run = WriteRun(self.config, self.logger)
+        self._state_written = False
+        self._last_stream: str | None = None
+        if isinstance(self.message_reader, CapsuleMessageReader):
+            self.message_reader.on_malformed = self.stop_on_malformed
 
     def get_sink_class(self, stream_name: str) -> type[CapsuleSink]:
         if stream_name not in cat.BY_STREAM:
@@ -156,14 +136,55 @@ class TargetCapsule(Target):
             )
         return CapsuleSink
 
+    @contextlib.contextmanager
+    def fatal_ends_run(self) -> t.Iterator[None]:
+        """Errors nobody downstream can fix (401, a setting, Capsule down) end the run in one line.
+
+        Sinks write when they drain, which the SDK does on a RECORD, a STATE or the end of input.
+        """
+        try:
+            yield
+        except FATAL as exc:
+            self.abort(str(exc))
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        with self.fatal_ends_run():
+            super()._process_state_message(message_dict)
+
     def _process_record_message(self, message_dict: dict) -> None:
+        with self.fatal_ends_run():
+            self._record_message(message_dict)
+
+    def _record_message(self, message_dict: dict) -> None:
+        record = message_dict.get("record")
+        stream = message_dict.get("stream")
+        if not isinstance(record, dict) and isinstance(stream, str) and self.sink_exists(stream):
+            # Not a record at all: rejected like any record in a shape the target cannot use.
+            kind = type(record).__name__ if record is not None else "null"
+            self.drain_one(self.get_sink(stream))  # the records before it come first
+            self.run.reject(
+                stream,
+                cat.INSERT,
+                f"{stream} INSERT: the record must be a JSON object, got {kind}",
+                {"record": record},
+            )
+            return
+        # Sinks apply records in batches; finishing the previous stream's batch first keeps
+        # the writes in input order across streams.
+        if isinstance(stream, str) and stream != self._last_stream:
+            if self._last_stream is not None and self.sink_exists(self._last_stream):
+                self.drain_one(self.get_sink(self._last_stream))
+            self._last_stream = stream
         try:
             super()._process_record_message(message_dict)
         except FATAL as exc:
             self.abort(str(exc))
 
     def _write_state_message(self, state: dict) -> None:
-        merged = dict(state)
+        self._state_written = True
+        # A dry run writes nothing, so the source's bookmarks must not move on: passing them
+        # through would make the real run that follows read (and load) nothing.
+        merged = {} if self.run.dry_run else dict(state)
         merged[STATE_KEY] = self.run.summary.as_dict()
         if self.run.changes.enabled:
             merged[STATE_KEY]["change_log"] = {
@@ -174,10 +195,20 @@ class TargetCapsule(Target):
 
     def process_endofpipe(self) -> None:
         had_state = bool(self._latest_state)
-        super().process_endofpipe()
+        with self.fatal_ends_run():
+            super().process_endofpipe()
         if not had_state:
             self._write_state_message({})
         self.run.log_summary()
+        unresolved = self.run.summary.total("unresolved")
+        if unresolved:
+            self.abort(
+                f"{unresolved} record(s) unresolved: Capsule kept failing their writes, and the "
+                "target could not yet tell whether they were applied (see "
+                f"{self.config.get('rejects_path') or 'the log'}). Rerunning the same input is "
+                "safe: each is looked up before it is written again.",
+                summary=False,
+            )
         rejected = self.run.summary.total("rejected")
         if rejected and self.config.get("fail_on_rejects"):
             where = self.config.get("rejects_path") or "the log"
@@ -187,10 +218,22 @@ class TargetCapsule(Target):
                 summary=False,
             )
 
+    def stop_on_malformed(self, error: MalformedInput) -> t.NoReturn:
+        """Finish what the lines before `error` started (STATE and summary), then exit 1."""
+        with self.fatal_ends_run():
+            self.drain_all(is_endofpipe=True)  # writes the latest STATE received, if any
+        if not self._state_written:
+            self._write_state_message({})
+        self.abort(
+            f"Stopped at {error}. Every line before it was processed (see the summary and the "
+            "STATE written); fix or remove that line and run again: what was already applied "
+            "is not written twice."
+        )
+
     def abort(self, message: str, summary: bool = True) -> t.NoReturn:
-        self.logger.error("%s", message)
         if summary:
             self.run.log_summary()
+        self.logger.error("%s", message)  # last, so it is the line a user sees
         raise SystemExit(1)
 
 

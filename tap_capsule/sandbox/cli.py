@@ -13,7 +13,12 @@ import sys
 import threading
 import typing as t
 
+from tap_capsule.sandbox.auth import FULL_GRANT
+from tap_capsule.sandbox.models import OWNER_CLEARS_TEAM
 from tap_capsule.sandbox.server import API, App, SandboxHTTPServer
+
+if t.TYPE_CHECKING:
+    import types
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,6 +70,7 @@ def _positive_float(name: str) -> t.Callable[[str], float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: where to listen, the tokens, the seed and the faults to inject."""
     p = _Parser(
         prog="capsule-sandbox",
         description="A local emulator of the Capsule CRM API v2 with seeded data.",
@@ -77,6 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="bearer token to accept (or env CAPSULE_SANDBOX_TOKEN); required",
     )
     p.add_argument("--read-only-token", help="a token that gets 403 on writes")
+    p.add_argument(
+        "--token-grant",
+        default=FULL_GRANT,
+        help="what --token may do: scopes read, write, user_preference and the words admin "
+        f"(an administrator) and oauth_app (a registered OAuth app); default {FULL_GRANT!r}",
+    )
+    p.add_argument(
+        "--extra-token",
+        action="append",
+        default=[],
+        metavar="TOKEN=GRANT",
+        help="another token and its grant, e.g. 'user-token=read write' (repeatable)",
+    )
+    p.add_argument(
+        "--owner-clears-team",
+        default=",".join(sorted(OWNER_CLEARS_TEAM)),
+        help="records (kase, party, opportunity) whose team a PUT of owner alone clears; "
+        "default kase, the only one verified against Capsule",
+    )
     p.add_argument(
         "--scale",
         type=_non_negative_int("--scale"),
@@ -115,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 1 when it cannot start, 2 on bad arguments."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.token:
@@ -125,6 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         args.client_id and args.client_secret and args.refresh_token
     ):
         parser.error("--client-id, --client-secret and --refresh-token go together")
+    extra_tokens = {}
+    for item in args.extra_token:
+        token, sep, grant = item.partition("=")
+        if not sep or not token:
+            parser.error("--extra-token must be TOKEN=GRANT, e.g. 'user-token=read write'")
+        extra_tokens[token] = grant
+    owner_clears_team = {w.strip() for w in args.owner_clears_team.split(",") if w.strip()}
+    unknown = owner_clears_team - {"kase", "party", "opportunity"}
+    if unknown:
+        parser.error(f"--owner-clears-team takes kase, party, opportunity; got {sorted(unknown)}")
     faults = {
         "error_every": args.error_every,
         "error_status": args.error_status,
@@ -148,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             client_secret=args.client_secret,
             refresh_token=args.refresh_token,
             faults=faults,
+            grant=args.token_grant,
+            extra_tokens=extra_tokens,
+            owner_clears_team=owner_clears_team,
         )
         server = SandboxHTTPServer((args.host, args.port), app)
     except (OSError, ValueError) as exc:
@@ -156,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: t.Any) -> None:
+    def on_signal(signum: int, frame: types.FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -1,5 +1,7 @@
-"""Driving a sandbox from tests: `Sandbox` (in-process server thread) and `SandboxClient` (any
-running sandbox, e.g. one started with the CLI). Both talk to the admin endpoints over HTTP, so a
+"""Driving a sandbox from tests.
+
+`Sandbox` runs one in-process on a server thread; `SandboxClient` drives any running sandbox (e.g.
+one started with the CLI). Both talk to the admin endpoints over HTTP, so a
 test drives an in-process and a subprocess sandbox the same way. Stdlib only (urllib).
 """
 
@@ -11,6 +13,8 @@ import typing as t
 import urllib.error
 import urllib.request
 
+from tap_capsule.sandbox.auth import FULL_GRANT
+from tap_capsule.sandbox.models import OWNER_CLEARS_TEAM
 from tap_capsule.sandbox.server import API, App, SandboxHTTPServer
 
 # Never send loopback admin calls through an HTTP proxy from the environment.
@@ -18,13 +22,14 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class SandboxError(RuntimeError):
-    pass
+    """An admin call the sandbox refused (the status and its answer are in the message)."""
 
 
 class SandboxClient:
     """Admin access to a running sandbox at `origin` (e.g. "http://127.0.0.1:8765")."""
 
     def __init__(self, origin: str) -> None:
+        """A client of the sandbox at `origin` (the API base URL works too)."""
         self.origin = origin.rstrip("/")
         if self.origin.endswith(API):
             self.origin = self.origin[: -len(API)]
@@ -34,7 +39,7 @@ class SandboxClient:
         """The API base URL, what the tap and target get as `api_url`."""
         return self.origin + API
 
-    def _call(self, method: str, path: str, payload: dict | None = None) -> t.Any:
+    def _call(self, method: str, path: str, payload: dict | None = None) -> t.Any:  # noqa: ANN401 - any JSON answer
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(
             self.origin + "/_sandbox" + path,
@@ -55,9 +60,11 @@ class SandboxClient:
         return self._call("GET", "/requests")
 
     def reset_requests(self) -> None:
+        """Forget the counted requests."""
         self._call("POST", "/requests/reset", {})
 
     def state(self) -> dict:
+        """Every table, link, deleted and restricted feed and job, as stored (full shapes)."""
         return self._call("GET", "/state")
 
     def set_faults(
@@ -90,20 +97,25 @@ class SandboxClient:
         )
 
     def set_rate_limit(self, limit: int = 4000, window: float = 3600) -> dict:
+        """A new rate-limit window of `limit` requests per `window` seconds, starting now."""
         return self._call("POST", "/ratelimit", {"limit": limit, "window": window})
 
     def set_clock(self, now: str | None = None) -> str:
+        """Freeze the sandbox clock at `now` (ISO 8601), or let it run again with None."""
         return self._call("POST", "/clock", {"now": now})["now"]
 
-    def touch(self, stream: str, id: int, **changes: t.Any) -> dict:  # noqa: A002
+    def touch(self, stream: str, id: int, **changes: t.Any) -> dict:  # noqa: A002, ANN401 - Capsule's name; any field values
+        """Edit a record as a user would in Capsule's UI (updatedAt bumps unless given)."""
         return self._call("POST", "/touch", {"stream": stream, "id": id, "changes": changes})[
             "record"
         ]
 
-    def delete_record(self, stream: str, id: int) -> None:  # noqa: A002
+    def delete_record(self, stream: str, id: int) -> None:  # noqa: A002 - Capsule's name
+        """Delete a record as a user would in Capsule's UI (into the deleted feed, cascading)."""
         self._call("POST", "/delete", {"stream": stream, "id": id})
 
-    def restrict_record(self, stream: str, id: int) -> None:  # noqa: A002
+    def restrict_record(self, stream: str, id: int) -> None:  # noqa: A002 - Capsule's name
+        """Hide a record from the token's user (it appears as a restricted stub)."""
         self._call("POST", "/restrict", {"stream": stream, "id": id})
 
 
@@ -124,7 +136,15 @@ class Sandbox(SandboxClient):
         faults: dict | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        grant: str = FULL_GRANT,
+        extra_tokens: dict[str, str] | None = None,
+        owner_clears_team: t.Iterable[str] = OWNER_CLEARS_TEAM,
     ) -> None:
+        """A sandbox not yet listening; `start()` or `with` binds `host:port` (0: a free port).
+
+        `grant` is what `token` may do (default: every scope, an administrator, an OAuth app);
+        `extra_tokens` maps more tokens to grants such as `"read write"` (a normal user's token).
+        """
         self.app = App(
             token=token,
             scale=scale,
@@ -136,6 +156,9 @@ class Sandbox(SandboxClient):
             client_secret=client_secret,
             refresh_token=refresh_token,
             faults=faults,
+            grant=grant,
+            extra_tokens=extra_tokens,
+            owner_clears_team=owner_clears_team,
         )
         self._address = (host, port)
         self._server: SandboxHTTPServer | None = None
@@ -143,6 +166,7 @@ class Sandbox(SandboxClient):
         super().__init__("http://unstarted")
 
     def start(self) -> Sandbox:
+        """Listen and serve on a daemon thread; `origin` and `url` are then known."""
         if self._server is None:
             self._server = SandboxHTTPServer(self._address, self.app)
             self.origin = self.app.origin
@@ -156,6 +180,7 @@ class Sandbox(SandboxClient):
         return self
 
     def stop(self) -> None:
+        """Stop serving and close every connection."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -166,7 +191,9 @@ class Sandbox(SandboxClient):
             self._thread.join(timeout=5)
 
     def __enter__(self) -> Sandbox:
+        """Start."""
         return self.start()
 
-    def __exit__(self, *exc: t.Any) -> None:
+    def __exit__(self, *exc: object) -> None:
+        """Stop."""
         self.stop()

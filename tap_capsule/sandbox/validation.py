@@ -17,14 +17,16 @@ if t.TYPE_CHECKING:  # pragma: no cover
     from tap_capsule.sandbox.store import Store
 
 
-def _blank(value: t.Any) -> bool:
+def _blank(value: t.Any) -> bool:  # noqa: ANN401 - any field value
     return value is None or (isinstance(value, (str, list, dict)) and not value)
 
 
 def _required(resource: str, record: dict, fields: t.Iterable[str], errors: list[dict]) -> None:
-    for field in fields:
-        if _blank(record.get(field)):
-            errors.append(error(resource, field, f"{field} is required"))
+    errors.extend(
+        error(resource, field, f"{field} is required")
+        for field in fields
+        if _blank(record.get(field))
+    )
 
 
 def _party(rec: dict, body: dict, store: Store, creating: bool, errors: list[dict]) -> None:
@@ -99,7 +101,9 @@ def _task(rec: dict, body: dict, store: Store, creating: bool, errors: list[dict
 
 
 def _entry(rec: dict, body: dict, store: Store, creating: bool, errors: list[dict]) -> None:
-    if creating and body.get("type", "note") != "note":
+    if creating and _blank(body.get("type")):
+        errors.append(error("entry", "type", "type is required"))
+    elif creating and body.get("type") != "note":
         errors.append(error("entry", "type", "only notes can be created"))
     if creating:
         links = [k for k in ("party", "opportunity", "kase") if not _blank(body.get(k))]
@@ -170,10 +174,12 @@ def check(resource: str, record: dict, body: dict, store: Store, creating: bool)
         raise Invalid(errors)
 
 
-def check_field_value(entity: str, definition: dict, value: t.Any) -> t.Any:
+def check_field_value(entity: str, definition: dict, value: t.Any) -> t.Any:  # noqa: ANN401 - any field value
     """Validate one custom-field value against its definition; return it as Capsule stores it."""
     kind, name = definition.get("type"), definition.get("name")
     if value is None:
+        if kind == "boolean":  # live-verified: remove a boolean value with `_delete` instead
+            raise Invalid([error(entity, "fields", f"{name}: invalid type for field")])
         return None
     bad = Invalid([error(entity, "fields", f"{name}: value is invalid for a {kind} field")])
     if kind == "number":

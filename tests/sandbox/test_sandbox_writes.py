@@ -140,7 +140,8 @@ def test_additional_parties_link_and_unlink(sandbox, sandbox_http):
     state = sandbox.state()
     opp, party = state["opportunities"][0], state["parties"][-1]
     url = f"{sandbox.url}/opportunities/{opp['id']}/parties"
-    assert session.post(f"{url}/{party['id']}").status_code == 201
+    linked = session.post(f"{url}/{party['id']}")
+    assert linked.status_code == 204 and linked.content == b""  # Capsule: 204, empty body
     assert party["id"] in [p["id"] for p in session.get(url).json()["parties"]]
     assert session.delete(f"{url}/{party['id']}").status_code == 204
     assert party["id"] not in [p["id"] for p in session.get(url).json()["parties"]]

@@ -1,0 +1,174 @@
+"""Faults converge: under injected 5xx the end state equals a clean run's, each insert exactly once.
+
+The sandbox answers every k-th API request with a 503, either before applying a write (the write
+did not happen) or after it (the answer is lost, the write happened). The target must tell the two
+apart with one cheap check per failure, never a second copy of a record, never a whole-list
+re-read. The matrix runs the target in-process with the backoff waits set to zero (the schedule
+itself is the shared HTTP layer's, tested in the tap's HTTP tests), so it takes seconds; one test
+runs the real CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import typing as t
+
+import pytest
+from target_helpers import TOKEN, messages, run_target  # noqa: F401 - fixture
+
+from tap_capsule import api_client
+from tap_capsule.sandbox import Sandbox
+from target_capsule import writes
+from target_capsule.target import TargetCapsule
+
+SMALL, LARGE = 5, 1000  # parties in the account (a large one has 10 list pages)
+
+
+def inputs(st: dict) -> list[tuple[str, dict]]:
+    """Inserts with and without a natural key, updates of existing records, an opportunity."""
+    parties = st["parties"]
+    milestone = st["milestones"][0]["id"]
+    records: list[tuple[str, dict]] = [
+        ("parties", {"type": "organisation", "name": f"Fault Org {i}"}) for i in range(3)
+    ]
+    records += [
+        (
+            "parties",
+            {
+                "type": "person",
+                "firstName": "Fay",
+                "lastName": f"Fault{i}",
+                "emailAddresses": [{"address": f"fay{i}@fault.example"}],
+            },
+        )
+        for i in range(2)
+    ]
+    records.append(("parties", {"type": "person", "firstName": "No", "lastName": "Email"}))
+    records += [("parties", {"id": p["id"], "about": f"Updated {p['id']}"}) for p in parties[:1]]
+    records.append(
+        (
+            "opportunities",
+            {
+                "name": "Fault Deal",
+                "party": {"id": parties[0]["id"]},
+                "milestone": {"id": milestone},
+            },
+        )
+    )
+    return records
+
+
+def picture(sb: Sandbox) -> dict[str, list]:
+    """What a person would compare: every party and opportunity by its content, ids aside."""
+    st = sb.state()
+    parties = sorted(
+        (
+            p.get("name") or f"{p.get('firstName')} {p.get('lastName')}",
+            tuple(sorted(e["address"] for e in p.get("emailAddresses") or [])),
+            p.get("about") or "",
+        )
+        for p in st["parties"]
+    )
+    deals = sorted((o["name"], (o.get("party") or {}).get("id")) for o in st["opportunities"])
+    return {"parties": parties, "opportunities": deals}
+
+
+def run_in_process(
+    sb: Sandbox, records: list[tuple[str, dict]], tmp_path: t.Any, **settings: t.Any
+) -> tuple[int, list[dict], list[dict]]:
+    """(exit code, STATE lines, rejects) of one in-process run."""
+    rejects = tmp_path / "rejects.jsonl"
+    config = {
+        "access_token": TOKEN,
+        "api_url": sb.url,
+        "rejects_path": str(rejects),
+        "max_retries": 3,
+        **settings,
+    }
+    text = "".join(json.dumps(m) + "\n" for m in messages(records))
+    out = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out):
+        try:
+            TargetCapsule(config=config, validate_config=True).listen(io.StringIO(text))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    states = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    found = [json.loads(line) for line in rejects.read_text().splitlines()]
+    return code, states, found
+
+
+@pytest.fixture
+def no_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoff waits of zero: the same retries and checks, without the seconds in between."""
+    monkeypatch.setattr(api_client, "retry_delays", lambda: itertools.repeat(0.0))
+    monkeypatch.setattr(writes, "retry_delays", lambda: itertools.repeat(0.0))
+
+
+def clean_picture(scale: int, tmp_path: t.Any) -> tuple[dict, dict]:
+    with Sandbox(token=TOKEN, scale=scale, seed=11) as sb:
+        code, _, rejects = run_in_process(sb, inputs(sb.state()), tmp_path)
+        assert code == 0
+        assert rejects == []
+        return picture(sb), sb.requests()
+
+
+MATRIX = [(k, after, SMALL) for k in range(2, 8) for after in (False, True)] + [
+    (3, after, LARGE) for after in (False, True)
+]
+
+
+@pytest.mark.parametrize(("every", "after_write", "scale"), MATRIX)
+def test_fault_matrix_ends_like_a_clean_run(every, after_write, scale, tmp_path, no_waits):
+    clean, clean_requests = clean_picture(scale, tmp_path)
+    with Sandbox(token=TOKEN, scale=scale, seed=11) as sb:
+        records = inputs(sb.state())
+        sb.set_faults(error_every=every, fault_after_write=after_write)
+        code, states, rejects = run_in_process(sb, records, tmp_path)
+        requests = sb.requests()
+        sb.set_faults()
+        if every == 2 and not after_write:
+            # Every write lands on a failing request (each check in between is the one request
+            # that succeeds), so no safe client can apply it: nothing may be guessed, nothing
+            # written twice, and the run must say so and fail.
+            assert code == 1
+            totals = states[-1]["target_capsule"]["totals"]
+            assert totals["unresolved"] == len(rejects) > 0
+            assert all("not applied" in r["reason"] for r in rejects)
+            code, _, rejects = run_in_process(sb, records, tmp_path)  # the rerun it advises
+        assert code == 0, rejects
+        assert rejects == []
+        assert picture(sb) == clean
+    # One cheap check per failure, never a re-read of the whole list.
+    list_pages = clean_requests["by_path"].get("GET /parties", 0)
+    assert requests["by_path"].get("GET /parties", 0) <= list_pages + requests["total"] // every
+
+
+def test_unresolved_writes_fail_the_cli_run_and_say_rerunning_is_safe(run_target):  # noqa: F811
+    with Sandbox(token=TOKEN, scale=SMALL, seed=11) as sb:
+        sb.set_faults(error_every=2)
+        run = run_target(
+            sb,
+            messages([("parties", {"type": "organisation", "name": "Never Lands Ltd"})]),
+            check=False,
+        )
+        assert run.returncode == 1
+        assert "Traceback" not in run.stderr
+        last = run.stderr.strip().splitlines()[-1]
+        assert "1 record(s) unresolved" in last
+        assert "Rerunning the same input is safe" in last
+        assert run.count("parties", "INSERT", "unresolved") == 1
+        [reject] = run.rejects
+        assert "failed it 4 times" in reject["reason"]
+        # The waits between tries come from the shared backoff: POSTs are not sent back to back.
+        assert sb.requests()["by_path"]["POST /parties"] == writes.WRITE_ATTEMPTS
+        sb.set_faults()
+        assert "Never Lands Ltd" not in {p.get("name") for p in sb.state()["parties"]}
+        again = run_target(
+            sb, messages([("parties", {"type": "organisation", "name": "Never Lands Ltd"})])
+        )
+        assert again.count("parties", "INSERT", "applied") == 1
+        assert [p.get("name") for p in sb.state()["parties"]].count("Never Lands Ltd") == 1
