@@ -128,6 +128,12 @@ class IdMap:
         """The ids records of `stream` were recreated or matched with."""
         return set(self.map.get(stream, {}).values())
 
+    def close(self) -> None:
+        """Close the journal (it stays on disk: nothing is lost)."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
     def save(self) -> None:
         """Fold the journal into the file, written atomically (a temporary file renamed)."""
         if self.path is None:
@@ -136,9 +142,7 @@ class IdMap:
         temporary = self.path.with_suffix(self.path.suffix + ".tmp")
         temporary.write_text(json.dumps(self.map, sort_keys=True), encoding="utf-8")
         os.replace(temporary, self.path)
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        self.close()
         journal = self.journal_path
         if journal is not None:
             journal.unlink(missing_ok=True)

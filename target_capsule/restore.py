@@ -602,7 +602,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
 
         restore = Restore(session, backup, args.mode, ids, rejects, emit)
-        counts = restore.run()
+        try:
+            counts = restore.run()
+        finally:
+            ids.close()
     except (VerifyError, RestoreError, CapsuleError, OSError, ValueError) as exc:
         print(f"capsule-restore: {exc}", file=sys.stderr)
         return 1

@@ -47,6 +47,17 @@ def _tag_names(items: t.Any) -> set[str]:  # noqa: ANN401 - a record's `tags`
     }
 
 
+def _split(items: t.Any) -> tuple[list[dict], set[str]]:  # noqa: ANN401 - a written list
+    """Items a write added or changed, and the row ids it removed (`{"id", "_delete": true}`)."""
+    kept = [i for i in items or () if isinstance(i, dict) and not i.get("_delete")]
+    removed = {str(i.get("id")) for i in items or () if isinstance(i, dict) and i.get("_delete")}
+    return kept, removed
+
+
+def _row_ids(rows: t.Any) -> set[str]:  # noqa: ANN401 - a record's list
+    return {str(r.get("id")) for r in rows or () if isinstance(r, dict) and r.get("id") is not None}
+
+
 def differences(
     obj: cat.CapsuleObject, written: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any]
 ) -> list[str]:
@@ -60,6 +71,11 @@ def differences(
         if key not in current:
             continue
         have = current.get(key)
+        if key in (*CONTACT_LISTS, "tags", "fields"):
+            value, removed = _split(value)
+            if removed & _row_ids(have):  # a row the write removed is back
+                changed.append(key)
+                continue
         if key in CONTACT_LISTS:
             held = all(contact_present(item, have or [], key) for item in value or ())
         elif key == "tags":
@@ -85,6 +101,11 @@ def restore_body(
     for key, value in written.items():
         old = before.get(key)
         have = current.get(key) or []
+        removed: set[str] = set()
+        if key in (*CONTACT_LISTS, "tags", "fields"):
+            value, removed = _split(value)
+        # Rows the write removed come back as they were before it (Capsule gives new row ids).
+        back = [r for r in old or () if isinstance(r, dict) and str(r.get("id")) in removed]
         if key in CONTACT_LISTS:
             rows = [
                 {"id": row["id"], "_delete": True}
@@ -94,6 +115,7 @@ def restore_body(
                 and any(contact_present(item, [row], key) for item in value or ())
                 and not contact_present(row, old or [], key)
             ]
+            rows += [{k: v for k, v in r.items() if k != "id"} for r in back]
             if rows:
                 body[key] = rows
         elif key == "tags":
@@ -105,6 +127,7 @@ def restore_body(
                 and tag.get("id") is not None
                 and str(tag.get("name") or "").strip().casefold() in added
             ]
+            rows += [{"name": r["name"]} for r in back if r.get("name")]
             if rows:
                 body[key] = rows
         elif key == "fields":
@@ -120,6 +143,11 @@ def restore_body(
                     items.append({"definition": {"id": int(def_id)}, "value": old_values[def_id]})
                 elif row_ids.get(def_id) is not None:
                     items.append({"id": row_ids[def_id], "_delete": True})
+            items += [
+                {"definition": {"id": int(d)}, "value": v}
+                for d, v in _field_values(back).items()
+                if str(d).isdigit()
+            ]
             if items:
                 body[key] = items
         elif is_ref(obj.schema.get(key)):
