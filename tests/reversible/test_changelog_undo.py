@@ -223,3 +223,42 @@ def test_undo_errors_are_one_line(tmp_path, account):
 
 def _about(account: Sandbox, rid: int) -> str:
     return next(p for p in account.state()["parties"] if p["id"] == rid)["about"]
+
+
+def test_undo_puts_back_rows_a_replace_import_removed(account, tmp_path):
+    """With nested_lists replace the target removes rows the source lacks; undo adds them back."""
+    state = account.state()
+    person = next(
+        p
+        for p in state["parties"]
+        if p["type"] == "person" and (p["phoneNumbers"] or p["emailAddresses"]) and p["tags"]
+    )
+    before = snapshot(state)
+    change_log = tmp_path / "changes.jsonl"
+    config = config_file(
+        tmp_path,
+        account.url,
+        change_log_path=str(change_log),
+        nested_lists={"parties": "replace"},
+    )
+    target(
+        config,
+        [
+            (
+                "parties",
+                {
+                    "id": person["id"],
+                    "phoneNumbers": [{"type": "Mobile", "number": "+44 7700 900999"}],
+                    "emailAddresses": [],
+                    "tags": [],
+                },
+            )
+        ],
+    )
+    line = read_jsonl(change_log)[0]
+    assert any(item.get("_delete") for item in line["written"]["tags"])
+    assert snapshot(account.state()) != before
+    run, report = undo(config, change_log)
+    assert report["totals"]["reverted"] == 1, run.stderr
+    after = snapshot(account.state())
+    assert after == before, diff_snapshots(before, after)
