@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -32,6 +33,7 @@ from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError
 from target_capsule.refs import IdMap, positive_id
 from target_capsule.revert import creation_body, differences, restore_body
+from target_capsule.writes import Check, Unresolved, write
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
 REVERTED, SKIPPED, ALREADY_GONE, UNCHANGED, FAILED = (
@@ -202,9 +204,22 @@ class Undo:
             done.reason = str(exc)
             return done
         path = cat.fill_path(obj.post_path, self.ids.remap(record))
-        response = self.session.call("POST", path, json_body={obj.item_key: body})
-        raise_for_capsule_status(response)
-        created = (response_json(response) or {}).get(obj.item_key) or {}
+        list_path = None if cat.path_fields(obj.path) else obj.path
+        try:
+            written = write(
+                self.session,
+                "POST",
+                path,
+                {obj.item_key: body},
+                check=functools.partial(self.find_created, obj, body, list_path)
+                if list_path
+                else None,
+                what=f"{obj.stream} undo of the DELETE of record {old}",
+            )
+        except Unresolved as exc:
+            done.reason = str(exc)
+            return done
+        created = written.found or (written.answer or {}).get(obj.item_key) or {}
         new = positive_id(created.get("id"))
         if new is None:
             done.reason = "Capsule's answer carries no id"
@@ -215,6 +230,17 @@ class Undo:
         done.outcome = REVERTED
         done.reason = f"recreated as {new}"
         return done
+
+    def find_created(self, obj: cat.CapsuleObject, body: dict, path: str) -> Check:
+        """After an ambiguous POST: is there now a record holding `body` that nobody maps to?"""
+        taken = set(self.ids.new_ids(obj.stream))
+        records = self.lookups.read_list(obj, path)
+        found = [
+            r
+            for r in records
+            if positive_id(r.get("id")) not in taken and not differences(obj, body, r)
+        ]
+        return Check(applied=bool(found), found=found[-1] if found else None)
 
     def drop_created_tags(self, obj: cat.CapsuleObject, names: t.Any, done: Outcome) -> None:  # noqa: ANN401 - untrusted JSON
         """Delete the tag definitions that the reverted write made Capsule create."""

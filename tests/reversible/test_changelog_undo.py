@@ -262,3 +262,24 @@ def test_undo_puts_back_rows_a_replace_import_removed(account, tmp_path):
     assert report["totals"]["reverted"] == 1, run.stderr
     after = snapshot(account.state())
     assert after == before, diff_snapshots(before, after)
+
+
+def test_undo_recreates_each_deleted_record_once_when_answers_are_lost(account, tmp_path):
+    """Capsule applies the POST but the answer is a 503: the undo looks before sending again."""
+    before = account.state()["entries"]
+    notes = [e for e in before if e["type"] == "note"][:3]
+    change_log = tmp_path / "changes.jsonl"
+    config = config_file(tmp_path, account.url, change_log_path=str(change_log))
+    target(
+        config,
+        [("entries", {"id": n["id"], "_sdc_deleted_at": "2026-01-01T00:00:00Z"}) for n in notes],
+    )
+    account.set_faults(error_every=2, error_status=503, fault_after_write=True)
+    run, report = undo(config, change_log)
+    account.set_faults()
+    assert report["totals"]["reverted"] == 3, run.stderr
+    assert "checking whether Capsule holds it" in run.stderr  # the faults did hit the POSTs
+    after = account.state()["entries"]
+    assert len(after) == len(before)  # each note recreated once, none twice
+    new_ids = recreated(change_log, report["run_id"])["entries"]
+    assert {int(new) for new in new_ids} <= {e["id"] for e in after}
