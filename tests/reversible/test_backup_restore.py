@@ -248,3 +248,43 @@ def test_ten_deleted_parties_and_their_notes_restored_in_place(account_a, tmp_pa
     account_a.reset_requests()
     restore(config, folder, "--mode", "same")
     assert account_a.requests()["writes"] == 0
+
+
+def _write_backup(folder, streams: dict[str, list[dict]]) -> None:
+    folder.mkdir()
+    for stream, records in streams.items():
+        with gzip.open(folder / f"{stream}.jsonl.gz", "wt") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in records)
+    manifest = {
+        "format": 1,
+        "streams": {s: {"file": f"{s}.jsonl.gz", "records": len(r)} for s, r in streams.items()},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_users_are_matched_by_username_never_created(empty_b, tmp_path):
+    users = empty_b.state()["users"]
+    folder = tmp_path / "backup"
+    _write_backup(
+        folder,
+        {
+            "users": [
+                {"id": 901, "username": users[0]["username"], "name": "Known"},
+                {"id": 902, "username": "nobody-here", "name": "Unknown"},
+            ],
+            "parties": [
+                {"id": 5, "type": "organisation", "name": "Known Owner Ltd", "owner": {"id": 901}},
+                {"id": 6, "type": "organisation", "name": "Lost Owner Ltd", "owner": {"id": 902}},
+            ],
+        },
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    config = config_file(tmp_path, empty_b.url, rejects_path=str(rejects))
+    restore(config, folder, "--mode", "copy")
+    lines = read_jsonl(rejects)
+    assert [(x["stream"], x["record"]["username"]) for x in lines] == [("users", "nobody-here")]
+    assert "matched, never created" in lines[0]["reason"]
+    assert len(empty_b.state()["users"]) == len(users)  # none created
+    owners = {p["name"]: p["owner"] for p in empty_b.state()["parties"]}
+    assert owners["Known Owner Ltd"]["id"] == users[0]["id"]  # remapped 901 -> its username
+    assert owners["Lost Owner Ltd"] is None or owners["Lost Owner Ltd"]["id"] != 902
