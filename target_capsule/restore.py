@@ -209,7 +209,11 @@ class Restore:
                 continue
             path = None
             if obj.parent_key:
-                parent_id = (translated.get(payload_parent(obj)) or {}).get("id")
+                parent = translated.get(payload_parent(obj))
+                parent_id = positive_id(parent.get("id") if isinstance(parent, dict) else None)
+                if parent_id is None:
+                    self.reject(obj, record, f"{payload_parent(obj)} names no positive id")
+                    continue
                 path = cat.fill_path(obj.path, {obj.parent_key: parent_id})
             wanted = tuple(_value(translated, n) for n in names)
             found = [
@@ -280,9 +284,10 @@ class Restore:
         """Same account: Capsule's copy if it still holds the record (one list read each)."""
         path = obj.path
         if cat.path_fields(obj.path):
-            if any(blank(record.get(n)) for n in cat.path_fields(obj.path)):
+            ids = {n: positive_id(record.get(n)) for n in cat.path_fields(obj.path)}
+            if any(v is None for v in ids.values()):
                 return None
-            path = cat.fill_path(obj.path, record)
+            path = cat.fill_path(obj.path, ids)
         return next((d for d in self.destination(obj, path) if str(d.get("id")) == str(old)), None)
 
     def repair_references(
