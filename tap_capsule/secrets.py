@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 import typing as t
 from urllib.parse import quote, quote_plus
 
@@ -123,19 +124,22 @@ def install(config: t.Mapping[str, t.Any], keys: t.Iterable[str] = SECRET_SETTIN
                 current.redactor = _merged(current.redactor, redactor)
             else:
                 handler.setFormatter(RedactingFormatter(current, redactor))
-    previous = sys.excepthook
-
-    def hook(
-        kind: type[BaseException], error: BaseException, tb: types.TracebackType | None
-    ) -> None:
-        import traceback
-
-        text = "".join(traceback.format_exception(kind, error, tb))
-        sys.stderr.write(redactor.redact(text))
-
-    if getattr(previous, "__name__", "") != "hook":
-        sys.excepthook = hook
+    global _for_uncaught  # one process-wide hook, fed by every plugin instance
+    _for_uncaught = redactor if _for_uncaught is None else _merged(_for_uncaught, redactor)
+    if sys.excepthook is not _uncaught:
+        sys.excepthook = _uncaught
     return redactor
+
+
+_for_uncaught: Redactor | None = None
+
+
+def _uncaught(
+    kind: type[BaseException], error: BaseException, tb: types.TracebackType | None
+) -> None:
+    """Print an uncaught error's traceback as Python would, with every secret masked."""
+    text = "".join(traceback.format_exception(kind, error, tb))
+    sys.stderr.write(_for_uncaught.redact(text) if _for_uncaught else text)
 
 
 def _merged(a: Redactor, b: Redactor) -> Redactor:

@@ -46,9 +46,12 @@ def small(obj: cat.CapsuleObject) -> bool:
 
 
 class Lookups:
+    """Every read of one run, cached: lists, indexes, definitions and records to update."""
+
     def __init__(
         self, session: CapsuleSession, upsert_keys: t.Mapping[str, t.Any] | None = None
     ) -> None:
+        """Nothing is read until a record needs it."""
         self.session = session
         self.upsert_keys = upsert_keys or {}
         self._indexes: dict[str, Index] = {}
@@ -62,7 +65,10 @@ class Lookups:
     # --- lists ----------------------------------------------------------------------------
 
     def read_list(self, obj: cat.CapsuleObject, path: str) -> list[dict]:
-        records = list(self.session.paginate(path, obj.list_key, obj.list_query))
+        """Every record of a list, page by page (small lists and per-parent lists)."""
+        records = list(
+            self.session.paginate(path, obj.list_key, obj.list_query, self.page_size(path))
+        )
         self.reads += 1
         return records
 
@@ -77,6 +83,7 @@ class Lookups:
         return self._lists[stream]
 
     def field_definitions(self, obj: cat.CapsuleObject) -> FieldDefinitions:
+        """The custom-field definitions of an entity, read once."""
         assert obj.custom_fields
         if obj.custom_fields not in self._field_defs:
             self._field_defs[obj.custom_fields] = FieldDefinitions(
@@ -84,7 +91,8 @@ class Lookups:
             )
         return self._field_defs[obj.custom_fields]
 
-    def track_definition(self, wanted: t.Any) -> dict | None:
+    def track_definition(self, wanted: object) -> dict | None:
+        """The track definition a track names: by id, else by description or name."""
         key = (
             wanted.get("id")
             if isinstance(wanted, dict) and wanted.get("id") is not None
@@ -181,6 +189,7 @@ class Lookups:
 
     @staticmethod
     def page_size(path: str) -> int:
+        """Records per page: per-record entries lists take at most 50, other lists 100."""
         return ENTRY_PAGE if path.endswith("/entries") and path != "/entries" else 100
 
     def candidates(
@@ -214,7 +223,7 @@ class Lookups:
                     index.add(record)
         return index
 
-    def cached(self, path: str | None, rid: t.Any) -> dict | None:
+    def cached(self, path: str | None, rid: object) -> dict | None:
         """The copy of a record this run already read or wrote, if any."""
         index = self._indexes.get(path) if path else None
         return index.by_id.get(rid) if index is not None else None
@@ -226,7 +235,7 @@ class Lookups:
             if idx is not None:
                 idx.add(record)
 
-    def forget(self, obj: cat.CapsuleObject, rid: t.Any) -> None:
+    def forget(self, obj: cat.CapsuleObject, rid: object) -> None:
         """Drop a deleted record from its own object's lists only: ids repeat across objects."""
         for path, idx in self._indexes.items():
             if self._owner.get(path) == obj.stream:
@@ -235,7 +244,7 @@ class Lookups:
     def current(
         self,
         obj: cat.CapsuleObject,
-        rid: t.Any,
+        rid: object,
         path: str | None,
         keys: t.Sequence[cat.NaturalKey],
         fresh: bool = False,
@@ -297,7 +306,7 @@ class Lookups:
             found = [one] if isinstance(one, dict) else []
         return [r for r in found if isinstance(r, dict)]
 
-    def get_one(self, obj: cat.CapsuleObject, rid: t.Any) -> dict | None:
+    def get_one(self, obj: cat.CapsuleObject, rid: object) -> dict | None:
         """One record by id (None on 404)."""
         params = {"embed": ",".join(obj.embed)} if obj.embed else None
         response = self.session.call(
@@ -313,10 +322,10 @@ class Lookups:
     # --- links ----------------------------------------------------------------------------
 
     def linked_ids(
-        self, obj: cat.CapsuleObject, parent_id: t.Any, refresh: bool = False
+        self, obj: cat.CapsuleObject, parent_id: object, refresh: bool = False
     ) -> set | None:
         """Ids linked to a parent (additional parties); None when the parent is gone."""
-        path = cat.fill_path(obj.path, {obj.parent_key: parent_id})
+        path = cat.fill_path(obj.path, {str(obj.parent_key): parent_id})
         if refresh or path not in self._lists:
             try:
                 self._lists[path] = self.read_list(obj, path)
@@ -325,9 +334,10 @@ class Lookups:
         return {str(r.get("id")) for r in self._lists[path]}
 
     def link_changed(
-        self, obj: cat.CapsuleObject, parent_id: t.Any, child_id: t.Any, linked: bool
+        self, obj: cat.CapsuleObject, parent_id: object, child_id: object, linked: bool
     ) -> None:
-        path = cat.fill_path(obj.path, {obj.parent_key: parent_id})
+        """Keep the cached links of a parent in step with a link written or removed."""
+        path = cat.fill_path(obj.path, {str(obj.parent_key): parent_id})
         rows = self._lists.setdefault(path, [])
         rows[:] = [r for r in rows if str(r.get("id")) != str(child_id)]
         if linked:

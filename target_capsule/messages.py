@@ -22,8 +22,14 @@ from typing_extensions import override
 
 KNOWN_TYPES = frozenset(m.value for m in SingerMessageType)
 
-# Errors the SDK raises for input it cannot use (not for faults of this code).
+
+class UnusableMessage(Exception):  # noqa: N818 - names what the input is, as the user sees it
+    """Raised by the target for a well-formed message it cannot use (a stream it cannot write)."""
+
+
+# Errors raised for input that cannot be used (not for faults of this code).
 INPUT_ERRORS = (
+    UnusableMessage,
     InvalidInputLine,
     InvalidJSONSchema,
     RecordsWithoutSchemaException,
@@ -54,6 +60,8 @@ def envelope_problem(message: object) -> str | None:
     if kind not in KNOWN_TYPES:
         shown = repr(kind)[:40] if isinstance(kind, str) else _kind(kind)
         return f"unknown message type {shown} (expected one of {', '.join(sorted(KNOWN_TYPES))})"
+    if kind == SingerMessageType.BATCH:
+        return "BATCH messages are not supported by target-capsule (send RECORD messages)"
     if kind != SingerMessageType.STATE:
         stream = message.get("stream")
         if not isinstance(stream, str) or not stream.strip():
@@ -64,6 +72,10 @@ def envelope_problem(message: object) -> str | None:
         return f"RECORD message for stream {message['stream']!r} has no record"
     if kind == SingerMessageType.STATE and not isinstance(message.get("value"), dict):
         return f"STATE message value must be an object, got {_kind(message.get('value'))}"
+    if kind == SingerMessageType.ACTIVATE_VERSION and (
+        not isinstance(message.get("version"), int) or isinstance(message.get("version"), bool)
+    ):
+        return "ACTIVATE_VERSION message needs a whole-number version"
     return None
 
 
@@ -92,6 +104,9 @@ class CapsuleMessageReader(SingerReader):
         super().__init__()
         self.line_number = 0
         self.on_malformed: t.Callable[[MalformedInput], t.NoReturn] | None = None
+        # Errors that end the run whatever the line (auth, settings), and who ends it.
+        self.fatal_errors: tuple[type[Exception], ...] = ()
+        self.on_fatal: t.Callable[[Exception], t.NoReturn] | None = None
 
     @override
     def deserialize_json(self, line: str) -> dict:
@@ -131,10 +146,16 @@ class CapsuleMessageReader(SingerReader):
                             f"SCHEMA message for stream {message['stream']!r}: not a valid JSON "
                             "Schema (check its types and keywords)"
                         )
-                    raise MalformedInput(self.line_number, text[:300]) from None
+                    if not isinstance(exc, UnusableMessage):
+                        text = text[:300]
+                    raise MalformedInput(self.line_number, text) from None
                 stats[kind] += 1
             except MalformedInput as exc:
                 if self.on_malformed is None:
                     raise
                 self.on_malformed(exc)
+            except self.fatal_errors as exc:  # e.g. a 401 while a STATE drains the sinks
+                if self.on_fatal is None:
+                    raise
+                self.on_fatal(exc)
         return stats

@@ -50,7 +50,7 @@ def keys_for(
     return tuple(cat.NaturalKey(tuple(k)) for k in configured)  # a list of alternative keys
 
 
-def _norm(value: t.Any) -> str | None:
+def _norm(value: object) -> str | None:
     if blank(value):
         return None
     if isinstance(value, dict):
@@ -88,19 +88,19 @@ def record_keys(
     record: t.Mapping[str, t.Any], keys: t.Sequence[cat.NaturalKey]
 ) -> list[tuple[int, tuple[str, ...]]]:
     """Every (key number, value tuple) the record can be found by."""
-    found = []
+    found: list[tuple[int, tuple[str, ...]]] = []
     for number, key in enumerate(keys):
         if any(record.get(k) != v for k, v in key.when.items()):
             continue
         per_field = [values_at(record, path) for path in key.fields]
         if any(not values for values in per_field):
             continue
-        for combo in itertools.product(*per_field):
-            found.append((number, combo))
+        found.extend((number, combo) for combo in itertools.product(*per_field))
     return found
 
 
 def describe(record: t.Mapping[str, t.Any], keys: t.Sequence[cat.NaturalKey]) -> str:
+    """The record's key values, for a rejection ("emailAddresses[].address='a@b.c'")."""
     for key in keys:
         if all(record.get(k) == v for k, v in key.when.items()):
             parts = [f"{p}={values_at(record, p)[0]!r}" for p in key.fields if values_at(record, p)]
@@ -113,6 +113,7 @@ class Index:
     """The records of one list endpoint, by id, by natural key and by content bucket."""
 
     def __init__(self, keys: t.Sequence[cat.NaturalKey], records: t.Iterable[dict] = ()) -> None:
+        """Index `records` on `keys`; more are added as the run reads and writes them."""
         self.keys = tuple(keys)
         self.by_id: dict[t.Any, dict] = {}
         self._by_key: dict[tuple[int, tuple[str, ...]], set] = {}
@@ -121,6 +122,7 @@ class Index:
             self.add(record)
 
     def add(self, record: dict) -> None:
+        """Add or replace a record (the newest copy wins)."""
         rid = record.get("id")
         if rid is None:
             return
@@ -131,7 +133,8 @@ class Index:
         for bucket in self._buckets(record):
             self._by_bucket.setdefault(bucket, set()).add(rid)
 
-    def remove(self, rid: t.Any) -> None:
+    def remove(self, rid: object) -> None:
+        """Drop a record from every part of the index."""
         old = self.by_id.pop(rid, None)
         if old is None:
             return

@@ -37,8 +37,8 @@ def is_ref(prop_schema: t.Mapping | None) -> bool:
     return "object" in types and "id" in (prop_schema.get("properties") or {})
 
 
-def ref(value: t.Any) -> dict | None:
-    """A reference as Capsule wants it on a write: `{id}` (or `{name}` when only a name is given)."""
+def ref(value: object) -> dict | None:
+    """A reference as Capsule wants it on a write: `{id}`, or `{name}` when only a name is given."""
     if blank(value):
         return None
     if isinstance(value, bool):
@@ -62,14 +62,14 @@ CONTACT_IDENTITY = {
 }
 
 
-def _contact_value(key: str, value: t.Any) -> str:
+def _contact_value(key: str, value: object) -> str:
     text = "" if value is None else str(value).strip().casefold()
     if key == "number":
         text = "".join(ch for ch in text if ch.isdigit() or ch == "+")
     return " ".join(text.split())
 
 
-def contact_present(item: dict, current: t.Iterable[dict], kind: str = "emailAddresses") -> bool:
+def contact_present(item: dict, current: t.Iterable[object], kind: str = "emailAddresses") -> bool:
     """Does Capsule already hold this contact item (an email, phone, address or website)?
 
     An item with the id of one of Capsule's rows is present when that row already has its values;
@@ -101,6 +101,7 @@ class FieldDefinitions:
     """The custom-field definitions of one entity, looked up by id, slug or name."""
 
     def __init__(self, stream: str, definitions: t.Iterable[t.Mapping[str, t.Any]]) -> None:
+        """Index the definitions by id, by the tap's column name and by name."""
         self.stream = stream
         self.definitions = {int(d["id"]): dict(d) for d in definitions}
         self.map = CustomFieldMap(self.definitions.values())  # the tap's property names
@@ -110,9 +111,10 @@ class FieldDefinitions:
             self.by_name.setdefault(str(d.get("name") or "").strip().casefold(), def_id)
 
     def kind(self, def_id: int) -> str:
+        """The definition's value type (text, number, boolean, date, list, link)."""
         return str(self.definitions[def_id].get("type") or "text")
 
-    def resolve(self, key: t.Any) -> int:
+    def resolve(self, key: object) -> int:
         """A definition id from an id, the tap's property name or the definition's name."""
         if isinstance(key, dict):
             if key.get("id") not in (None, ""):

@@ -23,19 +23,19 @@ def secrets_of(config: t.Mapping[str, t.Any]) -> list[str]:
     return secret_values(config)
 
 
-def _jsonable(value: t.Any) -> t.Any:
+def _jsonable(value: object) -> str:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
 
 
-def _redact_values(value: object, redactor: Redactor) -> object:
+def _redact_values(value: object, redactor: Redactor, keys: Redactor) -> object:
     if isinstance(value, str):
         return redactor.redact(value)
     if isinstance(value, dict):
-        return {redactor.redact(str(k)): _redact_values(v, redactor) for k, v in value.items()}
+        return {keys.redact(str(k)): _redact_values(v, redactor, keys) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_redact_values(v, redactor) for v in value]
+        return [_redact_values(v, redactor, keys) for v in value]
     return value
 
 
@@ -43,8 +43,11 @@ class Rejects:
     """Writes rejections to `rejects_path` (truncated at the start of a run) and the log."""
 
     def __init__(self, path: str | None, secrets: t.Sequence[str]) -> None:
+        """Empty the file (a run's rejects start fresh) and prepare the masking of `secrets`."""
         self.path = pathlib.Path(path) if path else None
         self.redactor = Redactor(secrets)
+        # Keys are field names: only a secret long enough not to be part of one is masked there.
+        self.key_redactor = Redactor(secrets, min_length=8)
         self.count = 0
         self._lock = threading.Lock()
         if self.path is not None:
@@ -59,6 +62,7 @@ class Rejects:
         record: t.Mapping[str, t.Any],
         http_status: int | None = None,
     ) -> None:
+        """Append one rejected record (masked) and log it (masked by the log handlers too)."""
         reason = self.redactor.redact(reason)
         line = {
             "stream": stream,
@@ -72,6 +76,7 @@ class Rejects:
                     if not k.startswith("_sdc_") or (k == "_sdc_deleted_at" and v)
                 },
                 self.redactor,
+                self.key_redactor,
             ),
         }
         # Redact inside keys and values, not in the serialised line: that would corrupt its

@@ -8,7 +8,6 @@ by a look-up before any retry, PUTs by a re-read, and DELETEs are idempotent.
 from __future__ import annotations
 
 import functools
-import time
 import typing as t
 
 from singer_sdk.exceptions import InvalidRecord
@@ -16,12 +15,10 @@ from singer_sdk.sinks import BatchSink
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
-    AmbiguousWriteError,
     CapsuleAPIError,
     CapsuleNotFound,
     CapsulePermissionError,
     raise_for_capsule_status,
-    response_json,
 )
 from target_capsule import natural_keys as nk
 from target_capsule import payload, rules, validation
@@ -29,21 +26,19 @@ from target_capsule.payload import PayloadError
 from target_capsule.permissions import missing_permission
 from target_capsule.run import WriteRun
 from target_capsule.values import blank, ref_id
-from target_capsule.writes import Check, Unresolved, write
+from target_capsule.writes import Check, Unresolved, since_mark, write
 
 if t.TYPE_CHECKING:
     from singer_sdk import Target
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
-CLOCK_MARGIN = 5  # seconds: a `since` check starts this long before the POST (clocks tick in s)
 
 
-def _iso(epoch: float, offset: float = 0) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch + offset))
+class Rejected(Exception):  # noqa: N818 - an outcome of a record, not an error of the code
+    """The record is rejected: its reason goes to the rejects file and the summary."""
 
-
-class Rejected(Exception):
     def __init__(self, operation: str, reason: str, http_status: int | None = None) -> None:
+        """`operation` as counted; `http_status` when Capsule's answer decided it."""
         super().__init__(reason)
         self.operation = operation
         self.reason = reason
@@ -68,6 +63,7 @@ class CapsuleSink(BatchSink):
         schema: dict,
         key_properties: t.Sequence[str] | None,
     ) -> None:
+        """Bind the stream's catalogue entry and the run the target shares with every sink."""
         super().__init__(target, stream_name, schema, key_properties)
         self.obj = cat.get(stream_name)
         run = getattr(target, "run", None)
@@ -83,9 +79,10 @@ class CapsuleSink(BatchSink):
 
     @property
     def include_sdc_metadata_properties(self) -> bool:
+        """Keep the SDK's `_sdc_*` fields on records (see below)."""
         return True  # keeps `_sdc_deleted_at`, which decides DELETE; `_sdc_*` is never sent
 
-    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: t.Any) -> None:
+    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: object) -> None:
         return None
 
     def _singer_validate_message(self, record: dict) -> None:
@@ -122,11 +119,7 @@ class CapsuleSink(BatchSink):
         rid = record.get("id")
         if not blank(record.get("_sdc_deleted_at")) or isinstance(rid, bool):
             return None
-        if isinstance(rid, int) and rid > 0:
-            return rid
-        if isinstance(rid, str) and rid.strip().isdigit() and int(rid) > 0:
-            return int(rid)
-        return None
+        return validation.as_id(rid)
 
     def apply_record(self, record: dict) -> None:
         """Apply one record and count its outcome (every record ends as exactly one)."""
@@ -186,6 +179,7 @@ class CapsuleSink(BatchSink):
         self.run.summary.add(self.stream_name, operation, outcome)
 
     def operation_of(self, record: t.Mapping[str, t.Any]) -> str:
+        """DELETE for a tombstone, UPDATE for a record with an id, else INSERT."""
         if not blank(record.get("_sdc_deleted_at")):
             return DELETE
         if not blank(record.get("id")):
@@ -193,6 +187,7 @@ class CapsuleSink(BatchSink):
         return INSERT
 
     def apply(self, operation: str, record: dict) -> tuple[str, str]:
+        """Apply one valid record: (outcome, operation as counted; a matched INSERT is UPDATE)."""
         reason = rules.operation_allowed(self.obj, operation)
         if reason:
             raise Rejected(operation, reason)
@@ -223,6 +218,7 @@ class CapsuleSink(BatchSink):
             raise Rejected(operation, "; ".join(reasons))
 
     def body_of(self, record: t.Mapping[str, t.Any]) -> dict:
+        """The writable fields of the record; unknown ones are warned about once per stream."""
         ignored: set[str] = set()
         body = payload.normalize(self.obj, record, ignored)
         new = ignored - self._ignored_warned
@@ -236,6 +232,7 @@ class CapsuleSink(BatchSink):
         return body
 
     def path_of(self, view: t.Mapping[str, t.Any]) -> str | None:
+        """The list the record belongs to (its parent's, for children), or None."""
         values = dict(view)
         parent_ref = payload.parent_ref_key(self.obj)
         if self.obj.parent_key and blank(values.get(self.obj.parent_key)) and parent_ref:
@@ -245,6 +242,7 @@ class CapsuleSink(BatchSink):
     # --- INSERT (or UPDATE of the record it matches) --------------------------------------
 
     def insert(self, record: dict, body: dict, view: dict) -> tuple[str, str]:
+        """An id-less record: UPDATE of the one record it matches, else a POST."""
         # A record without id must be insertable as it stands, even if it then matches one:
         # so a rule violation is found before any request, read or write.
         self._check(INSERT, view)
@@ -252,8 +250,8 @@ class CapsuleSink(BatchSink):
             wanted = record.get("definition")
             definition = self.run.lookups.track_definition(wanted)
             reason = rules.check_capture_rule(self.obj, definition, wanted)
-            if reason:
-                raise Rejected(INSERT, reason)
+            if reason or definition is None:
+                raise Rejected(INSERT, reason or f"{self.stream_name} INSERT: no definition")
             body["definition"] = {"id": definition["id"]}
         keys = nk.keys_for(self.obj, self.run.upsert_keys)
         path = self.path_of(view)
@@ -305,6 +303,7 @@ class CapsuleSink(BatchSink):
         content: bool,
         refresh: bool = False,
     ) -> list:
+        """Ids of the existing records `body` matches (`refresh`: re-read the whole list)."""
         lookups = self.run.lookups
         if refresh:
             index = lookups.index(self.obj, path, keys, refresh=True)
@@ -331,11 +330,12 @@ class CapsuleSink(BatchSink):
         keys: t.Sequence[cat.NaturalKey] | None,
         path: str | None,
     ) -> tuple[str, str]:
+        """POST a new record through the one write path, checked after an ambiguous failure."""
         target_path = cat.fill_path(self.obj.post_path, record)
         new_tags = self.new_tags(full)
         check = None
         if keys is not None and path is not None:
-            since = _iso(self.run.session.pacer.server_now() or time.time(), -CLOCK_MARGIN)
+            since = since_mark(self.run.session)
             check = functools.partial(self.check_created, body, keys, path, since)
         try:
             written = write(
@@ -368,7 +368,11 @@ class CapsuleSink(BatchSink):
         return "applied", INSERT
 
     def check_created(
-        self, body: dict, keys: t.Sequence[cat.NaturalKey], path: str, since: str
+        self,
+        body: dict,
+        keys: t.Sequence[cat.NaturalKey],
+        path: str,
+        since: t.Callable[[], str],
     ) -> Check:
         """After an ambiguous POST: does Capsule now hold a record that matches `body`?
 
@@ -376,7 +380,7 @@ class CapsuleSink(BatchSink):
         short read); others in their list, which for them is a small settings list.
         """
         if self.obj.since and path == self.obj.path:
-            params = {**self.obj.list_query, "since": since}
+            params = {**self.obj.list_query, "since": since()}
             records = list(self.run.session.paginate(path, self.obj.list_key, params))
             index = nk.Index(keys, records)
             found = [index.by_id[i] for i in self.match_in(index, body, content=True)]
@@ -397,7 +401,7 @@ class CapsuleSink(BatchSink):
         out: dict[str, t.Any] = {}
         if self.obj.tags and (record.get("tags") or (self.replace and "tags" in record)):
             names = payload.tag_names(
-                record, lambda: self.run.lookups.definitions(self.obj.tags), self.stream_name
+                record, lambda: self.run.lookups.definitions(str(self.obj.tags)), self.stream_name
             )
             tags = payload.tags_body(names, current, self.replace)
             if tags:
@@ -416,8 +420,9 @@ class CapsuleSink(BatchSink):
     # --- UPDATE ---------------------------------------------------------------------------
 
     def update(
-        self, record: dict, body: dict, rid: t.Any, path: str | None, current: dict | None = None
+        self, record: dict, body: dict, rid: object, path: str | None, current: dict | None = None
     ) -> str:
+        """Send what Capsule's copy of record `rid` lacks (nothing: `unchanged`)."""
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
         lookups = self.run.lookups
         if current is None:
@@ -475,7 +480,7 @@ class CapsuleSink(BatchSink):
         self.run.changes.write(self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags)
         return "applied"
 
-    def replace_record(self, rid: t.Any, current: dict, diff: dict, path: str | None) -> str:
+    def replace_record(self, rid: object, current: dict, diff: dict, path: str | None) -> str:
         """An UPDATE where Capsule has no PUT (custom titles): create the new, delete the old.
 
         Parties name titles by text, so nothing refers to the old id. The new record is created
@@ -490,25 +495,35 @@ class CapsuleSink(BatchSink):
             return "applied"
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
 
-        def check() -> Check:
-            """Re-read the (small) list: applied when a record holding the new values exists."""
-            index = self.run.lookups.index(self.obj, self.obj.path, keys, refresh=True)
-            found = [
-                index.by_id[i]
+        def holding(refresh: bool) -> list[dict]:
+            """Other records of the (small) list that already hold the new values."""
+            index = self.run.lookups.index(self.obj, self.obj.path, keys, refresh=refresh)
+            holds = [
+                i
                 for i in index.match_content(full, lambda c: nk.holds_scalars(full, c))
+                if str(i) != str(rid)
             ]
+            return [index.by_id[i] for i in holds]
+
+        def check() -> Check:
+            """Re-read the list: applied when a record holding the new values exists."""
+            found = holding(refresh=True)
             return Check(applied=bool(found), found=found[0] if found else None)
 
         try:
-            written = write(
-                self.run.session,
-                "POST",
-                self.obj.post_path,
-                {self.obj.item_key: full},
-                check=check,
-                what=f"{self.stream_name} UPDATE of record {rid} (create the new one)",
-            )
-            created = written.found or (written.answer or {}).get(self.obj.item_key) or {}
+            existing = holding(refresh=False)  # the new title exists already: only delete
+            if existing:
+                created: t.Any = existing[0]
+            else:
+                written = write(
+                    self.run.session,
+                    "POST",
+                    self.obj.post_path,
+                    {self.obj.item_key: full},
+                    check=check,
+                    what=f"{self.stream_name} UPDATE of record {rid} (create the new one)",
+                )
+                created = written.found or (written.answer or {}).get(self.obj.item_key) or {}
             response = self.run.session.call(
                 "DELETE", cat.fill_path(self.obj.single_path, {"id": rid})
             )
@@ -546,7 +561,8 @@ class CapsuleSink(BatchSink):
             raise Rejected(UPDATE, f"{self.stream_name} UPDATE: {exc}") from None
         return diff
 
-    def current_or_reject(self, rid: t.Any, path: str | None) -> dict:
+    def current_or_reject(self, rid: object, path: str | None) -> dict:
+        """Capsule's copy of the record to update, or a rejection when it does not exist."""
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
         current = self.run.lookups.current(self.obj, rid, path, keys, upcoming=self.upcoming)
         if current is None:
@@ -561,6 +577,7 @@ class CapsuleSink(BatchSink):
     # --- DELETE ---------------------------------------------------------------------------
 
     def delete(self, record: dict) -> str:
+        """DELETE by id (or the link's two ids); a 404 is `already_gone`."""
         self._check(DELETE, record)
         if self.obj.is_link:
             single = cat.fill_path(self.obj.single_path, record)
@@ -647,6 +664,7 @@ class CapsuleSink(BatchSink):
     # --- links (additional parties) -------------------------------------------------------
 
     def link(self, record: dict) -> str:
+        """Link a party to an opportunity or case, unless the link exists already."""
         self._check(INSERT, record)
         parent_key, child_key = self.obj.parent_key, self.obj.child_key
         assert parent_key and child_key

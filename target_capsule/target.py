@@ -23,15 +23,17 @@ from tap_capsule.api_client import (
     check_connection_settings,
     connection_settings,
 )
-from target_capsule.messages import CapsuleMessageReader, MalformedInput
+from target_capsule.messages import CapsuleMessageReader, MalformedInput, UnusableMessage
 from target_capsule.run import WriteRun
 from target_capsule.sinks import CapsuleSink
+from target_capsule.validation import show
 
 STATE_KEY = "target_capsule"
 FATAL = (CapsuleAuthError, CapsuleConfigError, CapsuleRateLimitError, CapsuleRetryError)
 
 
 def writable_streams() -> list[str]:
+    """The streams the catalogue lets the target write, for messages that list them."""
     return sorted(o.stream for o in cat.OBJECTS if o.operations)
 
 
@@ -111,7 +113,8 @@ class TargetCapsule(Target):
         ),
     ).to_dict()
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401 - the SDK's own signature
+        """Mask secrets before the SDK logs, refuse unusable settings, then set up the run."""
         secrets.install_early(kwargs.get("config"), "TARGET_CAPSULE")  # before the SDK logs
         super().__init__(*args, **kwargs)
         secrets.install(self.config)
@@ -126,13 +129,17 @@ class TargetCapsule(Target):
         self._last_stream: str | None = None
         if isinstance(self.message_reader, CapsuleMessageReader):
             self.message_reader.on_malformed = self.stop_on_malformed
+            self.message_reader.fatal_errors = FATAL
+            self.message_reader.on_fatal = self.stop_on_fatal
 
     def get_sink_class(self, stream_name: str) -> type[CapsuleSink]:
+        """One sink class for every Capsule stream; any other stream ends the run in one line."""
         if stream_name not in cat.BY_STREAM:
-            self.abort(
-                f"target-capsule cannot write stream {stream_name!r}: it is not a Capsule stream. "
+            raise UnusableMessage(
+                f"target-capsule cannot write stream {show(stream_name)}: it is not a Capsule "
+                "stream. "
                 f"Streams it writes: {', '.join(writable_streams())}. Rename the stream with a "
-                "stream map (`__alias__`) if it holds one of these."
+                "stream map (`__alias__`) if it holds one of these"
             )
         return CapsuleSink
 
@@ -140,16 +147,13 @@ class TargetCapsule(Target):
     def fatal_ends_run(self) -> t.Iterator[None]:
         """Errors nobody downstream can fix (401, a setting, Capsule down) end the run in one line.
 
-        Sinks write when they drain, which the SDK does on a RECORD, a STATE or the end of input.
+        Sinks write when they drain, which the SDK does on a RECORD, a STATE or the end of input
+        (the message reader covers the STATE case).
         """
         try:
             yield
         except FATAL as exc:
             self.abort(str(exc))
-
-    def _process_state_message(self, message_dict: dict) -> None:
-        with self.fatal_ends_run():
-            super()._process_state_message(message_dict)
 
     def _process_record_message(self, message_dict: dict) -> None:
         with self.fatal_ends_run():
@@ -194,6 +198,7 @@ class TargetCapsule(Target):
         super()._write_state_message(merged)
 
     def process_endofpipe(self) -> None:
+        """Drain, emit the STATE and the summary; exit 1 on unresolved writes (or rejects)."""
         had_state = bool(self._latest_state)
         with self.fatal_ends_run():
             super().process_endofpipe()
@@ -218,6 +223,10 @@ class TargetCapsule(Target):
                 summary=False,
             )
 
+    def stop_on_fatal(self, error: Exception) -> t.NoReturn:
+        """End the run on an error no record can get past (a 401, a setting) in one line."""
+        self.abort(str(error))
+
     def stop_on_malformed(self, error: MalformedInput) -> t.NoReturn:
         """Finish what the lines before `error` started (STATE and summary), then exit 1."""
         with self.fatal_ends_run():
@@ -231,6 +240,7 @@ class TargetCapsule(Target):
         )
 
     def abort(self, message: str, summary: bool = True) -> t.NoReturn:
+        """End the run with exit code 1 and `message` as its last log line (no traceback)."""
         if summary:
             self.run.log_summary()
         self.logger.error("%s", message)  # last, so it is the line a user sees

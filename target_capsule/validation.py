@@ -62,6 +62,12 @@ def _whole(value: object) -> int | None:
     return None
 
 
+def as_id(value: object) -> int | None:
+    """`value` as an id fit for a URL, or None (no exception: for code that only peeks)."""
+    number = _whole(value)
+    return number if number is not None and 0 < number <= MAX_ID else None
+
+
 def positive_id(value: object, field: str, head: str) -> int:
     """`value` as an id fit for a URL, or `ValidationError` naming `field`."""
     number = _whole(value)
@@ -133,10 +139,17 @@ def check_shapes(obj: cat.CapsuleObject, operation: str, record: t.Mapping[str, 
         elif key == "custom_fields" and obj.custom_fields:
             if not isinstance(value, dict):
                 raise _shape_error(head, key, "an object of custom field values", value)
+            for name, item in value.items():
+                _check_scalar(head, f"custom_fields.{name}", item)
         elif key == "fields" and obj.custom_fields:
             _check_list_of_objects(head, key, value, "a list of {definition, value} objects")
+            for item in value:
+                _check_scalar(head, "fields[].value", item.get("value"))
         elif key in CONTACT_LISTS and key in obj.schema:
             _check_list_of_objects(head, key, value, "a list of objects")
+            for item in value:
+                for part, part_value in item.items():
+                    _check_scalar(head, f"{key}[].{part}", part_value)
         elif key in obj.schema:
             prop = obj.schema[key]
             if is_ref(prop):
@@ -171,6 +184,12 @@ def _check_tags(head: str, value: object) -> None:
         raise ValidationError(f"{head}: tags item {show(item)} is not {expected[2:]}")
 
 
+def _check_scalar(head: str, field: str, value: object) -> None:
+    """A custom value or a part of a contact item: text, a number, a boolean or null."""
+    if isinstance(value, (dict, list, tuple)):
+        raise _shape_error(head, field, "a text, number or boolean value", value)
+
+
 def _check_list_of_objects(head: str, field: str, value: object, expected: str) -> None:
     if not isinstance(value, list):
         raise _shape_error(head, field, expected, value)
@@ -201,6 +220,8 @@ def prepare(obj: cat.CapsuleObject, operation: str, record: dict) -> dict:
     kind of entry Capsule lets a client create (sending none gets a 422).
     """
     clean = dict(record)
+    if operation not in obj.operations:
+        return clean  # rejected by the catalogue's rules, with that reason, before any request
     check_ids(obj, operation, clean)
     check_shapes(obj, operation, clean)
     if (

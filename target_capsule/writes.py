@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import typing as t
 
 from tap_capsule.api_client import (
@@ -27,6 +28,7 @@ if t.TYPE_CHECKING:
     from tap_capsule.api_client import CapsuleSession
 
 WRITE_ATTEMPTS = 4  # tries of one write; each failed try is followed by one check
+CLOCK_MARGIN = 5  # seconds: a `since` check starts this long before the write
 
 logger = logging.getLogger("target_capsule.writes")
 
@@ -59,6 +61,25 @@ class Unresolved(Exception):  # noqa: N818 - an outcome, not an error of the cod
         super().__init__(message)
         self.status = status
         self.checked = checked
+
+
+def since_mark(session: CapsuleSession) -> t.Callable[[], str]:
+    """Capsule's time just before a write, as a `since` value for a check after it.
+
+    Read on Capsule's clock (the `Date` of its answers), `CLOCK_MARGIN` early because that clock
+    ticks in seconds. Before any answer was seen, the check starts from the failure's own `Date`
+    (or the local clock) less the request timeout: too early costs a few records, too late would
+    miss the write and send it twice.
+    """
+    before = session.pacer.server_now()
+
+    def mark() -> str:
+        start = before
+        if start is None:
+            start = (session.pacer.server_now() or time.time()) - session.timeout
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start - CLOCK_MARGIN))
+
+    return mark
 
 
 def write(

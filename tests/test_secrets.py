@@ -1,4 +1,4 @@
-"""No secret setting reaches any output of either plugin, whatever the failure and whatever its form.
+"""No secret setting reaches any output of either plugin, whatever the failure and its form.
 
 Every failure mode of tap-capsule and target-capsule runs through the real CLIs with marked secrets
 (access token, refresh token, client id and secret); then stdout, stderr and every file the run
@@ -153,6 +153,11 @@ def target_cases(sb: Sandbox) -> dict[str, tuple[dict, str, int]]:
             records({"type": "organisation", "name": "X"}),
             1,
         ),
+        "capsule failing every request": (
+            {"api_url": sb.url, "access_token": f"{ACCESS}\n", "max_retries": 1},
+            records({"type": "organisation", "name": "Down Ltd"}),
+            1,
+        ),
         "token of the wrong type": (
             {"api_url": sb.url, "access_token": 4711000000123456789},
             records({"type": "organisation", "name": "X"}),
@@ -166,6 +171,7 @@ def test_target_failure_modes_never_show_a_secret(capsule, tmp_path):
     for name, (config, stdin, code) in target_cases(capsule).items():
         if name == "token of the wrong type":
             SECRETS_EXTRA.append(str(config["access_token"]))
+        capsule.set_faults(error_every=1 if name == "capsule failing every request" else 0)
         returncode, output = run("target-capsule", tmp_path, config, stdin)
         assert returncode == code, f"{name}: exit {returncode}\n{output[-2000:]}"
         assert "Traceback" not in output, name
@@ -198,8 +204,14 @@ def test_tap_failure_modes_never_show_a_secret(capsule, tmp_path):
             (),
             1,
         ),
+        "capsule failing every request": (
+            {"api_url": capsule.url, "access_token": f" {ACCESS}", "max_retries": 1},
+            (),
+            1,
+        ),
     }
     for name, (config, args, code) in cases.items():
+        capsule.set_faults(error_every=1 if name == "capsule failing every request" else 0)
         returncode, output = run("tap-capsule", tmp_path, config, "", *args)
         assert returncode == code, f"{name}: exit {returncode}\n{output[-2000:]}"
         assert leaks(output) == [], f"{name}: {leaks(output)}\n{output[-3000:]}"
@@ -227,3 +239,16 @@ def test_redactor_masks_every_form(text):
     masked = Redactor([ACCESS, CLIENT_SECRET]).redact(text)
     assert MASK in masked
     assert leaks(masked) == []
+
+
+def test_uncaught_errors_are_printed_masked():
+    code = (
+        "from tap_capsule import secrets\n"
+        f"secrets.install({{'access_token': {ACCESS!r}}})\n"
+        f"secrets.install({{'client_secret': {CLIENT_SECRET!r}}})\n"
+        f"raise RuntimeError('boom ' + {ACCESS!r} + ' ' + {CLIENT_SECRET[:12]!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "RuntimeError: boom ***" in proc.stderr
+    assert leaks(proc.stderr) == []

@@ -11,9 +11,11 @@ runs the real CLI.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import itertools
 import json
+import time
 import typing as t
 
 import pytest
@@ -172,3 +174,75 @@ def test_unresolved_writes_fail_the_cli_run_and_say_rerunning_is_safe(run_target
         )
         assert again.count("parties", "INSERT", "applied") == 1
         assert [p.get("name") for p in sb.state()["parties"]].count("Never Lands Ltd") == 1
+
+
+def test_write_retries_wait_with_the_shared_backoff_and_check_each_failure(requests_mock):
+    url = "https://capsule.test/api/v2"
+    sleeps: list[float] = []
+    session = api_client.CapsuleSession(
+        {"access_token": "t", "api_url": url, "max_retries": 0}, sleep=sleeps.append
+    )
+    requests_mock.post(f"{url}/parties", status_code=503, json={"message": "busy"})
+    checks: list[int] = []
+
+    def check() -> writes.Check:
+        checks.append(1)
+        return writes.Check(applied=False)
+
+    with pytest.raises(writes.Unresolved, match="failed it 4 times") as exc:
+        writes.write(session, "POST", "/parties", {"party": {}}, check=check, what="parties INSERT")
+    assert exc.value.status == 503 and exc.value.checked
+    assert len(checks) == writes.WRITE_ATTEMPTS  # one check after every failure, no blind retry
+    assert sleeps == list(itertools.islice(api_client.retry_delays(), writes.WRITE_ATTEMPTS - 1))
+    assert sleeps == [0.5, 1.0, 2.0]
+
+    # A check that finds the write applied ends it: no second POST.
+    requests_mock.reset_mock()
+    found = writes.write(
+        session,
+        "POST",
+        "/parties",
+        {"party": {}},
+        check=lambda: writes.Check(applied=True, found={"id": 5}),
+        what="parties INSERT",
+    )
+    assert found.found == {"id": 5} and requests_mock.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"drop_every": 3},
+        {"drop_every": 3, "fault_after_write": True},
+        {"malformed_every": 3},
+    ],
+    ids=["dropped before the write", "dropped after the write", "malformed answers"],
+)
+def test_dropped_and_malformed_answers_end_like_a_clean_run(faults, tmp_path, no_waits):
+    clean, _ = clean_picture(SMALL, tmp_path)
+    with Sandbox(token=TOKEN, scale=SMALL, seed=11) as sb:
+        records = inputs(sb.state())
+        sb.set_faults(**faults)
+        code, _, rejects = run_in_process(sb, records, tmp_path)
+        sb.set_faults()
+        assert code == 0, rejects
+        assert rejects == []
+        assert picture(sb) == clean
+
+
+def epoch(iso: str) -> float:
+    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_since_check_starts_before_the_write_on_capsules_clock():
+    session = api_client.CapsuleSession(
+        {"access_token": "t", "api_url": "https://capsule.test/api/v2", "request_timeout": 30}
+    )
+    before_any_answer = writes.since_mark(session)
+    session.pacer.clock_offset = -3600.0  # Capsule's clock, seen on the failure, is an hour behind
+    expected = time.time() - 3600 - 30 - writes.CLOCK_MARGIN
+    got_epoch = epoch(before_any_answer())
+    assert expected - 2 <= got_epoch <= expected + 1
+    known = writes.since_mark(session)  # an answer was seen: the time just before the write
+    got_epoch = epoch(known())
+    assert time.time() - 3600 - writes.CLOCK_MARGIN - 2 <= got_epoch <= time.time() - 3600

@@ -182,3 +182,18 @@ def test_wrongly_shaped_scalar_and_reference_are_rejected_naming_the_field():
         validation.prepare(opportunities, cat.INSERT, {"name": "D", "party": {"id": "x1"}})
     with pytest.raises(validation.ValidationError, match="tags item 5 is not"):
         validation.prepare(parties, cat.INSERT, {"type": "organisation", "tags": [5]})
+
+
+def test_objects_inside_custom_values_and_contact_items_are_rejected_before_any_request():
+    parties = cat.get("parties")
+    org = {"type": "organisation", "name": "Deep Ltd"}
+    with pytest.raises(
+        validation.ValidationError, match=r"custom_fields\.Employees must be a text"
+    ):
+        validation.prepare(parties, cat.INSERT, {**org, "custom_fields": {"Employees": {"a": 1}}})
+    with pytest.raises(validation.ValidationError, match=r"fields\[\]\.value must be a text"):
+        validation.prepare(
+            parties, cat.INSERT, {**org, "fields": [{"definition": 1, "value": [1]}]}
+        )
+    with pytest.raises(validation.ValidationError, match=r"emailAddresses\[\]\.address must be"):
+        validation.prepare(parties, cat.INSERT, {**org, "emailAddresses": [{"address": {"x": 1}}]})

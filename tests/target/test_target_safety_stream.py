@@ -66,6 +66,14 @@ BAD_LINES = {
         json.dumps({"type": "RECORD", "record": {"name": SECRET_LOOKING}}),
         "RECORD message without a stream name",
     ),
+    "stream that is not a Capsule stream": (
+        json.dumps({"type": "SCHEMA", "stream": "contacts", "schema": {"properties": {}}}),
+        "target-capsule cannot write stream 'contacts': it is not a Capsule stream",
+    ),
+    "batch message": (
+        json.dumps({"type": "BATCH", "stream": "parties", "encoding": {}, "manifest": []}),
+        "BATCH messages are not supported",
+    ),
     "state not an object": (
         json.dumps({"type": "STATE", "value": [SECRET_LOOKING]}),
         "STATE message value must be an object",
@@ -118,3 +126,16 @@ def test_well_formed_input_is_unaffected(capsule, run_target):
     run = run_target(capsule, messages([("parties", {"type": "organisation", "name": "Ok Ltd"})]))
     assert run.returncode == 0
     assert run.count("parties", "INSERT", "applied") == 1
+
+
+def test_a_401_while_a_state_drains_the_sinks_ends_in_one_line(capsule, run_target):
+    text = lines(
+        schema_message("parties"),
+        org("Never Written Ltd"),
+        {"type": "STATE", "value": {"bookmarks": {}}},
+        org("Nor This Ltd"),
+    )
+    run = run_target(capsule, text, check=False, access_token="not-the-sandbox-token")
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "Capsule rejected the access token (HTTP 401" in run.stderr.strip().splitlines()[-1]

@@ -190,3 +190,17 @@ def test_content_matches_are_counted_logged_and_can_be_turned_off(capsule, run_t
     )
     assert len(ids) >= 2
     assert all(str(i) in both.rejects[0]["reason"] for i in ids)
+
+
+def test_a_title_renamed_to_an_existing_one_only_deletes_the_old(capsule, run_target):
+    first, second = capsule.state()["custom_titles"][:2]
+    capsule.reset_requests()
+    run = run_target(
+        capsule, messages([("custom_titles", {"id": first["id"], "title": second["title"]})])
+    )
+    assert run.count("custom_titles", "UPDATE", "applied") == 1
+    by_path = capsule.requests()["by_path"]
+    assert "POST /titles" not in by_path
+    assert by_path.get(f"DELETE /titles/{first['id']}") == 1
+    titles = [t["title"] for t in capsule.state()["custom_titles"]]
+    assert titles.count(second["title"]) == 1 and first["title"] not in titles

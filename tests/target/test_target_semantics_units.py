@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import requests_mock
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleSession
@@ -142,3 +144,52 @@ def test_permission_names_and_summary_counters():
         "parties": {"matched_on_content": 1, "rows_removed": 2}
     }
     assert "parties: 1 matched_on_content, 2 rows_removed" in summary.lines()
+
+
+# --- replace / merge as properties: what Capsule holds after the PUT ------------------------------
+
+ADDRESSES = st.lists(
+    st.sampled_from(["a@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io"]), unique=True
+)
+
+
+def capsule_applies(rows: list[dict], items: list[dict]) -> list[dict]:
+    """Capsule's documented merge of a PUT's list: `_delete` removes by id, new items append."""
+    gone = {i["id"] for i in items if i.get("_delete")}
+    out = [r for r in rows if r["id"] not in gone]
+    next_id = max((r["id"] for r in rows), default=0) + 1
+    for item in items:
+        if not item.get("_delete") and item.get("id") is None:
+            out.append({"id": next_id, **item})
+            next_id += 1
+    return out
+
+
+@given(have=ADDRESSES, want=ADDRESSES)
+def test_replace_leaves_exactly_the_records_list_and_merge_only_adds(have, want):
+    obj = cat.get("parties")
+    rows = [{"id": n + 1, "address": a} for n, a in enumerate(have)]
+    body = {"emailAddresses": [{"address": a.upper()} for a in want]}
+    replaced = payload.update_body(obj, body, {"emailAddresses": rows}, replace=True)
+    mirrored = capsule_applies(rows, replaced.get("emailAddresses", []))
+    assert sorted(r["address"].lower() for r in mirrored) == sorted(want)
+    assert payload.removals(replaced) == len(set(have) - set(want))
+    # once Capsule mirrors the record, a replay sends nothing
+    assert payload.update_body(obj, body, {"emailAddresses": mirrored}, replace=True) == {}
+    merged = payload.update_body(obj, body, {"emailAddresses": rows})
+    assert payload.removals(merged) == 0
+    added = capsule_applies(rows, merged.get("emailAddresses", []))
+    assert sorted(r["address"].lower() for r in added) == sorted(set(have) | set(want))
+
+
+def test_notes_are_read_from_their_parent_50_a_page():
+    session = CapsuleSession({"access_token": "t", "api_url": API})
+    lookups = Lookups(session)
+    entries = cat.get("entries")
+    path = lookups.list_path(entries, {"type": "note", "party": {"id": 5}, "content": "x"})
+    assert path == "/parties/5/entries"
+    with requests_mock.Mocker() as m:
+        m.get(f"{API}/parties/5/entries", json={"entries": [{"id": 1, "content": "x"}]})
+        assert [r["id"] for r in lookups.read_list(entries, path)] == [1]
+        assert m.last_request.qs["perpage"] == ["50"]
+    session.close()
