@@ -541,7 +541,8 @@ class CapsuleSink(BatchSink):
         # Logged as what happened: a create and a delete (an undo deletes the one, recreates
         # the other).
         new_id = created.get("id") if isinstance(created, dict) else None
-        self.run.changes.write(self.stream_name, INSERT, new_id, full)
+        if not existing:  # a title that already existed was not created by this run
+            self.run.changes.write(self.stream_name, INSERT, new_id, full)
         self.run.changes.write(self.stream_name, DELETE, rid, None, record=current)
         self.logger.info(
             "%s UPDATE: record %s replaced by new record %s (Capsule has no update for %s)",
