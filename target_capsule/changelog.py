@@ -49,7 +49,7 @@ class ChangeLog:
         self,
         stream: str,
         operation: str,
-        rid: int | str | None,
+        rid: object,
         written: t.Mapping[str, t.Any] | None,
         before: t.Mapping[str, t.Any] | None = None,
         *,
