@@ -303,10 +303,10 @@ def clean_secret(config: t.Mapping[str, t.Any], key: str) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
-    if any(ch.isspace() for ch in text):
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
         raise CapsuleConfigError(
-            f"{key} has whitespace inside it (a space or line break); copy it again, whole and "
-            "on one line"
+            f"{key} has whitespace inside it (a space, line break or control character); copy "
+            "it again, whole and on one line"
         )
     return text or None
 

@@ -12,6 +12,7 @@ import typing as t
 
 from singer_sdk import Target
 from singer_sdk import typing as th
+from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule import secrets
@@ -132,6 +133,7 @@ class TargetCapsule(Target):
             self.message_reader.fatal_errors = FATAL
             self.message_reader.on_fatal = self.stop_on_fatal
 
+    @override
     def get_sink_class(self, stream_name: str) -> type[CapsuleSink]:
         """One sink class for every Capsule stream; any other stream ends the run in one line."""
         if stream_name not in cat.BY_STREAM:
@@ -155,6 +157,7 @@ class TargetCapsule(Target):
         except FATAL as exc:
             self.abort(str(exc))
 
+    @override
     def _process_record_message(self, message_dict: dict) -> None:
         with self.fatal_ends_run():
             self._record_message(message_dict)
@@ -184,6 +187,7 @@ class TargetCapsule(Target):
         except FATAL as exc:
             self.abort(str(exc))
 
+    @override
     def _write_state_message(self, state: dict) -> None:
         self._state_written = True
         # A dry run writes nothing, so the source's bookmarks must not move on: passing them
@@ -197,6 +201,7 @@ class TargetCapsule(Target):
             }
         super()._write_state_message(merged)
 
+    @override
     def process_endofpipe(self) -> None:
         """Drain, emit the STATE and the summary; exit 1 on unresolved writes (or rejects)."""
         had_state = bool(self._latest_state)

@@ -220,9 +220,10 @@ def test_tap_failure_modes_never_show_a_secret(capsule, tmp_path):
 def test_tokens_are_stripped_or_refused():
     assert clean_secret({"access_token": f" {ACCESS}\n"}, "access_token") == ACCESS
     assert clean_secret({"access_token": None}, "access_token") is None
-    with pytest.raises(CapsuleConfigError, match="access_token has whitespace inside it") as exc:
-        clean_secret({"access_token": f"{ACCESS[:4]}\n{ACCESS[4:]}"}, "access_token")
-    assert not leaks(str(exc.value))
+    for inside in ("\n", " ", "\x00", "\x7f"):
+        with pytest.raises(CapsuleConfigError, match="access_token has whitespace inside") as exc:
+            clean_secret({"access_token": f"{ACCESS[:4]}{inside}{ACCESS[4:]}"}, "access_token")
+        assert not leaks(str(exc.value))
 
 
 @pytest.mark.parametrize(

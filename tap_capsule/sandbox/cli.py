@@ -13,7 +13,7 @@ import sys
 import threading
 import typing as t
 
-from tap_capsule.sandbox.auth import FULL_GRANT
+from tap_capsule.sandbox.auth import FULL_GRANT, Grant
 from tap_capsule.sandbox.models import OWNER_CLEARS_TEAM
 from tap_capsule.sandbox.server import API, App, SandboxHTTPServer
 
@@ -67,6 +67,15 @@ def _positive_float(name: str) -> t.Callable[[str], float]:
         return number
 
     return parse
+
+
+def _grant_error(spec: str) -> str:
+    """Why a token grant is unusable, or "" when it is fine."""
+    try:
+        Grant.parse(spec)
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not token:
             parser.error("--extra-token must be TOKEN=GRANT, e.g. 'user-token=read write'")
         extra_tokens[token] = grant
+    grants = [("--token-grant", args.token_grant)]
+    grants += [("--extra-token", grant) for grant in extra_tokens.values()]
+    bad = next(
+        (f"{option}: {_grant_error(spec)}" for option, spec in grants if _grant_error(spec)), ""
+    )
+    if bad:
+        parser.error(bad)
     owner_clears_team = {w.strip() for w in args.owner_clears_team.split(",") if w.strip()}
     unknown = owner_clears_team - {"kase", "party", "opportunity"}
     if unknown:

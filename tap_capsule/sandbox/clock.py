@@ -1,7 +1,8 @@
 """Time for the sandbox: one formatter, one parser, and a clock that tests can freeze.
 
-Capsule writes datetimes as second-precision UTC with a `Z` suffix; keeping every stored timestamp in
-exactly that form lets `since` filtering compare strings instead of parsing 10,000 dates per request.
+Capsule writes datetimes as second-precision UTC with a `Z` suffix; keeping every stored timestamp
+in exactly that form lets `since` filtering compare strings instead of parsing 10,000 dates a
+request.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def day(days: float) -> str:
 
 
 def parse_iso(value: str) -> dt.datetime:
-    """Parse ISO 8601 (`Z`, offsets, fractions, or a bare date; naive means UTC). Raises ValueError."""
+    """Parse ISO 8601 (`Z`, offsets, fractions, a bare date; naive means UTC), or ValueError."""
     value = value.strip()
     if not value:
         raise ValueError("empty datetime")
@@ -53,19 +54,24 @@ class Clock:
     """The sandbox clock: real UTC time unless frozen by a test (`set_clock`)."""
 
     def __init__(self) -> None:
+        """A running clock."""
         self._frozen: dt.datetime | None = None
         self._lock = threading.Lock()
 
     def set(self, value: str | None) -> None:
+        """Freeze at `value` (ISO 8601), or run again with None."""
         with self._lock:
             self._frozen = None if value is None else parse_iso(value)
 
     def now(self) -> dt.datetime:
+        """The current sandbox time (UTC)."""
         with self._lock:
             return self._frozen or dt.datetime.now(UTC)
 
     def stamp(self) -> str:
+        """Now, as Capsule writes a datetime."""
         return fmt(self.now())
 
     def today(self) -> str:
+        """Today, as Capsule writes a date."""
         return self.now().strftime("%Y-%m-%d")

@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import typing as t
 
-from tap_capsule.sandbox.errors import BadRequest
+from tap_capsule.sandbox.errors import BadRequestError
 
 Getter = t.Callable[[dict], list]
 STRING, NUMBER, DATE, BOOLEAN = "string", "number", "date", "boolean"
@@ -107,8 +107,8 @@ FIELDS: dict[str, dict[str, tuple[str, Getter]]] = {
 }
 
 
-def _bad(index: int, message: str) -> BadRequest:
-    return BadRequest(f"filter.conditions[{index}]: {message}")
+def _bad(index: int, message: str) -> BadRequestError:
+    return BadRequestError(f"filter.conditions[{index}]: {message}")
 
 
 def _predicate(kind: str, operator: str, value: t.Any, today: dt.date, index: int) -> t.Callable:  # noqa: ANN401 - a condition's JSON value
@@ -170,10 +170,10 @@ def parse(body: bytes) -> dict:
     try:
         data = json.loads(body.decode("utf-8") or "null")
     except (UnicodeDecodeError, ValueError):
-        raise BadRequest("Request body is not valid JSON") from None
+        raise BadRequestError("Request body is not valid JSON") from None
     query = data.get("filter") if isinstance(data, dict) else None
     if not isinstance(query, dict) or not isinstance(query.get("conditions"), list):
-        raise BadRequest('Request body must be {"filter": {"conditions": [...]}}')
+        raise BadRequestError('Request body must be {"filter": {"conditions": [...]}}')
     return query
 
 
@@ -211,11 +211,11 @@ def _order(fields: dict, order_by: t.Any, ids: list[int], rows: dict) -> list[in
     if order_by is None:
         return ids
     if not isinstance(order_by, list):
-        raise BadRequest("filter.orderBy must be a list")
+        raise BadRequestError("filter.orderBy must be a list")
     for spec in reversed(order_by):
         field = spec.get("field") if isinstance(spec, dict) else None
         if field not in fields:
-            raise BadRequest(f"filter.orderBy: unknown field {field!r}")
+            raise BadRequestError(f"filter.orderBy: unknown field {field!r}")
         descending = str(spec.get("direction", "ascending")).lower() == "descending"
         ids = sorted(ids, key=_sort_key(fields[field][1], rows), reverse=descending)
     return ids

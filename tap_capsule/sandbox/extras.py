@@ -10,7 +10,8 @@ from __future__ import annotations
 import typing as t
 
 from tap_capsule.sandbox import filters
-from tap_capsule.sandbox.errors import NotFound
+from tap_capsule.sandbox.documented import HIDDEN_OUTSIDE_PIPELINE
+from tap_capsule.sandbox.errors import NotFoundError
 from tap_capsule.sandbox.wire import Request, Response
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -25,7 +26,7 @@ def people(v: Views, req: Request) -> Response:
     rows = v.store.rows["parties"]
     org = rows.get(int(req.params["partyId"]))
     if org is None:
-        raise NotFound()
+        raise NotFoundError()
     o = v.store.objects["parties"]
     ids = [i for i in v.ordered(o) if (rows[i].get("organisation") or {}).get("id") == org["id"]]
     return v.render_page(req, o, ids)
@@ -35,7 +36,7 @@ def of_party(v: Views, req: Request, stream: str) -> Response:
     """`GET /parties/{id}/opportunities` and `/kases`."""
     pid = int(req.params["partyId"])
     if pid not in v.store.rows["parties"]:
-        raise NotFound()
+        raise NotFoundError()
     o = v.store.objects[stream]
     rows = v.store.rows[stream]
     ids = [i for i in v.ordered(o) if (rows[i].get("party") or {}).get("id") == pid]
@@ -47,7 +48,7 @@ def entries_of(v: Views, req: Request, parent_stream: str) -> Response:
     parent = v.store.objects[parent_stream]
     pid = int(req.params["parentId"])
     if pid not in v.store.rows[parent_stream]:
-        raise NotFound()
+        raise NotFoundError()
     o = v.store.objects["entries"]
     rows = v.store.rows["entries"]
     key = parent.item_key
@@ -78,14 +79,14 @@ def legacy_milestones(v: Views, req: Request) -> Response:
     if pipelines:
         oldest = min(pipelines, key=lambda p: (p.get("createdAt") or "", p["id"]))
         ids = [i for i in v.ordered(o) if rows[i].get("pipelineId") == oldest["id"]]
-    return v.render_page(req, o, ids, embeds=False)
+    return v.render_page(req, o, ids, embeds=False, hide=HIDDEN_OUTSIDE_PIPELINE["milestone"])
 
 
 def current_user(v: Views, req: Request) -> Response:
     """`GET /users/current`: the token's user."""
     user = v.store.rows["users"].get(v.store.token_user_id)
     if user is None:
-        raise NotFound()
+        raise NotFoundError()
     return v.one(v.store.objects["users"], user, req)
 
 
@@ -93,7 +94,7 @@ def board_stages(v: Views, req: Request) -> Response:
     """`GET /boards/{id}/stages`: a board's stages, deleted board or not."""
     bid = int(req.params["boardId"])
     if bid not in v.store.rows["boards"]:
-        raise NotFound()
+        raise NotFoundError()
     o = v.store.objects["stages"]
     rows = v.store.rows["stages"]
     ids = [i for i in v.ordered(o) if (rows[i].get("board") or {}).get("id") == bid]
@@ -110,5 +111,5 @@ def job(v: Views, req: Request) -> Response:
     """`GET /jobs/{id}`: a scheduled delete's progress."""
     found = v.store.jobs.get(int(req.params["jobId"]))
     if found is None:
-        raise NotFound()
+        raise NotFoundError()
     return Response.json(200, {"job": found})

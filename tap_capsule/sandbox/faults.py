@@ -1,4 +1,6 @@
-"""Fault injection: the failures a Capsule client must survive (SPEC §5), on demand.
+"""Fault injection on demand: the failures a Capsule client must survive.
+
+429s, 5xx answers, dropped connections, slow answers and cut-off JSON bodies.
 
 Faults are counted per /api/v2 request (admin and OAuth calls never count), so a test can say
 "every 3rd request answers 503" and know exactly which ones will.
@@ -24,6 +26,8 @@ FIELDS = (
 
 @dataclasses.dataclass
 class FaultConfig:
+    """Which requests fail and how; zero turns a fault off."""
+
     error_every: int = 0  # every k-th request answers `error_status`
     error_status: int = 503
     slow_every: int = 0  # every k-th request waits `slow_seconds` before answering
@@ -36,6 +40,7 @@ class FaultConfig:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> FaultConfig:
+        """Settings from the admin API or the CLI; a bad one is a ValueError naming it."""
         values = dict(values or {})
         unknown = set(values) - set(FIELDS)
         if unknown:
@@ -54,6 +59,8 @@ class FaultConfig:
 
 @dataclasses.dataclass
 class Decision:
+    """What to do to one request."""
+
     throttle: bool = False
     error: bool = False
     drop: bool = False
@@ -62,7 +69,10 @@ class Decision:
 
 
 class FaultInjector:
+    """Counts API requests and decides, per request, which fault applies."""
+
     def __init__(self, config: FaultConfig | None = None) -> None:
+        """No fault unless `config` asks for one."""
         self._lock = threading.Lock()
         self.config = config or FaultConfig()
         self.count = 0
@@ -74,6 +84,7 @@ class FaultInjector:
             self.count = 0
 
     def decide(self) -> Decision:
+        """The faults of the next request (throttled ones do not advance the counter)."""
         with self._lock:
             c = self.config
             if c.throttle_next > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_capsule.sandbox.errors import BadRequest
+from tap_capsule.sandbox.errors import BadRequestError
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from tap_capsule.sandbox.tables import Tables
@@ -62,7 +62,7 @@ def track_definitions(store: Tables, req: Request, rows: dict, ids: list) -> lis
     kind = req.query.get("type", "all").lower()
     rules = {"all": None, "kases": "CASEFILE", "opportunities": "OPPORTUNITY"}
     if kind not in rules:
-        raise BadRequest("type must be all, kases or opportunities")
+        raise BadRequestError("type must be all, kases or opportunities")
     if rules[kind] is None:
         return ids
     return [i for i in ids if rows[i].get("captureRule") == rules[kind]]

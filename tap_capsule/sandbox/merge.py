@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import typing as t
 
-from tap_capsule.sandbox import validation
-from tap_capsule.sandbox.errors import Invalid, NotFound, error
+from tap_capsule.sandbox import documented, validation
+from tap_capsule.sandbox.documented import OAUTH_CLIENT_ID
+from tap_capsule.sandbox.errors import NotFoundError, ValidationFailedError, error
 from tap_capsule.sandbox.models import (
     ALWAYS_READ_ONLY,
     CONTACT_DEFAULTS,
@@ -30,13 +31,14 @@ class Merge(Tables):
     """The body-into-record half of the store's writes."""
 
     def create(self, stream: str, body: dict) -> tuple[str, dict]:
-        """Create a record; the store implements it (an organisation named on a person is created)."""
+        """Create a record (the store does): a person may name a new organisation."""
         raise NotImplementedError
 
     # --- merging a request body into a record -------------------------------------------------
 
     def _apply(self, o: CapsuleObject, rec: dict, body: dict, creating: bool) -> None:
         resource = o.item_key
+        model = documented.fields(o)
         read_only = ALWAYS_READ_ONLY | READ_ONLY_BY_RESOURCE.get(resource, set())
         for key, value in body.items():
             if key in read_only or key == o.parent_key:
@@ -53,9 +55,9 @@ class Merge(Tables):
                 rec[key] = self._definition_tag(o, value)
             elif key == "type" and not creating and resource in ("party", "entry"):
                 continue  # fixed once set
-            elif key in REF_TARGETS and key in o.schema and REF_TARGETS[key] in self.rows:
+            elif key in REF_TARGETS and key in model and REF_TARGETS[key] in self.rows:
                 rec[key] = self.ref(key, value)
-            elif key in o.schema:
+            elif key in model:
                 rec[key] = copy.deepcopy(value)
         if (
             not creating
@@ -81,17 +83,17 @@ class Merge(Tables):
             if "completedBy" in rec:
                 rec["completedBy"] = user.get("username") if done else None
 
-    def _merge_contacts(self, resource: str, rec: dict, key: str, items: t.Any) -> None:
+    def _merge_contacts(self, resource: str, rec: dict, key: str, items: t.Any) -> None:  # noqa: ANN401 - whatever a client sent
         if items is None:
             return
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise Invalid([error(resource, key, f"{key} must be a list of objects")])
+            raise ValidationFailedError([error(resource, key, f"{key} must be a list of objects")])
         rows = [dict(r) for r in rec.get(key) or []]
         for item in items:
             rid = ref_id(item.get("id"))
             if item.get("_delete"):
                 if not any(r.get("id") == rid for r in rows):
-                    raise NotFound()
+                    raise NotFoundError()
                 rows = [r for r in rows if r.get("id") != rid]
                 continue
             fields = {k: v for k, v in item.items() if k not in ("id", "_delete")}
@@ -105,14 +107,17 @@ class Merge(Tables):
                 rows.append(row)
         rec[key] = rows
 
-    def _merge_tags(self, o: CapsuleObject, rec: dict, items: t.Any) -> None:
-        defs = self.rows[o.tags]
+    def _merge_tags(self, o: CapsuleObject, rec: dict, items: t.Any) -> None:  # noqa: ANN401 - whatever a client sent
+        tag_stream = o.tags or ""  # the caller checked that `o` has tag definitions
+        defs = self.rows[tag_stream]
         if not isinstance(items, list):
-            raise Invalid([error(o.item_key, "tags", "tags must be a list")])
+            raise ValidationFailedError([error(o.item_key, "tags", "tags must be a list")])
         tags = list(rec.get("tags") or [])
         for item in items:
             if not isinstance(item, dict):
-                raise Invalid([error(o.item_key, "tags", "tags must be a list of objects")])
+                raise ValidationFailedError(
+                    [error(o.item_key, "tags", "tags must be a list of objects")]
+                )
             tid = ref_id(item.get("id"))
             if item.get("_delete"):
                 tags = [x for x in tags if x.get("id") != tid]
@@ -120,39 +125,40 @@ class Merge(Tables):
             if tid is not None:
                 definition = defs.get(tid)
                 if definition is None:
-                    raise NotFound()
+                    raise NotFoundError()
             else:
                 name = str(item.get("name") or "").strip()
                 if not name:
-                    raise Invalid([error(o.item_key, "tags", "tag name is required")])
+                    raise ValidationFailedError([error(o.item_key, "tags", "tag name is required")])
                 definition = next(
                     (d for d in defs.values() if str(d.get("name")).casefold() == name.casefold()),
                     None,
                 )
                 if definition is None:  # unknown names create a tag definition
                     definition = self.add(
-                        o.tags,
+                        tag_stream,
                         {
-                            "id": self.new_id(o.tags),
+                            "id": self.new_id(tag_stream),
                             "name": name,
                             "description": None,
                             "dataTag": False,
                         },
                     )
             if all(x.get("id") != definition["id"] for x in tags):
-                tags.append(
-                    {k: definition.get(k) for k in ("id", "name", "description", "dataTag")}
-                )
+                tags.append({k: definition.get(k) for k in ("id", "name", "dataTag")})
         rec["tags"] = tags
 
-    def _merge_fields(self, o: CapsuleObject, rec: dict, items: t.Any) -> None:
-        defs = self.rows[o.custom_fields]
+    def _merge_fields(self, o: CapsuleObject, rec: dict, items: t.Any) -> None:  # noqa: ANN401 - whatever a client sent
+        field_stream = o.custom_fields or ""  # the caller checked that `o` has custom fields
+        defs = self.rows[field_stream]
         if not isinstance(items, list):
-            raise Invalid([error(o.item_key, "fields", "fields must be a list")])
+            raise ValidationFailedError([error(o.item_key, "fields", "fields must be a list")])
         values = [dict(v) for v in rec.get("fields") or []]
         for item in items:
             if not isinstance(item, dict):
-                raise Invalid([error(o.item_key, "fields", "fields must be a list of objects")])
+                raise ValidationFailedError(
+                    [error(o.item_key, "fields", "fields must be a list of objects")]
+                )
             ref = item.get("definition")
             if item.get("_delete") and ref is None:
                 vid = ref_id(item.get("id"))
@@ -168,7 +174,9 @@ class Merge(Tables):
                     (d for d in defs.values() if str(d.get("name")).casefold() == wanted), None
                 )
             if definition is None:
-                raise Invalid([error(o.item_key, "fields", "unknown custom field definition")])
+                raise ValidationFailedError(
+                    [error(o.item_key, "fields", "unknown custom field definition")]
+                )
             current = next((v for v in values if v["definition"]["id"] == definition["id"]), None)
             if item.get("_delete"):
                 values = [v for v in values if v is not current]
@@ -180,7 +188,7 @@ class Merge(Tables):
                 current["value"] = value
             else:
                 entry = {
-                    "id": self.new_id(o.custom_fields + ":values"),
+                    "id": self.new_id(field_stream + ":values"),
                     "definition": {"id": definition["id"], "name": definition.get("name")},
                     "value": value,
                 }
@@ -189,8 +197,8 @@ class Merge(Tables):
                 values.append(entry)
         rec["fields"] = values
 
-    def _organisation(self, value: t.Any) -> dict | None:
-        """A person's organisation by id (must be an organisation, else 404) or by name (created)."""
+    def _organisation(self, value: t.Any) -> dict | None:  # noqa: ANN401 - whatever a client sent
+        """A person's organisation by id (an organisation, else 404) or by name (made if new)."""
         if value is None:
             return None
         parties = self.rows["parties"]
@@ -198,11 +206,11 @@ class Merge(Tables):
         if rid is not None:
             org = parties.get(rid)
             if org is None or org.get("type") != "organisation":
-                raise NotFound()
+                raise NotFoundError()
             return self.stub("parties", org)
         name = value.get("name") if isinstance(value, dict) else value
         if not name:
-            raise Invalid([error("party", "organisation", "organisation is invalid")])
+            raise ValidationFailedError([error("party", "organisation", "organisation is invalid")])
         wanted = str(name).strip().casefold()
         org = next(
             (
@@ -217,7 +225,7 @@ class Merge(Tables):
             _, org = self.create("parties", {"type": "organisation", "name": str(name).strip()})
         return self.stub("parties", org)
 
-    def _definition_tag(self, o: CapsuleObject, value: t.Any) -> dict | None:
+    def _definition_tag(self, o: CapsuleObject, value: t.Any) -> dict | None:  # noqa: ANN401 - whatever a client sent
         if value is None:
             return None
         tags = next(
@@ -230,7 +238,7 @@ class Merge(Tables):
         )
         tag = self.rows.get(tags or "", {}).get(ref_id(value))
         if tag is None:
-            raise NotFound()
+            raise NotFoundError()
         return {"id": tag["id"], "name": tag.get("name"), "dataTag": tag.get("dataTag")}
 
     def _milestone_effects(self, rec: dict) -> None:
@@ -254,6 +262,7 @@ class Merge(Tables):
             rec["status"] = "OPEN"
         if resource == "task":
             rec["status"] = rec.get("status") or "OPEN"
+            rec["active"] = True
             if not body.get("owner"):
                 rec["owner"] = self.token_user_stub()
         if resource == "entry":
@@ -269,7 +278,7 @@ class Merge(Tables):
             rec["dataTag"] = False
         if resource == "restHook":
             rec["user"] = self.token_user_stub()
-            rec["clientId"] = "sandbox-client"
+            rec["clientId"] = OAUTH_CLIENT_ID
         if resource == "party" and "pictureURL" in rec:
             rec["pictureURL"] = "https://capsulecrm.com/theme/default/images/person_avatar_70.png"
 
@@ -278,7 +287,7 @@ class Merge(Tables):
             parent = self.objects[o.parent]
             rid = ref_id(body.get(parent.item_key))
             if rid not in self.rows[o.parent]:
-                raise NotFound()
+                raise NotFoundError()
             rec[o.parent_key] = rid
         if o.item_key == "track":
             self._start_track(o, rec)
@@ -288,10 +297,10 @@ class Merge(Tables):
     def _start_track(self, o: CapsuleObject, rec: dict) -> None:
         definition = self.rows["track_definitions"][rec["definition"]["id"]]
         if o.capture_rule and definition.get("captureRule") != o.capture_rule:
-            raise Invalid(
+            raise ValidationFailedError(
                 [error("track", "definition", f"definition captureRule must be {o.capture_rule}")]
             )
-        parent = self.objects[o.parent]
+        parent = self.objects[o.parent or ""]  # a track always has its parent
         rec["direction"] = definition.get("direction")
         rec["description"] = rec.get("description") or definition.get("description")
         rec["trackDateOn"] = rec.get("trackDateOn") or self.clock.today()
@@ -322,8 +331,9 @@ class Merge(Tables):
                     "nextTask": None,
                     "hasTrack": True,
                     "repeat": None,
-                    "createdAt": rec["createdAt"],
-                    "updatedAt": rec["updatedAt"],
+                    "active": True,
+                    "createdAt": self.clock.stamp(),
+                    "updatedAt": self.clock.stamp(),
                 },
             )
             tasks.append({"id": task["id"], "description": task["description"]})

@@ -34,7 +34,7 @@ REF_TARGETS = {
     "board": "boards",
     "definition": "track_definitions",
 }
-CONTACT_DEFAULTS = {
+CONTACT_DEFAULTS: dict[str, dict[str, t.Any]] = {
     "emailAddresses": {"type": None, "address": None},
     "phoneNumbers": {"type": None, "number": None},
     "addresses": {

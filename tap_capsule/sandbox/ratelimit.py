@@ -10,11 +10,15 @@ import time
 
 
 class RateLimiter:
+    """One fixed window of `limit` requests per `window` seconds."""
+
     def __init__(self, limit: int = 4000, window: float = 3600) -> None:
+        """A full window, starting now."""
         self._lock = threading.Lock()
         self.configure(limit, window)
 
     def configure(self, limit: int, window: float) -> None:
+        """A new limit and window, starting now with nothing used."""
         if int(limit) < 0 or float(window) <= 0:
             raise ValueError("rate limit must be >= 0 and the window > 0 seconds")
         with self._lock:
@@ -38,6 +42,7 @@ class RateLimiter:
             return allowed, self._headers()
 
     def peek(self) -> dict:
+        """The headers now, without counting a request (for 401 answers)."""
         with self._lock:
             self._roll()
             return self._headers()

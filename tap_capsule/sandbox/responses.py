@@ -11,7 +11,7 @@ import typing as t
 from tap_capsule import catalogue
 from tap_capsule.catalogue import INSERT, UPDATE
 from tap_capsule.sandbox import conditions
-from tap_capsule.sandbox.errors import BadRequest
+from tap_capsule.sandbox.errors import BadRequestError
 from tap_capsule.sandbox.filters import LIST_FILTERS
 from tap_capsule.sandbox.models import SINCE_LISTS
 from tap_capsule.sandbox.store import check_write_allowed
@@ -49,7 +49,7 @@ def show(v: Views, req: Request, o: CapsuleObject) -> Response:
     if "," in raw:
         ids = [int(x) for x in raw.split(",")]
         if len(ids) > MAX_MULTI_GET:
-            raise BadRequest(f"at most {MAX_MULTI_GET} ids")
+            raise BadRequestError(f"at most {MAX_MULTI_GET} ids")
         recs = [v.store.find(o.stream, i) for i in ids]
         return Response.json(
             200, {o.list_key: [v.render(v.store.objects[s], r, embeds) for s, r in recs]}
@@ -111,7 +111,7 @@ def link_write(v: Views, req: Request, o: CapsuleObject) -> Response:
 def deleted_feed(v: Views, req: Request, o: CapsuleObject) -> Response:
     """`{id, deletedAt}` rows and restricted stubs changed after `since`, newest first."""
     if "since" not in req.query and o.stream in DELETED_SINCE_REQUIRED:
-        raise BadRequest("since is required")
+        raise BadRequestError("since is required")
     since = v.since(req)
     deleted = [d for d in v.store.deleted[o.stream] if since is None or d["deletedAt"] > since]
     deleted.sort(key=lambda d: (d["deletedAt"], d["id"]), reverse=True)

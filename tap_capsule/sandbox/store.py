@@ -12,8 +12,8 @@ import copy
 import typing as t
 
 from tap_capsule.catalogue import DELETE, INSERT, UPDATE
-from tap_capsule.sandbox import validation
-from tap_capsule.sandbox.errors import MethodNotAllowed, NotFound
+from tap_capsule.sandbox import documented, validation
+from tap_capsule.sandbox.errors import MethodNotAllowedError, NotFoundError
 from tap_capsule.sandbox.merge import Merge
 from tap_capsule.sandbox.models import CONTACT_DEFAULTS, REF_TARGETS, dump, operations
 
@@ -27,8 +27,9 @@ class Store(Merge):
     # --- writes -------------------------------------------------------------------------------
 
     def _blank_record(self, o: CapsuleObject) -> dict:
+        """A new record: every documented key, null (lists empty)."""
         skip = {"_sdc_deleted_at", "custom_fields", o.parent_key}
-        rec = {k: None for k in o.schema if k not in skip}
+        rec: dict[str, t.Any] = {k: None for k in documented.fields(o) if k not in skip}
         for key in ("tags", "fields"):
             if key in rec:
                 rec[key] = []
@@ -37,10 +38,11 @@ class Store(Merge):
                 rec[key] = []
         return rec
 
-    def create(self, stream: str, body: dict, parent_id: int | None = None) -> tuple[str, dict]:
+    def create(self, stream: str, body: dict) -> tuple[str, dict]:
+        """Create a record from a POST body; (stream, record). 405, 404 or 422 as Capsule would."""
         o = self.objects[stream]
         if INSERT not in operations(o):
-            raise MethodNotAllowed()
+            raise MethodNotAllowedError()
         with self.lock:
             stream, o = self._pick_create_stream(o, body)
             rec = self._blank_record(o)
@@ -48,9 +50,9 @@ class Store(Merge):
             self._defaults_on_create(o, rec, body)
             validation.check(o.item_key, rec, body, self, creating=True)
             now = self.clock.stamp()
-            if "createdAt" in o.schema:
+            if "createdAt" in rec:
                 rec["createdAt"] = now
-            if "updatedAt" in o.schema:
+            if "updatedAt" in rec:
                 rec["updatedAt"] = now
             rec["id"] = self.new_id(stream)
             rec = {"id": rec.pop("id"), **rec}
@@ -72,9 +74,10 @@ class Store(Merge):
         return o.stream, o
 
     def update(self, stream: str, rid: int, body: dict) -> tuple[str, dict]:
+        """Merge a PUT body into a record; `updatedAt` moves only when something changed."""
         o = self.objects[stream]
         if UPDATE not in operations(o):
-            raise MethodNotAllowed()
+            raise MethodNotAllowedError()
         with self.lock:
             stream, stored = self.find(stream, rid)
             o = self.objects[stream]
@@ -96,7 +99,7 @@ class Store(Merge):
         """Delete a record like Capsule does; returns a job id when Capsule answers 202."""
         o = self.objects[stream]
         if DELETE not in operations(o):
-            raise MethodNotAllowed()
+            raise MethodNotAllowedError()
         with self.lock:
             stream, _ = self.find(stream, rid)
             o = self.objects[stream]
@@ -111,7 +114,7 @@ class Store(Merge):
         with self.lock:
             rec = self.rows[stream].pop(rid, None)
             if rec is None:
-                raise NotFound()
+                raise NotFoundError()
             self.changed(stream)
             now = self.clock.stamp()
             if stream in self.deleted:
@@ -220,10 +223,11 @@ class Store(Merge):
         """Additional parties: link or unlink; 404 when the parent, party or link is unknown."""
         o = self.objects[stream]
         if (INSERT if add else DELETE) not in operations(o):
-            raise MethodNotAllowed()
+            raise MethodNotAllowedError()
         with self.lock:
-            if parent_id not in self.rows[o.parent] or party_id not in self.rows["parties"]:
-                raise NotFound()
+            parents = self.rows[o.parent or ""]  # a link always has its parent
+            if parent_id not in parents or party_id not in self.rows["parties"]:
+                raise NotFoundError()
             linked = self.links[stream].setdefault(parent_id, [])
             if add:
                 if party_id not in linked:
@@ -231,14 +235,14 @@ class Store(Merge):
             elif party_id in linked:
                 linked.remove(party_id)
             else:
-                raise NotFound()
+                raise NotFoundError()
             self.generation += 1
 
 
 def check_write_allowed(o: CapsuleObject, operation: str) -> None:
     """405 unless `o` takes `operation`."""
     if operation not in operations(o):
-        raise MethodNotAllowed()
+        raise MethodNotAllowedError()
 
 
 __all__ = ["REF_TARGETS", "Store", "check_write_allowed"]

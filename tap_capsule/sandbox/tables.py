@@ -13,7 +13,7 @@ import json
 import threading
 import typing as t
 
-from tap_capsule.sandbox.errors import NotFound
+from tap_capsule.sandbox.errors import NotFoundError
 from tap_capsule.sandbox.models import ID_BASES, OWNER_CLEARS_TEAM, REF_TARGETS, ref_id
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -54,12 +54,14 @@ class Tables:
         return o.single_path if o is not None else stream
 
     def new_id(self, stream: str) -> int:
+        """The next id of a table (streams sharing a path, like both track streams, share ids)."""
         key = self._counter_key(stream)
         nxt = self._counters.get(key, ID_BASES.get(stream, 1) - 1) + 1
         self._counters[key] = nxt
         return nxt
 
     def changed(self, stream: str | None = None) -> None:
+        """Note a write: cached orders of `stream` (or of every table) are stale."""
         self.generation += 1
         if stream is None:
             self._orders.clear()
@@ -83,18 +85,20 @@ class Tables:
         return order
 
     def same_resource(self, stream: str) -> list[str]:
-        """Streams served by the same single-record path (e.g. both track streams use /tracks/{id})."""
+        """Streams served by one single-record path (both track streams use /tracks/{id})."""
         path = self.objects[stream].single_path
         return [s for s, o in self.objects.items() if o.single_path == path and not o.is_link]
 
     def find(self, stream: str, rid: int) -> tuple[str, dict]:
+        """(stream, record) of id `rid` on `stream`'s path; 404 if there is none."""
         for candidate in self.same_resource(stream):
             rec = self.rows[candidate].get(rid)
             if rec is not None:
                 return candidate, rec
-        raise NotFound()
+        raise NotFoundError()
 
     def stub(self, stream: str, rec: dict) -> dict:
+        """The nested reference Capsule puts in other records (`{id, name}`, a user or party)."""
         if stream == "parties":
             if rec.get("type") == "person":
                 return {
@@ -124,23 +128,25 @@ class Tables:
             return {"id": rec["id"], "name": rec.get("description")}
         return {"id": rec["id"], "name": rec.get("name")}
 
-    def ref(self, key: str, value: t.Any, stream: str | None = None) -> dict | None:
-        """Resolve a written reference (`{id}` or a bare id) into the stored stub; 404 if missing."""
+    def ref(self, key: str, value: t.Any, stream: str | None = None) -> dict | None:  # noqa: ANN401 - whatever a client sent
+        """A written reference (`{id}` or a bare id) as the stored stub; 404 if missing."""
         if value is None:
             return None
         target = stream or REF_TARGETS[key]
         rid = ref_id(value)
         rec = self.rows.get(target, {}).get(rid) if rid is not None else None
         if rec is None:
-            raise NotFound()
+            raise NotFoundError()
         return self.stub(target, rec)
 
     def token_user_stub(self) -> dict | None:
+        """The token's user as a nested stub (the author of what it creates)."""
         user = self.rows.get("users", {}).get(self.token_user_id)
         return self.stub("users", user) if user else None
 
     def country_names(self) -> set[str]:
-        return {c.get("name") for c in self.rows.get("countries", {}).values()}
+        """The country names an address may use."""
+        return {str(c.get("name")) for c in self.rows.get("countries", {}).values()}
 
     def definitions_stream(self, entity_stream: str, kind: str) -> str | None:
         """`kind` is "tags" or "custom_fields": the definitions stream of an entity."""
@@ -154,7 +160,7 @@ class Tables:
         """A user's edit in Capsule's UI: raw changes, updatedAt bumped (unless given)."""
         with self.lock:
             if stream not in self.rows:
-                raise NotFound()
+                raise NotFoundError()
             stream, rec = self.find(stream, rid)
             rec.update(copy.deepcopy(changes))
             if "updatedAt" not in changes and "updatedAt" in rec:
@@ -163,6 +169,7 @@ class Tables:
             return rec
 
     def state(self) -> dict:
+        """A deep copy of everything: tables (full shapes), links, feeds and jobs."""
         with self.lock:
             out: dict[str, t.Any] = {s: list(rows.values()) for s, rows in self.rows.items()}
             for s, table in self.links.items():

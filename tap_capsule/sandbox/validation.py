@@ -1,4 +1,4 @@
-"""Capsule's own 422 rules, as the fact sheet (§5) records them.
+"""Capsule's own 422 rules, as its documentation and live-verified clients record them.
 
 Deliberately independent of the catalogue's `rules` (those are the target's pre-checks): the sandbox
 plays Capsule, so a target that forgets a check meets Capsule's answer here, not a copy of its own.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
-from tap_capsule.sandbox.errors import Invalid, error
+from tap_capsule.sandbox.errors import ValidationFailedError, error
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from tap_capsule.sandbox.store import Store
@@ -165,13 +165,13 @@ RULES: dict[str, t.Callable[..., None]] = {
 
 
 def check(resource: str, record: dict, body: dict, store: Store, creating: bool) -> None:
-    """Raise `Invalid` with every rule `record` (after the merge) or `body` breaks."""
+    """Raise `ValidationFailedError` with every rule `record` (after the merge) or `body` breaks."""
     rule = RULES.get(resource)
     errors: list[dict] = []
     if rule is not None:
         rule(record, body, store, creating, errors)
     if errors:
-        raise Invalid(errors)
+        raise ValidationFailedError(errors)
 
 
 def check_field_value(entity: str, definition: dict, value: t.Any) -> t.Any:  # noqa: ANN401 - any field value
@@ -179,9 +179,13 @@ def check_field_value(entity: str, definition: dict, value: t.Any) -> t.Any:  # 
     kind, name = definition.get("type"), definition.get("name")
     if value is None:
         if kind == "boolean":  # live-verified: remove a boolean value with `_delete` instead
-            raise Invalid([error(entity, "fields", f"{name}: invalid type for field")])
+            raise ValidationFailedError(
+                [error(entity, "fields", f"{name}: invalid type for field")]
+            )
         return None
-    bad = Invalid([error(entity, "fields", f"{name}: value is invalid for a {kind} field")])
+    bad = ValidationFailedError(
+        [error(entity, "fields", f"{name}: value is invalid for a {kind} field")]
+    )
     if kind == "number":
         if isinstance(value, bool):
             raise bad

@@ -10,7 +10,8 @@ from __future__ import annotations
 import typing as t
 
 from tap_capsule.sandbox.clock import since_key
-from tap_capsule.sandbox.errors import BadRequest, NotFound
+from tap_capsule.sandbox.documented import DISPLAY_ORDERED, HIDDEN, HIDDEN_OUTSIDE_PIPELINE
+from tap_capsule.sandbox.errors import BadRequestError, NotFoundError
 from tap_capsule.sandbox.models import REF_TARGETS
 from tap_capsule.sandbox.wire import API, Request, Response
 
@@ -31,8 +32,6 @@ EMBEDS = {
 }
 # Keys Capsule leaves out of a record unless they are embedded.
 EMBED_ONLY = frozenset({"tags", "fields", "missingImportantFields", "memberships"})
-# Write-only keys: accepted on a write, never sent back (a track's definition).
-HIDDEN = {"track": {"definition"}}
 NEWEST_FIRST = frozenset({"party", "opportunity", "kase", "task"})
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 50, 100
 
@@ -58,10 +57,16 @@ class Views:
         """The embed values an object's endpoints document."""
         return EMBEDS.get(o.item_key, set(o.embed))
 
-    def render(self, o: CapsuleObject, rec: dict, embeds: t.AbstractSet[str]) -> dict:
+    def render(
+        self,
+        o: CapsuleObject,
+        rec: dict,
+        embeds: t.AbstractSet[str],
+        hide: t.AbstractSet[str] = frozenset(),
+    ) -> dict:
         """A stored record as Capsule sends it, with the asked-for embeds expanded."""
         allowed = self.allowed_embeds(o)
-        hide = HIDDEN.get(o.item_key, set())
+        hide = HIDDEN.get(o.item_key, frozenset()) | hide
         out = {
             k: v
             for k, v in rec.items()
@@ -80,7 +85,9 @@ class Views:
 
     def one(self, o: CapsuleObject, rec: dict, req: Request, status: int = 200) -> Response:
         """A single-record answer in its wrapper (`{"party": {...}}`)."""
-        return Response.json(status, {o.item_key: self.render(o, rec, self.embeds(o, req))})
+        hide = HIDDEN_OUTSIDE_PIPELINE.get(o.item_key, frozenset())
+        body = {o.item_key: self.render(o, rec, self.embeds(o, req), hide)}
+        return Response.json(status, body)
 
     # --- lists --------------------------------------------------------------------------------
 
@@ -97,7 +104,7 @@ class Views:
             ids = sorted(rows, key=lambda i: (rows[i].get("entryAt") or "", i), reverse=True)
         elif o.key_properties != ("id",):
             ids = list(rows)  # natural order for lookups keyed otherwise (countries...)
-        elif "displayOrder" in o.schema:
+        elif o.item_key in DISPLAY_ORDERED:
             ids = sorted(
                 rows,
                 key=lambda i: (
@@ -118,9 +125,9 @@ class Views:
             page = int(req.query.get("page", "1"))
             per_page = int(req.query.get("perPage", str(DEFAULT_PER_PAGE)))
         except ValueError:
-            raise BadRequest("page and perPage must be positive integers") from None
+            raise BadRequestError("page and perPage must be positive integers") from None
         if page < 1 or per_page < 1:
-            raise BadRequest("page and perPage must be positive integers")
+            raise BadRequestError("page and perPage must be positive integers")
         return page, min(per_page, max_per_page)
 
     def _link(self, req: Request, page: int) -> str:
@@ -165,12 +172,18 @@ class Views:
         ids: t.Sequence[int],
         embeds: bool = True,
         max_per_page: int = MAX_PER_PAGE,
+        hide: t.AbstractSet[str] = frozenset(),
     ) -> Response:
         """One page of `o`'s records `ids`, rendered with the request's embeds (if `embeds`)."""
         rows = self.store.rows[o.stream]
         wanted = self.embeds(o, req) if embeds else set()
         return self.page(
-            req, o.list_key, ids, lambda i: self.render(o, rows[i], wanted), wanted, max_per_page
+            req,
+            o.list_key,
+            ids,
+            lambda i: self.render(o, rows[i], wanted, hide),
+            wanted,
+            max_per_page,
         )
 
     # --- query parameters ---------------------------------------------------------------------
@@ -184,7 +197,7 @@ class Views:
         try:
             return since_key(value)
         except ValueError:
-            raise BadRequest(f"since must be an ISO 8601 date-time, got {value!r}") from None
+            raise BadRequestError(f"since must be an ISO 8601 date-time, got {value!r}") from None
 
     def parent(self, req: Request, o: CapsuleObject) -> int | None:
         """The parent id in a child list's path (404 if that parent does not exist)."""
@@ -192,5 +205,5 @@ class Views:
             return None
         pid = int(req.params[o.parent_key])
         if pid not in self.store.rows.get(o.parent or "", {}):
-            raise NotFound()
+            raise NotFoundError()
         return pid

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import typing as t
 
-from tap_capsule.sandbox.errors import BadRequest
+from tap_capsule.sandbox.errors import BadRequestError
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from tap_capsule.catalogue import CapsuleObject
@@ -61,7 +61,7 @@ def wrapped_body(req: Request, o: CapsuleObject) -> dict:
     try:
         data = json.loads(req.body.decode("utf-8") or "null")
     except (UnicodeDecodeError, ValueError):
-        raise BadRequest("Request body is not valid JSON") from None
+        raise BadRequestError("Request body is not valid JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get(o.item_key), dict):
-        raise BadRequest(f'Request body must be a JSON object wrapped in "{o.item_key}"')
+        raise BadRequestError(f'Request body must be a JSON object wrapped in "{o.item_key}"')
     return data[o.item_key]

@@ -1,4 +1,4 @@
-"""Bearer auth (401 + WWW-Authenticate), read-only tokens (403 on writes), OAuth refresh rotation."""
+"""Bearer auth (401 + WWW-Authenticate), read-only tokens (403 on writes), OAuth rotation."""
 
 
 def test_missing_token_is_401_with_www_authenticate(sandbox, sandbox_http):

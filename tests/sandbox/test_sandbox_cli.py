@@ -1,4 +1,4 @@
-"""The `capsule-sandbox` console script: URL on the first line, serving, clean stop, bad arguments."""
+"""The `capsule-sandbox` script: URL on the first line, serving, clean stop, bad arguments."""
 
 import re
 import signal
@@ -40,7 +40,7 @@ def test_pages_through_scale_1000_by_link_headers(sandbox_cli_factory, sandbox_h
 def test_sigterm_and_sigint_exit_cleanly(sandbox_token):
     for sig in (signal.SIGTERM, signal.SIGINT):
         process = subprocess.Popen(
-            command() + ["--port", "0", "--token", sandbox_token, "--scale", "2"],
+            [*command(), "--port", "0", "--token", sandbox_token, "--scale", "2"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -56,7 +56,7 @@ def test_token_from_environment(sandbox_token):
 
     env = {**os.environ, "CAPSULE_SANDBOX_TOKEN": sandbox_token}
     with subprocess.Popen(
-        command() + ["--port", "0", "--scale", "1"],
+        [*command(), "--port", "0", "--scale", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -78,13 +78,17 @@ def test_token_from_environment(sandbox_token):
         (["--error-status", "42"], "--error-status"),
         (["--slow-seconds", "nan"], "--slow-seconds"),
         (["--client-id", "only"], "--client-id"),
+        (["--token-grant", "read superuser"], "--token-grant"),
+        (["--extra-token", "tok=read nope"], "--extra-token"),
+        (["--extra-token", "no-equals-sign"], "--extra-token"),
+        (["--owner-clears-team", "kase,widget"], "--owner-clears-team"),
         (None, "--token"),
     ],
 )
 def test_bad_arguments_give_one_line_and_nonzero_exit(args, needle, sandbox_token):
     import os
 
-    argv = ["--port", "0"] + (["--token", sandbox_token] + args if args is not None else [])
+    argv = ["--port", "0"] + (["--token", sandbox_token, *args] if args is not None else [])
     env = {k: v for k, v in os.environ.items() if k != "CAPSULE_SANDBOX_TOKEN"}
     result = subprocess.run(command() + argv, capture_output=True, text=True, timeout=30, env=env)
     assert result.returncode != 0

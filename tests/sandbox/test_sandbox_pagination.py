@@ -1,4 +1,4 @@
-"""Paging like Capsule: page/perPage, absolute Link rel=next/prev keeping the query, perPage ≤ 100."""
+"""Paging like Capsule: page/perPage (100 at most), Link rel=next/prev keeping the query."""
 
 import re
 

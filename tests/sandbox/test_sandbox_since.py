@@ -1,4 +1,4 @@
-"""`since` is strictly-after on updatedAt, and the deleted feeds (with restricted stubs) honour it."""
+"""`since` is strictly-after on updatedAt; the deleted feeds (with restricted stubs) honour it."""
 
 import collections
 

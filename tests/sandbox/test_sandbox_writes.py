@@ -1,4 +1,4 @@
-"""Write semantics (fact sheet §5): 201 + Location, PUT merges, 204 / 202 + job, cascades, links."""
+"""Write semantics: 201 + Location, PUT merges, 204 / 202 + job, cascades, links."""
 
 import pytest
 

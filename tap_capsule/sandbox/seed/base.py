@@ -1,5 +1,7 @@
-"""The seed's shared helpers: reproducible timestamps, picking stubs, tags and custom values,
-generic rows for catalogue entries without a hand-written seeder, and the deleted feeds.
+"""The seed's shared helpers.
+
+Reproducible timestamps, picking stubs, tags and custom values, generic rows for catalogue entries
+without a hand-written seeder, and the deleted feeds.
 
 Timestamps are laid out from a constant epoch (2025-01-01), never from the wall clock, and several
 records share an exact `updatedAt` second so that same-second bookmark bugs show up.
@@ -24,6 +26,7 @@ class SeedBase:
     """Builds one sandbox's data into a Store; each `seed_<stream>` fills one stream."""
 
     def __init__(self, store: Store, scale: int, seed: int) -> None:
+        """Seeds about `scale` parties (and proportionally other records) from `seed`."""
         self.store = store
         self.scale = max(0, int(scale))
         self.rng = random.Random(seed)
@@ -32,8 +35,11 @@ class SeedBase:
     # helpers ---------------------------------------------------------------------------------
 
     def times(self, count: int, start: int = 0, span: int = 300 * 86400) -> list[tuple[str, str]]:
-        """(createdAt, updatedAt) pairs: created ascending with the id, every 4th updatedAt equal
-        to its predecessor's (same-second records), all inside the seed year."""
+        """(createdAt, updatedAt) pairs, inside the seed year.
+
+        Created ascending with the id; every 4th updatedAt equals its predecessor's (records
+        changed in the same second).
+        """
         rng, out = self.rng, []
         step = max(1, span // max(1, count))
         prev_updated = None
@@ -47,6 +53,7 @@ class SeedBase:
         return out
 
     def pick(self, stream: str) -> dict | None:
+        """A random stored record of `stream` (None when the table is empty)."""
         rows = self.store.rows.get(stream) or {}
         if not rows:
             return None
@@ -56,46 +63,39 @@ class SeedBase:
         return rows[self.rng.choice(keys)]
 
     def stub(self, stream: str) -> dict | None:
+        """The nested reference to a random record of `stream`."""
         rec = self.pick(stream)
         return self.store.stub(stream, rec) if rec else None
 
     def add(self, stream: str, rec: dict) -> dict:
+        """Store a seeded record, numbered if needed (a stream the catalogue lacks is skipped)."""
         if stream not in self.store.rows:
             return rec
         rec = {"id": rec.get("id") or self.store.new_id(stream), **rec}
         return self.store.add(stream, rec)
 
     def tags_for(self, stream: str, k: int = 2) -> list[dict]:
+        """Up to `k` of the entity's tag definitions, as a record carries them."""
         defs = list((self.store.rows.get(stream) or {}).values())
         chosen = self.rng.sample(defs, self.rng.randint(0, min(k, len(defs)))) if defs else []
         return [
             {
                 "id": d["id"],
                 "name": d["name"],
-                "description": d.get("description"),
                 "dataTag": d.get("dataTag"),
             }
             for d in sorted(chosen, key=lambda d: d["id"])
         ]
 
     def fields_for(self, stream: str, capture: str | None = None) -> list[dict]:
+        """Custom-field values for about 70% of the definitions (a party's by capture rule)."""
         out = []
         for d in (self.store.rows.get(stream) or {}).values():
             if capture and d.get("captureRule") not in (None, capture):
                 continue
             if self.rng.random() < 0.3:
                 continue
-            kind, rng = d["type"], self.rng
-            value: t.Any = {
-                "text": lambda: f"Note {rng.randint(1, 999)}",
-                "date": lambda: day(rng.randint(-3000, 700)),
-                "list": lambda: rng.choice(d.get("options") or ["x"]),
-                "boolean": lambda: rng.random() < 0.5,
-                "number": lambda: str(
-                    rng.choice([rng.randint(1, 5000), round(rng.uniform(1, 99), 2)])
-                ),
-                "link": lambda: f"https://example.com/{rng.randint(1, 999)}",
-            }[kind]()
+            value = self.custom_value(d)
             item = {
                 "id": self.store.new_id(stream + ":values"),
                 "definition": {"id": d["id"], "name": d["name"]},
@@ -106,7 +106,25 @@ class SeedBase:
             out.append(item)
         return out
 
+    def custom_value(self, definition: dict) -> str | bool:
+        """A value of the definition's type, as Capsule returns it (numbers as strings)."""
+        kind, rng = definition["type"], self.rng
+        if kind == "text":
+            return f"Note {rng.randint(1, 999)}"
+        if kind == "date":
+            return day(rng.randint(-3000, 700))
+        if kind == "list":
+            return str(rng.choice(definition.get("options") or ["x"]))
+        if kind == "boolean":
+            return rng.random() < 0.5
+        if kind == "number":
+            return str(rng.choice([rng.randint(1, 5000), round(rng.uniform(1, 99), 2)]))
+        if kind == "link":
+            return f"https://example.com/{rng.randint(1, 999)}"
+        raise ValueError(f"unknown custom field type {kind!r}")
+
     def finish(self, stream: str, rec: dict) -> dict:
+        """Store a core record once its `missingImportantFields` is computed."""
         self.store.refresh_missing(self.store.objects[stream], rec)
         return self.add(stream, rec)
 
@@ -181,7 +199,8 @@ class SeedBase:
                 self.store.add(o.stream, rec)
                 n += 1
 
-    def value(self, key: str, spec: dict, n: int) -> t.Any:
+    def value(self, key: str, spec: dict, n: int) -> t.Any:  # noqa: ANN401 - any JSON value
+        """A plausible value for one JSON-schema property of an unknown object."""
         types = spec.get("type") or []
         types = [types] if isinstance(types, str) else types
         rng = self.rng

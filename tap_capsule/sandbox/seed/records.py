@@ -1,5 +1,6 @@
-"""Seeders of the core records: parties, opportunities, cases, their links and tracks, tasks,
-entries and REST hooks.
+"""Seeders of the core records.
+
+Parties, opportunities, cases, their links and tracks, tasks, entries and REST hooks.
 """
 
 from __future__ import annotations
@@ -8,27 +9,28 @@ import typing as t
 import unicodedata
 
 from tap_capsule.sandbox.clock import at, day
+from tap_capsule.sandbox.documented import OAUTH_CLIENT_ID
 from tap_capsule.sandbox.seed.base import YEAR, SeedBase
 from tap_capsule.sandbox.seed.names import ADJ, CITIES, COUNTRIES, FIRST, JOBS, LAST, NOUN, SUFFIX
+
+DEAL_WORDS = ["Deal", "Upgrade", "Renewal", "Pilot"]
+CASE_WORDS = ["Onboarding", "Support", "Migration", "Audit"]
 
 
 class RecordsSeeder(SeedBase):
     """The account's records, seeded after the settings they reference."""
 
     def seed_parties(self) -> None:
+        """About `scale` parties, 40% organisations; people work at some of them."""
         rng, n = self.rng, self.scale
         orgs = max(1, round(n * 0.4)) if n else 0
-        kinds = (
-            ["organisation"]
-            + rng.sample(["organisation"] * (orgs - 1) + ["person"] * (n - orgs), max(0, n - 1))
-            if n
-            else []
-        )
+        pool = ["organisation"] * (orgs - 1) + ["person"] * (n - orgs)
+        kinds = ["organisation", *rng.sample(pool, max(0, n - 1))] if n else []
         titles = [r["title"] for r in (self.store.rows.get("custom_titles") or {}).values()]
         countries = [c[0] for c in COUNTRIES]
         names: set[str] = set()
         org_stubs: list[dict] = []
-        for i, ((created, updated), kind) in enumerate(zip(self.times(len(kinds)), kinds)):
+        for (created, updated), kind in zip(self.times(len(kinds)), kinds, strict=True):
             rec: dict[str, t.Any] = {"id": self.store.new_id("parties"), "type": kind}
             if kind == "person":
                 first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -106,10 +108,12 @@ class RecordsSeeder(SeedBase):
                 org_stubs.append(self.store.stub("parties", rec))
         # Users are people in the account: link each to a person party.
         people = [p for p in self.store.rows["parties"].values() if p["type"] == "person"]
-        for user, person in zip(self.store.rows.get("users", {}).values(), people):
+        users = self.store.rows.get("users", {}).values()
+        for user, person in zip(users, people, strict=False):  # fewer people than users is fine
             user["party"] = self.store.stub("parties", person)
 
     def seed_opportunities(self) -> None:
+        """Half as many opportunities as parties, most in the Sales pipeline."""
         rng, count = self.rng, self.scale // 2
         milestones = list((self.store.rows.get("milestones") or {}).values())
         archived = {p["id"] for p in self.store.rows["pipelines"].values() if p.get("deleted")}
@@ -127,7 +131,7 @@ class RecordsSeeder(SeedBase):
             basis = rng.choice(["FIXED", "MONTH", "YEAR"])
             rec = {
                 "id": self.store.new_id("opportunities"),
-                "name": f"{rng.choice(['Deal', 'Upgrade', 'Renewal', 'Pilot'])} {rng.randint(1, 9999)}",
+                "name": f"{rng.choice(DEAL_WORDS)} {rng.randint(1, 9999)}",
                 "description": rng.choice([None, "Follow up after demo."]),
                 "party": self.stub("parties"),
                 "milestone": {"id": milestone["id"], "name": milestone["name"]},
@@ -173,6 +177,7 @@ class RecordsSeeder(SeedBase):
         )
 
     def seed_cases(self) -> None:
+        """A quarter as many cases as parties; some closed, some on a board stage."""
         rng, count = self.rng, self.scale // 4
         stages = [s for s in (self.store.rows.get("stages") or {}).values() if not s["archived"]]
         opps = list((self.store.rows.get("opportunities") or {}).values())
@@ -185,7 +190,7 @@ class RecordsSeeder(SeedBase):
             opp = rng.choice(opps) if opps and rng.random() < 0.3 else None
             rec = {
                 "id": self.store.new_id("cases"),
-                "name": f"{rng.choice(['Onboarding', 'Support', 'Migration', 'Audit'])} {rng.randint(1, 9999)}",
+                "name": f"{rng.choice(CASE_WORDS)} {rng.randint(1, 9999)}",
                 "description": rng.choice([None, "Customer project."]),
                 "status": "CLOSED" if closed else "OPEN",
                 "party": self.stub("parties"),
@@ -218,20 +223,23 @@ class RecordsSeeder(SeedBase):
                 )
 
     def seed_opportunity_parties(self) -> None:
+        """Additional parties on some opportunities."""
         self._links("opportunity_parties")
 
     def seed_case_parties(self) -> None:
+        """Additional parties on some cases."""
         self._links("case_parties")
 
     def _tracks(self, stream: str) -> None:
         o = self.store.objects[stream]
-        parent = self.store.objects[o.parent]
+        parent_stream = o.parent or ""  # a track stream always names its parent
+        parent = self.store.objects[parent_stream]
         defs = [
             d
             for d in (self.store.rows.get("track_definitions") or {}).values()
             if d["captureRule"] == o.capture_rule
         ]
-        rows = list((self.store.rows.get(o.parent) or {}).values())
+        rows = list((self.store.rows.get(parent_stream) or {}).values())
         if not defs or not rows:
             return
         chosen = [r for i, r in enumerate(rows) if i == 0 or self.rng.random() < 0.15]
@@ -245,13 +253,11 @@ class RecordsSeeder(SeedBase):
                 "direction": definition["direction"],
                 "definition": {"id": definition["id"], "name": definition["description"]},
                 "tasks": [],
-                "createdAt": host["createdAt"],
-                "updatedAt": host["updatedAt"],
             }
             for spec in definition["taskDefinitions"]:
                 task = self._task(
-                    rec["createdAt"],
-                    rec["updatedAt"],
+                    host["createdAt"],
+                    host["updatedAt"],
                     status="OPEN",
                     hasTrack=True,
                     **{parent.item_key: self.store.stub(parent.stream, host)},
@@ -262,12 +268,14 @@ class RecordsSeeder(SeedBase):
             self.add(stream, rec)
 
     def seed_opportunity_tracks(self) -> None:
+        """Tracks (with their tasks) on some opportunities."""
         self._tracks("opportunity_tracks")
 
     def seed_case_tracks(self) -> None:
+        """Tracks (with their tasks) on some cases."""
         self._tracks("case_tracks")
 
-    def _task(self, created: str, updated: str, **values: t.Any) -> dict:
+    def _task(self, created: str, updated: str, **values: t.Any) -> dict:  # noqa: ANN401 - any task field
         rec = {
             "id": self.store.new_id("tasks"),
             "description": "Task",
@@ -287,6 +295,7 @@ class RecordsSeeder(SeedBase):
             "taskDayDelayRule": None,
             "nextTask": None,
             "hasTrack": False,
+            "active": True,
             "repeat": None,
             "createdAt": created,
             "updatedAt": updated,
@@ -297,13 +306,14 @@ class RecordsSeeder(SeedBase):
         return self.add("tasks", rec)
 
     def seed_tasks(self) -> None:
+        """As many tasks as parties, open, completed or pending, most linked to a record."""
         rng = self.rng
         for created, updated in self.times(self.scale, start=3 * 86400):
             status = rng.choices(["OPEN", "COMPLETED", "PENDING"], [50, 35, 15])[0]
-            link = rng.choices(["party", "opportunity", "kase", None], [40, 25, 15, 20])[0]
+            link = rng.choices(["party", "opportunity", "kase", ""], [40, 25, 15, 20])[0]
             target = {"party": "parties", "opportunity": "opportunities", "kase": "cases"}.get(link)
             values: dict[str, t.Any] = {"status": status}
-            if target and self.store.rows.get(target):
+            if link and target and self.store.rows.get(target):
                 values[link] = self.stub(target)
             owner = self.stub("users")
             values.update(
@@ -323,6 +333,7 @@ class RecordsSeeder(SeedBase):
             self._task(created, updated, **values)
 
     def seed_entries(self) -> None:
+        """Twice as many entries as parties: notes, emails and completed tasks."""
         rng = self.rng
         links = [
             (k, s)
@@ -387,6 +398,7 @@ class RecordsSeeder(SeedBase):
             self.add("entries", rec)
 
     def seed_resthooks(self) -> None:
+        """Two REST hooks of the sandbox's OAuth application."""
         for i, event in enumerate(("party/created", "opportunity/closed")):
             self.add(
                 "resthooks",
@@ -396,7 +408,7 @@ class RecordsSeeder(SeedBase):
                     "description": f"Hook for {event}",
                     "embed": None,
                     "batched": False,
-                    "clientId": "sandbox-client",
+                    "clientId": OAUTH_CLIENT_ID,
                     "user": self.stub("users"),
                     "createdAt": at(i * 500),
                     "updatedAt": at(i * 500 + 5),

@@ -1,5 +1,6 @@
-"""Seeders of the account's settings and reference data: users, teams, pipelines, boards, tags,
-custom-field definitions and the lookup lists.
+"""Seeders of the account's settings and reference data.
+
+Users, teams, pipelines, boards, tags, custom-field definitions and the lookup lists.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ class SettingsSeeder(SeedBase):
     """Reference data, seeded before any record that points at it."""
 
     def seed_countries(self) -> None:
+        """Countries, keyed by position (they have no id)."""
         for i, (name, a2, a3, num) in enumerate(COUNTRIES):
             self.store.rows["countries"][i] = {
                 "name": name,
                 "alpha2Code": a2,
                 "alpha3Code": a3,
-                "numericCode": num,
+                "numericCode": int(num),  # an integer, as in the documented example
             }
 
     def seed_currencies(self) -> None:
+        """Currencies, keyed by position (they have no id)."""
         for i, (code, symbol, name, plural) in enumerate(CURRENCIES):
             self.store.rows["currencies"][i] = {
                 "code": code,
@@ -31,10 +34,12 @@ class SettingsSeeder(SeedBase):
             }
 
     def seed_custom_titles(self) -> None:
+        """The usual person titles."""
         for title in ("Mr", "Mrs", "Ms", "Miss", "Dr", "Prof"):
             self.add("custom_titles", {"title": title})
 
     def seed_users(self) -> None:
+        """Four users; the first is the token's user."""
         people = [
             ("ada", "Ada Admin"),
             ("ben", "Ben Seller"),
@@ -42,7 +47,7 @@ class SettingsSeeder(SeedBase):
             ("dan", "Dan Manager"),
         ]
         for i, (username, name) in enumerate(people):
-            created = at(i * 3600)
+            initials = "".join(word[0] for word in name.split())
             self.add(
                 "users",
                 {
@@ -53,19 +58,21 @@ class SettingsSeeder(SeedBase):
                     "timezone": "Europe/London",
                     "status": "ACTIVE",
                     "lastLoginAt": at(YEAR - 86400 * (i + 1)),
-                    "taskReminder": {"timeOfDay": "09:00", "daysBefore": 1},
+                    "taskReminder": i % 2 == 0,
                     "party": None,
-                    "createdAt": created,
-                    "updatedAt": created,
+                    "deleted": False,
+                    "loggedIn": i == 0,
+                    "pictureURL": f"https://facehub.appspot.com/default/person?text={initials}",
                 },
             )
         self.store.token_user_id = min(self.store.rows["users"], default=None)
 
     def seed_teams(self) -> None:
+        """Two teams with alternating members."""
         users = list(self.store.rows.get("users", {}).values())
         for i, name in enumerate(("Sales", "Support")):
             members = [
-                {"id": 100 * (i + 1) + j, "user": self.store.stub("users", u)}
+                {"user": self.store.stub("users", u)}
                 for j, u in enumerate(users)
                 if (j + i) % 2 == 0
             ]
@@ -80,6 +87,7 @@ class SettingsSeeder(SeedBase):
             )
 
     def seed_categories(self) -> None:
+        """Four task categories."""
         for name, colour in (
             ("Call", "#1f77b4"),
             ("Email", "#ff7f0e"),
@@ -89,20 +97,22 @@ class SettingsSeeder(SeedBase):
             self.add("categories", {"name": name, "colour": colour})
 
     def seed_activity_types(self) -> None:
+        """Capsule's system activity types (negative ids) and two custom ones."""
         system = [
-            (-4, "Task completed", "task"),
-            (-3, "Call", "phone"),
-            (-2, "Meeting", "people"),
-            (-1, "Note", "note"),
+            (-4, "Task completed", "TASK", "task"),
+            (-3, "Call", "PHONE", "phone"),
+            (-2, "Meeting", "MEETING", "meeting"),
+            (-1, "Note", "NOTE", "note"),
         ]
-        for i, (rid, name, icon) in enumerate(system):
+        # Icon ids are names (`"NOTE"`), not numbers.
+        for i, (rid, name, icon_id, icon) in enumerate(system):
             self.add(
                 "activity_types",
                 {
                     "id": rid,
                     "name": name,
                     "icon": {
-                        "id": rid,
+                        "id": icon_id,
                         "order": i,
                         "displayName": name,
                         "iconName": icon,
@@ -118,7 +128,7 @@ class SettingsSeeder(SeedBase):
                     "id": i + 1,
                     "name": name,
                     "icon": {
-                        "id": i + 1,
+                        "id": "STAR",
                         "order": 10 + i,
                         "displayName": name,
                         "iconName": "star",
@@ -129,6 +139,7 @@ class SettingsSeeder(SeedBase):
             )
 
     def seed_lost_reasons(self) -> None:
+        """Four lost reasons."""
         for i, name in enumerate(("Price", "Timing", "Competitor", "No budget")):
             self.add(
                 "lost_reasons",
@@ -165,6 +176,7 @@ class SettingsSeeder(SeedBase):
             )
 
     def seed_milestones(self) -> None:
+        """The milestones of every pipeline, in display order."""
         plans = [
             [
                 ("New", 10, False),
@@ -182,7 +194,10 @@ class SettingsSeeder(SeedBase):
             ],
             [("Old lead", 10, False), ("Old win", 100, True)],
         ]
-        for pipeline, plan in zip(self.store.rows.get("pipelines", {}).values(), plans):
+        pipelines = self.store.rows.get("pipelines", {}).values()
+        for pipeline, plan in zip(
+            pipelines, plans, strict=False
+        ):  # a custom catalogue may lack some
             for order, (name, probability, complete) in enumerate(plan):
                 self.add(
                     "milestones",
@@ -201,6 +216,7 @@ class SettingsSeeder(SeedBase):
                 )
 
     def seed_boards(self) -> None:
+        """Three boards, one of them deleted."""
         for i, (name, deleted) in enumerate(
             (("Onboarding", False), ("Support", False), ("Old projects", True))
         ):
@@ -216,13 +232,14 @@ class SettingsSeeder(SeedBase):
             )
 
     def seed_stages(self) -> None:
+        """The stages of every board; one archived."""
         boards = list(self.store.rows.get("boards", {}).values())
         plan = [
             [("Kickoff", False), ("Setup", False), ("Live", False), ("Legacy step", True)],
             [("Triage", False), ("In progress", False), ("Done", False)],
             [("Old stage", False)],
         ]
-        for board, stages in zip(boards, plan):
+        for board, stages in zip(boards, plan, strict=False):
             for order, (name, archived) in enumerate(stages):
                 self.add(
                     "stages",
@@ -238,6 +255,7 @@ class SettingsSeeder(SeedBase):
                 )
 
     def seed_track_definitions(self) -> None:
+        """Two track definitions for opportunities and two for cases."""
         plan = [
             ("New customer onboarding", "OPPORTUNITY", "onboarding"),
             ("Proposal follow-up", "OPPORTUNITY", ""),
@@ -254,7 +272,7 @@ class SettingsSeeder(SeedBase):
                     "displayOrder": j,
                     "dayDelayRule": "TRACK_DAYS",
                     "category": None,
-                    "trackTaskAssignee": {"assigneeType": "ENTITY_OWNER", "owner": None},
+                    "trackTaskAssignee": {"assigneeType": "ENTITY_OWNER"},
                 }
                 for j in range(2)
             ]
@@ -276,6 +294,7 @@ class SettingsSeeder(SeedBase):
             self.add(stream, {"name": name, "description": f"{name} records", "dataTag": data_tag})
 
     def seed_party_tags(self) -> None:
+        """Party tag definitions, one a DataTag."""
         self._tag_defs(
             "party_tags",
             [
@@ -288,9 +307,11 @@ class SettingsSeeder(SeedBase):
         )
 
     def seed_opportunity_tags(self) -> None:
+        """Opportunity tag definitions (ids restart: they are per entity)."""
         self._tag_defs("opportunity_tags", [("Hot", False), ("Renewal", False), ("Upsell", False)])
 
     def seed_case_tags(self) -> None:
+        """Case tag definitions (ids restart: they are per entity)."""
         self._tag_defs("case_tags", [("Urgent", False), ("Billing", False), ("Onboarding", False)])
 
     def _field_defs(self, stream: str, tags: str, plan: list[tuple]) -> None:
@@ -316,6 +337,7 @@ class SettingsSeeder(SeedBase):
             )
 
     def seed_party_custom_fields(self) -> None:
+        """Party custom fields of every type; some by capture rule."""
         self._field_defs(
             "party_custom_fields",
             "party_tags",
@@ -338,6 +360,7 @@ class SettingsSeeder(SeedBase):
         )
 
     def seed_opportunity_custom_fields(self) -> None:
+        """Opportunity custom fields of every type."""
         self._field_defs(
             "opportunity_custom_fields",
             "opportunity_tags",
@@ -352,6 +375,7 @@ class SettingsSeeder(SeedBase):
         )
 
     def seed_case_custom_fields(self) -> None:
+        """Case custom fields of every type."""
         self._field_defs(
             "case_custom_fields",
             "case_tags",
