@@ -10,6 +10,7 @@ import functools
 import typing as t
 
 from tap_capsule.api_client import CapsuleSession, package_version
+from target_capsule.changelog import ChangeLog
 from target_capsule.lookups import Lookups
 from target_capsule.rejects import Rejects, secrets_of
 from target_capsule.summary import Summary
@@ -31,6 +32,7 @@ class WriteRun:
         self.nested_lists = dict(config.get("nested_lists") or {})
         self.summary = Summary(dry_run=self.dry_run)
         self.rejects = Rejects(config.get("rejects_path"), secrets_of(config))
+        self.changes = ChangeLog(config.get("change_log_path"), dry_run=self.dry_run)
 
     @functools.cached_property
     def session(self) -> CapsuleSession:
@@ -69,6 +71,8 @@ class WriteRun:
         )
         for line in self.summary.lines():
             self.logger.info("  %s", line)
+        if self.changes.enabled:
+            self.logger.info("%s", self.changes.describe())
         if "session" in self.__dict__:
             self.logger.info(
                 "%d requests to Capsule; %s",

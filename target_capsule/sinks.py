@@ -293,6 +293,9 @@ class CapsuleSink(BatchSink):
         if self.run.dry_run:
             if keys is not None and path is not None:
                 self.run.lookups.remember(self.obj, path, {"id": f"planned:{id(record)}", **full})
+            self.run.changes.write(
+                self.stream_name, INSERT, None, full, created_tags=self.new_tags(full)
+            )
             return "applied", INSERT
         return self.post(record, body, full, keys, path)
 
@@ -333,6 +336,7 @@ class CapsuleSink(BatchSink):
     ) -> tuple[str, str]:
         """POST a new record through the one write path, checked after an ambiguous failure."""
         target_path = cat.fill_path(self.obj.post_path, record)
+        new_tags = self.new_tags(full)
         check = None
         if keys is not None and path is not None:
             since = since_mark(self.run.session)
@@ -355,11 +359,16 @@ class CapsuleSink(BatchSink):
         if written.found is not None:  # created by a try whose answer was lost
             assert path is not None
             self.run.lookups.remember(self.obj, path, written.found)
+            self.run.changes.write(
+                self.stream_name, INSERT, written.found["id"], full, created_tags=new_tags
+            )
             self.update(record, body, written.found["id"], path, written.found)
             return "applied", INSERT
         created = (written.answer or {}).get(self.obj.item_key)
         if isinstance(created, dict):
             self.run.lookups.remember(self.obj, path, created)
+        rid = created.get("id") if isinstance(created, dict) else None
+        self.run.changes.write(self.stream_name, INSERT, rid, full, created_tags=new_tags)
         return "applied", INSERT
 
     def check_created(
@@ -428,8 +437,13 @@ class CapsuleSink(BatchSink):
             return "unchanged"
         if self.obj.replace_on_update:
             return self.replace_record(rid, current, diff, path)
+        before = {k: current.get(k) for k in diff}  # for the change log: what an undo restores
+        new_tags = self.new_tags(diff)
         if self.run.dry_run:
             self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
+            self.run.changes.write(
+                self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags
+            )
             return "applied"
 
         def check() -> Check:
@@ -467,6 +481,7 @@ class CapsuleSink(BatchSink):
         if isinstance(updated, dict):
             lookups.remember(self.obj, path, updated)
         self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
+        self.run.changes.write(self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags)
         return "applied"
 
     def replace_record(self, rid: object, current: dict, diff: dict, path: str | None) -> str:
@@ -479,6 +494,8 @@ class CapsuleSink(BatchSink):
             {**{k: v for k, v in current.items() if k in self.obj.schema and k != "id"}, **diff}
         )
         if self.run.dry_run:
+            self.run.changes.write(self.stream_name, INSERT, None, full)
+            self.run.changes.write(self.stream_name, DELETE, rid, None, record=current)
             return "applied"
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
 
@@ -525,6 +542,12 @@ class CapsuleSink(BatchSink):
         self.run.lookups.forget(self.obj, rid)
         if isinstance(created, dict) and created.get("id") is not None:
             self.run.lookups.remember(self.obj, path, created)
+        # Logged as what happened: a create and a delete (an undo deletes the one, recreates
+        # the other).
+        new_id = created.get("id") if isinstance(created, dict) else None
+        if not existing:  # a title that already existed was not created by this run
+            self.run.changes.write(self.stream_name, INSERT, new_id, full)
+        self.run.changes.write(self.stream_name, DELETE, rid, None, record=current)
         self.logger.info(
             "%s UPDATE: record %s replaced by new record %s (Capsule has no update for %s)",
             self.stream_name,
@@ -571,7 +594,9 @@ class CapsuleSink(BatchSink):
                     "delete names the record by id)",
                 )
             single = cat.fill_path(self.obj.single_path, {"id": record["id"]})
+        content = self.deleted_content(record)
         if self.run.dry_run:
+            self.log_delete(record, content)
             return "applied"
         response = self.run.session.call("DELETE", single)
         if response.status_code == 404:
@@ -586,6 +611,7 @@ class CapsuleSink(BatchSink):
                     exc.status,
                 ) from None
             outcome = "applied"  # 200, 202 (a job) or 204
+            self.log_delete(record, content)
         if self.obj.is_link:
             self.run.lookups.link_changed(
                 self.obj, record[self.obj.parent_key], record[self.obj.child_key], linked=False
@@ -593,6 +619,52 @@ class CapsuleSink(BatchSink):
         else:
             self.run.lookups.forget(self.obj, record["id"])
         return outcome
+
+    # --- the change log (change_log_path) ------------------------------------------------
+
+    def new_tags(self, body: t.Mapping[str, t.Any]) -> list[str] | None:
+        """Tag names of `body` that no tag definition has yet: Capsule will create them.
+
+        Only asked with a change log (an undo deletes those definitions again); the definitions
+        list is read once per run.
+        """
+        if not self.run.changes.enabled or not self.obj.tags or not body.get("tags"):
+            return None
+        known = self.__dict__.setdefault(
+            "_known_tags",
+            {
+                str(d.get("name") or "").strip().casefold()
+                for d in self.run.lookups.definitions(self.obj.tags)
+            },
+        )
+        new = [
+            str(tag["name"])
+            for tag in body["tags"]
+            if isinstance(tag, dict)
+            and tag.get("name")
+            and not tag.get("_delete")
+            and str(tag["name"]).strip().casefold() not in known
+        ]
+        known.update(n.strip().casefold() for n in new)  # created once, by this write
+        return new or None
+
+    def deleted_content(self, record: dict) -> dict | None:
+        """Capsule's copy of a record about to be deleted, for the change log (None without one).
+
+        Read as a diff reads it: from a list the run already holds, else one GET.
+        """
+        if not self.run.changes.enabled or self.obj.is_link:
+            return None
+        keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
+        return self.run.lookups.current(self.obj, record["id"], self.path_of(record), keys)
+
+    def log_delete(self, record: dict, content: dict | None) -> None:
+        """One DELETE line: a link's two ids, or the deleted record's whole content."""
+        if self.obj.is_link:
+            link = {k: record[k] for k in (self.obj.parent_key, self.obj.child_key) if k}
+            self.run.changes.write(self.stream_name, DELETE, None, None, keys=link)
+        else:
+            self.run.changes.write(self.stream_name, DELETE, record["id"], None, record=content)
 
     # --- links (additional parties) -------------------------------------------------------
 
@@ -612,7 +684,9 @@ class CapsuleSink(BatchSink):
             )
         if str(child_id) in linked:
             return "unchanged"
+        link = {parent_key: parent_id, child_key: child_id}
         if self.run.dry_run:
+            self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
             return "applied"
         path = cat.fill_path(self.obj.post_path, record)
 
@@ -636,4 +710,5 @@ class CapsuleSink(BatchSink):
                 exc.status,
             ) from None
         lookups.link_changed(self.obj, parent_id, child_id, linked=True)
+        self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
         return "applied"

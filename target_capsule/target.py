@@ -73,6 +73,15 @@ class TargetCapsule(Target):
             "of each run. Without it, rejections are only logged.",
         ),
         th.Property(
+            "change_log_path",
+            th.StringType,
+            title="Change log file",
+            description="JSONL file, one line per write applied (planned, in a dry run): run "
+            "id, stream, operation, Capsule id, the fields written and their values before the "
+            "write; a DELETE keeps the whole record. Appended to; `capsule-undo` reverts the "
+            "run it names. Deletes then cost one read each where the record is not cached.",
+        ),
+        th.Property(
             "fail_on_rejects",
             th.BooleanType,
             default=False,
@@ -206,6 +215,11 @@ class TargetCapsule(Target):
         # through would make the real run that follows read (and load) nothing.
         merged = {} if self.run.dry_run else dict(state)
         merged[STATE_KEY] = self.run.summary.as_dict()
+        if self.run.changes.enabled:
+            merged[STATE_KEY]["change_log"] = {
+                "path": str(self.run.changes.path),
+                "run_id": self.run.changes.run_id,
+            }
         super()._write_state_message(merged)
 
     @override

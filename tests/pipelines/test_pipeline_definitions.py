@@ -98,6 +98,7 @@ def test_jobs_and_schedule():
         "capsule-to-postgres": ["tap-capsule target-postgres"],
         "csv-to-capsule": ["tap-spreadsheets target-capsule"],
         "postgres-to-capsule": ["tap-postgres target-capsule"],
+        "backup": ["tap-capsule-all target-capsule-backup"],
     }
     assert [s["job"] for s in doc["schedules"]] == ["capsule-to-postgres"]
     assert {e["name"] for e in doc["environments"]} == {"dev", "demo", "prod"}

@@ -1,0 +1,634 @@
+"""`capsule-restore`: write a backup folder back into Capsule, in dependency order.
+
+Modes: `same` (the account the backup came from) recreates only what no longer exists; `copy`
+(another account) recreates everything. Order: users, teams, pipelines, boards, stages and track
+definitions are matched by username, name or description and never created; tags, custom-field
+definitions, categories, activity types, lost reasons, titles and milestones are matched by name
+and created when missing; then organisations before people, opportunities, cases, additional
+parties, tracks, notes and tasks. Every reference is translated through the id map, which is
+journalled before the run goes on (a file next to the backup, named for the destination account)
+and emitted in the STATE. A killed restore resumes from it without duplicates: a create whose
+answer was lost is looked for before anything is sent again. A complete run repeated writes
+nothing. What cannot be matched or created is a rejection with a reason in the rejects file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import logging
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+from tap_capsule import catalogue as cat
+from tap_capsule.api_client import (
+    AmbiguousWriteError,
+    CapsuleAPIError,
+    CapsuleError,
+    CapsuleNotFound,
+    CapsuleSession,
+    raise_for_capsule_status,
+    response_json,
+)
+from target_capsule.lookups import Lookups
+from target_capsule.payload import PayloadError, blank, same
+from target_capsule.refs import REFERENCE_STREAMS, IdMap, positive_id
+from target_capsule.rejects import Rejects, secrets_of
+from target_capsule.revert import creation_body, differences
+from target_capsule.verify import VerifyError, limit_of, read_backup
+from target_capsule.writes import Check, Unresolved, write
+
+logger = logging.getLogger("capsule-restore")
+
+MATCH, SETTING, CONTENT, LINK = "match", "setting", "content", "link"
+SAME, COPY = "same", "copy"
+STATE_KEY = "capsule_restore"
+CLOCK_MARGIN = 300  # seconds: a `since` read after an ambiguous create looks this far back
+TRACK_TASKS = "tasks_created_by_tracks"  # id-map section: written once more after their track
+
+# (stream, kind, fields that name it). Matched streams are never created.
+ORDER: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("users", MATCH, ("username",)),
+    ("teams", MATCH, ("name",)),
+    ("pipelines", MATCH, ("name",)),
+    ("boards", MATCH, ("name",)),
+    ("stages", MATCH, ("board.name", "name")),
+    ("track_definitions", MATCH, ("description",)),
+    ("party_tags", SETTING, ("name",)),
+    ("opportunity_tags", SETTING, ("name",)),
+    ("case_tags", SETTING, ("name",)),
+    ("party_custom_fields", SETTING, ("name",)),
+    ("opportunity_custom_fields", SETTING, ("name",)),
+    ("case_custom_fields", SETTING, ("name",)),
+    ("categories", SETTING, ("name",)),
+    ("activity_types", SETTING, ("name",)),
+    ("lost_reasons", SETTING, ("name",)),
+    ("custom_titles", SETTING, ("title",)),
+    ("milestones", SETTING, ("pipeline.id", "name")),
+    ("parties", CONTENT, ()),
+    ("opportunities", CONTENT, ()),
+    ("cases", CONTENT, ()),
+    ("opportunity_parties", LINK, ()),
+    ("case_parties", LINK, ()),
+    ("opportunity_tracks", CONTENT, ()),
+    ("case_tracks", CONTENT, ()),
+    ("entries", CONTENT, ()),
+    ("tasks", CONTENT, ()),
+)
+# References a restore may leave out when their target has no counterpart: Capsule then assigns
+# the token's user (owner) or no team. Any other unmatched reference rejects the record.
+OPTIONAL_REFERENCES = frozenset({"owner", "team"})
+# Fields a task created by its track gets from the track definition; the backup's values are
+# written afterwards with one PUT where they differ.
+TRACK_TASK_FIELDS = ("description", "detail", "dueOn", "dueTime", "status", "owner", "category")
+
+
+class RestoreError(Exception):
+    """Unusable input or setting; one line, exit 1."""
+
+
+@dataclasses.dataclass
+class Counts:
+    """Per stream: what the restore did with each backed-up record."""
+
+    created: int = 0
+    matched: int = 0
+    existing: int = 0
+    updated: int = 0
+    rejected: int = 0
+
+
+def _value(record: t.Mapping[str, t.Any], path: str) -> str:
+    value: t.Any = record
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "" if value is None else str(value).strip().casefold()
+
+
+def definitions_of(stream: str) -> str | None:
+    """The tag stream a custom-field definition's `tag` (a DataTag) belongs to."""
+    return next((o.tags for o in cat.OBJECTS if o.custom_fields == stream), None)
+
+
+class Restore:
+    """One restore run of one backup into one account."""
+
+    def __init__(
+        self,
+        session: CapsuleSession,
+        backup: dict[str, list[dict]],
+        mode: str,
+        ids: IdMap,
+        rejects: Rejects,
+        emit_state: t.Callable[[dict], None],
+    ) -> None:
+        """`ids` is loaded (journal included) and receives every mapping as it is made."""
+        self.session = session
+        self.lookups = Lookups(session)
+        self.backup = backup
+        self.mode = mode
+        self.ids = ids
+        self.rejects = rejects
+        self.emit_state = emit_state
+        self.counts: dict[str, Counts] = {}
+        self.writes = 0
+        self._lists: dict[str, list[dict]] = {}
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def destination(self, obj: cat.CapsuleObject, path: str | None = None) -> list[dict]:
+        """A list of the destination, read once per run (and kept up to date by our writes)."""
+        path = path or obj.path
+        if path not in self._lists:
+            try:
+                self._lists[path] = self.lookups.read_list(obj, path)
+            except CapsuleNotFound:
+                self._lists[path] = []
+        return self._lists[path]
+
+    # --- the run --------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Counts]:
+        """Every stream in dependency order; the STATE after each."""
+        for stream, kind, names in ORDER:
+            records = self.backup.get(stream) or []
+            if not records:
+                continue
+            counts = self.counts.setdefault(stream, Counts())
+            obj = cat.get(stream)
+            if stream == "parties":
+                records = sorted(records, key=lambda r: r.get("type") != "organisation")
+            if kind in (MATCH, SETTING):
+                self.match_all(obj, kind, names, records, counts)
+            elif kind == LINK:
+                for record in records:
+                    self.link(obj, record, counts)
+            else:
+                self.resolve_pending(obj)
+                for record in records:
+                    self.content(obj, record, counts)
+            self.ids.save()
+            self.emit_state(self.state())
+            logger.info("%s: %s", stream, dataclasses.asdict(counts))
+        return self.counts
+
+    def state(self) -> dict:
+        """What the STATE carries: the mode and the id map."""
+        return {STATE_KEY: {"mode": self.mode, "id_map": self.ids.as_dict()}}
+
+    def reject(
+        self, obj: cat.CapsuleObject, record: dict, reason: str, status: int | None = None
+    ) -> None:
+        """A record that cannot be restored, with the reason."""
+        self.rejects.write(obj.stream, cat.INSERT, f"{obj.stream}: {reason}", record, status)
+        self.counts.setdefault(obj.stream, Counts()).rejected += 1
+
+    # --- matched by name ------------------------------------------------------------------
+
+    def match_all(
+        self,
+        obj: cat.CapsuleObject,
+        kind: str,
+        names: tuple[str, ...],
+        records: list[dict],
+        counts: Counts,
+    ) -> None:
+        """Settings and lookups: pair by name; create missing settings, reject missing lookups."""
+        for record in records:
+            old = record.get("id")
+            if self.ids.get(obj.stream, old) is not None:
+                counts.existing += 1
+                continue
+            translated, problem = (record, None) if kind == MATCH else self.translate(obj, record)
+            if problem:
+                self.reject(obj, record, problem)
+                continue
+            path = None
+            if obj.parent_key:
+                parent = translated.get(payload_parent(obj))
+                parent_id = positive_id(parent.get("id") if isinstance(parent, dict) else None)
+                if parent_id is None:
+                    self.reject(obj, record, f"{payload_parent(obj)} names no positive id")
+                    continue
+                path = cat.fill_path(obj.path, {obj.parent_key: parent_id})
+            wanted = tuple(_value(translated, n) for n in names)
+            found = [
+                d
+                for d in self.destination(obj, path)
+                if tuple(_value(d, n) for n in names) == wanted
+            ]
+            if found and positive_id(found[0].get("id")) is not None:
+                self.ids.put(obj.stream, old, int(found[0]["id"]), durable=False)
+                counts.matched += 1
+                continue
+            if found:  # built-in rows with negative ids (activity types) exist in every account
+                counts.matched += 1
+                continue
+            if kind == MATCH or cat.INSERT not in obj.operations:
+                self.reject(
+                    obj,
+                    record,
+                    f"no {obj.stream} record named {' / '.join(wanted)!r} in the destination; "
+                    f"{obj.stream} are matched, never created: create it in Capsule first",
+                )
+                continue
+            self.create(obj, record, translated, counts, path)
+
+    # --- records --------------------------------------------------------------------------
+
+    def content(self, obj: cat.CapsuleObject, record: dict, counts: Counts) -> None:
+        """One record: already restored, still existing (same account), or created."""
+        old = positive_id(record.get("id"))
+        if old is None:
+            self.reject(obj, record, "the backed-up record has no positive integer id")
+            return
+        reason = limit_of(obj.stream, record)
+        if reason:
+            self.reject(obj, record, f"cannot be restored: {reason}")
+            return
+        new = self.ids.get(obj.stream, old)
+        if new is not None:
+            if obj.stream == "tasks" and self.ids.get(TRACK_TASKS, old) is not None:
+                self.sync_track_task(obj, record, new, counts)
+            else:
+                counts.existing += 1
+            return
+        current = self.still_exists(obj, record, old) if self.mode == SAME else None
+        if current is not None:
+            self.ids.put(obj.stream, old, old, durable=False)
+            self.repair_references(obj, record, current, counts)
+            return
+        translated, problem = self.translate(obj, record)
+        if problem:
+            self.reject(obj, record, problem)
+            return
+        if obj.capture_rule:
+            definition = self.track_definition(obj, record)
+            if definition is None:
+                self.reject(
+                    obj,
+                    record,
+                    f"no track definition described {record.get('description')!r} with capture "
+                    f"rule {obj.capture_rule} in the destination (Capsule never returns a "
+                    "track's definition, so it is found by the track's description)",
+                )
+                return
+            translated["definition"] = {"id": definition}
+        self.create(obj, record, translated, counts, None)
+
+    def still_exists(self, obj: cat.CapsuleObject, record: dict, old: int) -> dict | None:
+        """Same account: Capsule's copy if it still holds the record (one list read each)."""
+        path = obj.path
+        if cat.path_fields(obj.path):
+            ids = {n: positive_id(record.get(n)) for n in cat.path_fields(obj.path)}
+            if any(v is None for v in ids.values()):
+                return None
+            path = cat.fill_path(obj.path, ids)
+        return next((d for d in self.destination(obj, path) if str(d.get("id")) == str(old)), None)
+
+    def repair_references(
+        self, obj: cat.CapsuleObject, record: dict, current: dict, counts: Counts
+    ) -> None:
+        """A record that survived, pointing at one that was recreated: point it at the new one.
+
+        Capsule clears such references when it deletes their target (a person's organisation).
+        """
+        translated, _problem = self.translate(obj, record)
+        body = {
+            key: {"id": translated[key]["id"]}
+            for key, value in record.items()
+            if isinstance(value, dict)
+            and key in REFERENCE_STREAMS
+            and key != obj.link_item_key
+            and key not in obj.all_read_only
+            and translated.get(key) != value
+            and isinstance(translated.get(key), dict)
+            and not same({"id": translated[key]["id"]}, current.get(key))
+        }
+        if obj.updatable is not None:
+            body = {k: v for k, v in body.items() if k in obj.updatable}
+        if not body or cat.UPDATE not in obj.operations:
+            counts.existing += 1
+            return
+        single = cat.fill_path(obj.single_path, {"id": current["id"]})
+        try:
+            response = self.session.call("PUT", single, json_body={obj.item_key: body})
+            raise_for_capsule_status(response)
+        except CapsuleAPIError as exc:
+            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+            return
+        except AmbiguousWriteError as exc:  # a PUT sets values: the next run sends what's left
+            self.reject(obj, record, f"{exc} Run the restore again.")
+            return
+        self.writes += 1
+        updated = (response_json(response) or {}).get(obj.item_key)
+        if isinstance(updated, dict):
+            current.update(updated)
+        counts.updated += 1
+
+    def track_definition(self, obj: cat.CapsuleObject, record: dict) -> int | None:
+        """The destination's definition a backed-up track came from, by its description."""
+        wanted = _value(record, "description")
+        for d in self.destination(cat.get("track_definitions")):
+            if _value(d, "description") == wanted and d.get("captureRule") == obj.capture_rule:
+                return positive_id(d.get("id"))
+        return None
+
+    def translate(self, obj: cat.CapsuleObject, record: dict) -> tuple[dict, str | None]:
+        """The record with every reference pointing into the destination, or the problem."""
+        out = dict(record)
+        for key, value in record.items():
+            stream = REFERENCE_STREAMS.get(key)
+            if key == "tag" and obj.definitions_of:
+                stream = definitions_of(obj.stream)
+            if stream is None or blank(value) or key == obj.link_item_key:
+                continue
+            rid = value.get("id") if isinstance(value, dict) else value
+            if rid is None or (isinstance(rid, int) and rid < 0):
+                continue  # named only, or a built-in row (activity type "Note" is -1)
+            new = self.ids.get(stream, rid)
+            if new is not None:
+                out[key] = {**value, "id": new} if isinstance(value, dict) else new
+            elif self.mode == SAME:
+                continue  # the same account: the referenced record keeps its id
+            elif key in OPTIONAL_REFERENCES:
+                out[key] = None  # Capsule assigns the token's user / no team
+            else:
+                return out, f"{key} {rid} has no counterpart in the destination (not restored)"
+        if obj.custom_fields and record.get("fields"):
+            fields = []
+            for item in record["fields"]:
+                definition = (item or {}).get("definition") or {}
+                new = self.ids.get(obj.custom_fields, definition.get("id"))
+                if new is None:
+                    if self.mode == COPY:
+                        return out, (
+                            f"custom field {definition.get('name')!r} has no definition in the "
+                            "destination"
+                        )
+                    new = definition.get("id")
+                fields.append({**item, "definition": {**definition, "id": new}})
+            out["fields"] = fields
+        return out, None
+
+    def create(
+        self,
+        obj: cat.CapsuleObject,
+        record: dict,
+        translated: dict,
+        counts: Counts,
+        path: str | None,
+    ) -> None:
+        """POST the record; the new id is journalled before anything else happens."""
+        old = record.get("id")
+        try:
+            body = creation_body(obj, translated)
+        except PayloadError as exc:
+            self.reject(obj, record, f"cannot be restored: {exc}")
+            return
+        if obj.capture_rule and translated.get("definition"):
+            body["definition"] = translated["definition"]
+        self.ids.mark_pending(obj.stream, old, body)
+        list_path = path or (None if cat.path_fields(obj.path) else obj.path)
+        try:
+            written = write(
+                self.session,
+                "POST",
+                cat.fill_path(obj.post_path, translated),
+                {obj.item_key: body},
+                check=functools.partial(self.find_created, obj, body, list_path)
+                if list_path
+                else None,
+                what=f"{obj.stream} restore of record {old}",
+            )
+        except CapsuleAPIError as exc:
+            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+            return
+        except Unresolved as exc:
+            self.reject(obj, record, f"{exc} Run the restore again: it looks for the record first")
+            return
+        self.writes += 1
+        created = written.found or (written.answer or {}).get(obj.item_key) or {}
+        new = positive_id(created.get("id"))
+        if new is None:
+            self.reject(obj, record, "Capsule's answer carries no id")
+            return
+        self.ids.put(obj.stream, old, new)
+        self.destination(obj, path).append(created)
+        counts.created += 1
+        if obj.capture_rule:
+            self.map_track_tasks(record, created)
+
+    def find_created(self, obj: cat.CapsuleObject, body: dict, path: str) -> Check:
+        """After an ambiguous POST: does the destination now hold a record like `body`?
+
+        Reads the list again (objects with `since`: only what changed in the last minutes) and
+        looks among the records no other backed-up record was mapped to.
+        """
+        params = dict(obj.list_query)
+        if obj.since and path == obj.path:
+            now = self.session.pacer.server_now() or time.time()
+            params["since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - CLOCK_MARGIN))
+        records = list(self.session.paginate(path, obj.list_key, params))
+        taken = self.ids.new_ids(obj.stream)
+        found = [
+            d
+            for d in records
+            if positive_id(d.get("id")) not in taken and not differences(obj, body, d)
+        ]
+        return Check(applied=bool(found), found=found[0] if found else None)
+
+    def resolve_pending(self, obj: cat.CapsuleObject) -> None:
+        """Creates a killed run sent without seeing the answer: find them before sending again."""
+        for (stream, old), body in list(self.ids.pending.items()):
+            if stream != obj.stream:
+                continue
+            taken = self.ids.new_ids(stream)
+            path = None if cat.path_fields(obj.path) else obj.path
+            if path is None:
+                continue  # child records: matched by their parent's list at create time
+            candidates = [
+                d
+                for d in self.destination(obj, path)
+                if positive_id(d.get("id")) not in taken and not differences(obj, body, d)
+            ]
+            if len(candidates) == 1:
+                self.ids.put(stream, old, int(candidates[0]["id"]))
+                logger.info("%s %s: found the record a killed run created", stream, old)
+
+    # --- tracks and their tasks -----------------------------------------------------------
+
+    def map_track_tasks(self, record: dict, created: dict) -> None:
+        """Pair the backed-up track's tasks with the ones Capsule created for the new track."""
+        mine = [t_ for t_ in record.get("tasks") or () if isinstance(t_, dict)]
+        theirs = [t_ for t_ in created.get("tasks") or () if isinstance(t_, dict)]
+        for task in mine:
+            match = next(
+                (x for x in theirs if same(task.get("description"), x.get("description"))), None
+            )
+            if match is not None and positive_id(match.get("id")) is not None:
+                theirs.remove(match)
+                self.ids.put("tasks", task.get("id"), int(match["id"]))
+                self.ids.put(TRACK_TASKS, task.get("id"), int(match["id"]))
+
+    def sync_track_task(
+        self, obj: cat.CapsuleObject, record: dict, new: int, counts: Counts
+    ) -> None:
+        """A task its track created: write the backed-up values where they differ."""
+        current = self.lookups.current(obj, new, None, ())
+        translated, _problem = self.translate(obj, record)
+        wanted = {k: translated.get(k) for k in TRACK_TASK_FIELDS if k in translated}
+        if "owner" in wanted:
+            wanted["owner"] = {"id": wanted["owner"]["id"]} if wanted["owner"] else None
+        diff = {k: v for k, v in wanted.items() if current is None or not same(v, current.get(k))}
+        if current is None or not diff:
+            counts.existing += 1
+            return
+        single = cat.fill_path(obj.single_path, {"id": new})
+        try:
+            response = self.session.call("PUT", single, json_body={obj.item_key: diff})
+            raise_for_capsule_status(response)
+        except CapsuleAPIError as exc:
+            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+            return
+        except AmbiguousWriteError as exc:  # a PUT sets values: the next run sends what's left
+            self.reject(obj, record, f"{exc} Run the restore again.")
+            return
+        self.writes += 1
+        counts.updated += 1
+
+    # --- links ----------------------------------------------------------------------------
+
+    def link(self, obj: cat.CapsuleObject, record: dict, counts: Counts) -> None:
+        """An additional party: linked again unless the link exists."""
+        translated, problem = self.translate(obj, record)
+        if problem:
+            self.reject(obj, record, problem)
+            return
+        parent_key, child_key = obj.parent_key or "", obj.child_key or ""
+        parent, child = (
+            positive_id(translated.get(parent_key)),
+            positive_id(translated.get(child_key)),
+        )
+        if parent is None or child is None:
+            self.reject(obj, record, f"{parent_key} and {child_key} must be positive integers")
+            return
+        linked = self.lookups.linked_ids(obj, parent)
+        if linked is None:
+            self.reject(
+                obj, record, f"{parent_key} {parent} does not exist in the destination", 404
+            )
+            return
+        if str(child) in linked:
+            counts.existing += 1
+            return
+        ids = {parent_key: parent, child_key: child}
+
+        def check() -> Check:
+            """Re-read the parent's links: applied when the link is there."""
+            return Check(applied=str(child) in (self.lookups.linked_ids(obj, parent, True) or ()))
+
+        try:
+            write(
+                self.session,
+                "POST",
+                cat.fill_path(obj.post_path, ids),
+                check=check,
+                what=f"{obj.stream} restore of a link",
+            )
+        except CapsuleAPIError as exc:
+            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+            return
+        except Unresolved as exc:
+            self.reject(obj, record, f"{exc} Run the restore again.")
+            return
+        self.writes += 1
+        self.lookups.link_changed(obj, parent, child, linked=True)
+        counts.created += 1
+
+
+def payload_parent(obj: cat.CapsuleObject) -> str:
+    """The nested key naming a child's parent (`pipeline` for milestones)."""
+    parent = cat.parent_of(obj)
+    return parent.item_key if parent is not None else ""
+
+
+def table(counts: dict[str, Counts], writes: int) -> str:
+    """The summary for people."""
+    lines = [
+        f"{'stream':<26}{'created':>8}{'matched':>8}{'existing':>9}{'updated':>8}{'rejected':>9}"
+    ]
+    for stream, c in counts.items():
+        lines.append(
+            f"{stream:<26}{c.created:>8}{c.matched:>8}{c.existing:>9}{c.updated:>8}{c.rejected:>9}"
+        )
+    lines.append(f"{writes} write request(s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `capsule-restore`."""
+    parser = argparse.ArgumentParser(
+        prog="capsule-restore",
+        description="Restore a target-capsule-backup folder into Capsule (same account or copy).",
+    )
+    parser.add_argument("--config", required=True, help="target-capsule's config JSON file")
+    parser.add_argument("backup", metavar="BACKUP_DIR")
+    parser.add_argument(
+        "--mode",
+        choices=(SAME, COPY),
+        default=SAME,
+        help="same: recreate only what no longer exists; copy: recreate everything",
+    )
+    parser.add_argument("--state", help="a STATE from an earlier run (its id map is merged)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        backup = read_backup(Path(args.backup))
+        session = CapsuleSession(config, user_agent="capsule-restore/0.1")
+        response = session.call("GET", "/site")
+        raise_for_capsule_status(response)
+        site = (response_json(response) or {}).get("site") or {}
+        name = "".join(
+            c for c in str(site.get("subdomain") or "account") if c.isalnum() or c in "-_"
+        )
+        ids = IdMap(Path(args.backup) / f"restore-{args.mode}-{name}.ids.json")
+        if args.state:
+            ids.merge(_state_map(Path(args.state)))
+        rejects = Rejects(config.get("rejects_path"), secrets_of(config))
+
+        def emit(value: dict) -> None:
+            sys.stdout.write(json.dumps({"type": "STATE", "value": value}) + "\n")
+            sys.stdout.flush()
+
+        restore = Restore(session, backup, args.mode, ids, rejects, emit)
+        try:
+            counts = restore.run()
+        finally:
+            ids.close()
+    except (VerifyError, RestoreError, CapsuleError, OSError, ValueError) as exc:
+        print(f"capsule-restore: {exc}", file=sys.stderr)
+        return 1
+    print(table(counts, restore.writes), file=sys.stderr)
+    print(f"Id map: {ids.path}", file=sys.stderr)
+    return 0
+
+
+def _state_map(path: Path) -> dict:
+    """The id map inside a STATE file (a Singer STATE message or its value)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict) and data.get("type") == "STATE":
+        data = data.get("value") or {}
+    found = (data or {}).get(STATE_KEY, {}).get("id_map") if isinstance(data, dict) else None
+    if not isinstance(found, dict):
+        raise RestoreError(f"--state {path} holds no {STATE_KEY}.id_map")
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""`capsule-verify`: read an account back through tap-capsule and compare it with a backup.
+
+Records are paired through the id map of a restore (or an undo): a backed-up record with id 11004
+is looked for under the id it was recreated with, and every reference inside it (party,
+organisation, milestone, owner, ...) is translated the same way before comparing. What Capsule
+sets itself is ignored: ids (of records and of their contact rows, tags and custom values),
+`createdAt`, `updatedAt`, `pictureURL` and the other read-only fields of the catalogue (an entry's
+`creator`, a task's `hasTrack`, ...).
+
+The report counts, per stream, the records expected, found, differing and missing, and the ones
+that cannot be restored through Capsule's API at all (`limits`: emails and completed-task entries,
+which the API cannot create). JSON on stdout, a short table on stderr; exit 1 when anything
+outside those limits differs or is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+import typing as t
+from pathlib import Path
+
+from tap_capsule import catalogue as cat
+from target_capsule.backup import MANIFEST
+from target_capsule.payload import CONTACT_LISTS, is_ref
+from target_capsule.refs import REFERENCE_STREAMS, IdMap
+
+# Streams a restore writes (and verify compares). The rest are matched, never written: users and
+# teams (by username and name), pipelines, boards, stages and track definitions (by name),
+# countries and currencies (Capsule's own lists), REST hooks (bound to an OAuth app).
+COMPARED = (
+    "party_tags",
+    "opportunity_tags",
+    "case_tags",
+    "party_custom_fields",
+    "opportunity_custom_fields",
+    "case_custom_fields",
+    "categories",
+    "activity_types",
+    "lost_reasons",
+    "custom_titles",
+    "milestones",
+    "parties",
+    "opportunities",
+    "cases",
+    "opportunity_parties",
+    "case_parties",
+    "opportunity_tracks",
+    "case_tracks",
+    "entries",
+    "tasks",
+)
+DETAILS_PER_STREAM = 10
+# Fields a restore cannot write, left out of the comparison (the README's limits): the files of an
+# entry's attachments are not in the API's records, so a recreated note has none.
+LIMITED_FIELDS = {"entries": frozenset({"attachments"})}
+
+
+def limit_of(stream: str, record: t.Mapping[str, t.Any]) -> str | None:
+    """Why a backed-up record cannot be restored through the API (None: it can)."""
+    if stream == "entries" and record.get("type") not in (None, "note"):
+        return f"{record.get('type')} entries cannot be created through the API (notes only)"
+    if stream == "tasks" and record.get("status") == "PENDING":
+        return (
+            "Capsule sets PENDING itself; the API writes a task's status as OPEN or COMPLETED only"
+        )
+    if stream == "activity_types" and isinstance(record.get("id"), int) and record["id"] < 0:
+        return "built-in activity types belong to every account"
+    return None
+
+
+def read_backup(folder: Path) -> dict[str, list[dict]]:
+    """Every stream of a finished backup folder."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise VerifyError(f"{folder} holds no {MANIFEST}: not a finished backup")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    out: dict[str, list[dict]] = {}
+    for stream, info in (manifest.get("streams") or {}).items():
+        name = str(info.get("file") or "")
+        if "/" in name or "\\" in name or not name.endswith(".jsonl.gz"):
+            raise VerifyError(f"manifest names an unexpected file {name!r} for {stream}")
+        with gzip.open(folder / name, "rt", encoding="utf-8") as handle:
+            out[stream] = [json.loads(line) for line in handle if line.strip()]
+    return out
+
+
+def read_account(config: Path) -> dict[str, list[dict]]:
+    """Every stream of the account, as tap-capsule reads it now (tombstones left out)."""
+    tap = shutil.which("tap-capsule", path=str(Path(sys.executable).parent)) or shutil.which(
+        "tap-capsule"
+    )
+    if tap is None:
+        raise VerifyError("tap-capsule is not installed next to capsule-verify")
+    proc = subprocess.run(
+        [tap, "--config", str(config)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise VerifyError(f"tap-capsule failed reading the account: {last}")
+    out: dict[str, list[dict]] = {}
+    for line in proc.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        message = json.loads(line)
+        if message.get("type") == "RECORD" and not message["record"].get("_sdc_deleted_at"):
+            out.setdefault(message["stream"], []).append(message["record"])
+    return out
+
+
+class VerifyError(Exception):
+    """Unusable input; one line, exit 1."""
+
+
+def _plain(value: t.Any) -> t.Any:  # noqa: ANN401 - any JSON value
+    """A nested value without the row ids Capsule gives list items."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in sorted(value.items()) if k != "id"}
+    if isinstance(value, list):
+        return sorted((_plain(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    return value
+
+
+class Comparer:
+    """Turns records of both sides into comparable forms, the backup's through the id map."""
+
+    def __init__(self, ids: IdMap, copy: bool = False) -> None:
+        """`ids` maps the backup's ids to the destination's, per stream.
+
+        With `copy` (another account) a record the map does not name has no counterpart.
+        """
+        self.ids = ids
+        self.copy = copy
+
+    def mapped(self, stream: str, old: t.Any) -> t.Any:  # noqa: ANN401 - ids as JSON gives them
+        """The destination's id of a backed-up id (the same id when it was not recreated)."""
+        new = self.ids.get(stream, old)
+        return new if new is not None else old
+
+    def key(self, obj: cat.CapsuleObject, record: t.Mapping[str, t.Any], backup: bool) -> str:
+        """What pairs a backed-up record with the account's: its (mapped) id or link key."""
+        if obj.is_link or "id" not in obj.key_properties:
+            parts = []
+            for name in obj.key_properties:
+                value = record.get(name)
+                stream = REFERENCE_STREAMS.get(name)
+                parts.append(str(self.mapped(stream, value) if backup and stream else value))
+            return "/".join(parts)
+        if backup and self.copy and self.ids.get(obj.stream, record.get("id")) is None:
+            return f"unmapped:{record.get('id')}"
+        return str(self.mapped(obj.stream, record.get("id")) if backup else record.get("id"))
+
+    def form(self, obj: cat.CapsuleObject, record: t.Mapping[str, t.Any], backup: bool) -> dict:
+        """The record's content as compared: references by (mapped) id, tags by name, ..."""
+        out: dict[str, t.Any] = {}
+        skip = obj.all_read_only | {"id", "custom_fields"} | LIMITED_FIELDS.get(obj.stream, set())
+        if obj.link_item_key:
+            skip = skip | {obj.link_item_key}
+        for key, value in record.items():
+            if key in skip or key.startswith("_sdc_"):
+                continue
+            stream = REFERENCE_STREAMS.get(key)
+            if is_ref(obj.schema.get(key)):
+                rid = value.get("id") if isinstance(value, dict) else None
+                if rid is None:
+                    out[key] = None
+                else:
+                    out[key] = self.mapped(stream, rid) if backup and stream else rid
+            elif stream and not isinstance(value, (dict, list)):
+                out[key] = self.mapped(stream, value) if backup and value is not None else value
+            elif key == "tags":
+                out[key] = sorted(
+                    str(tag.get("name")) for tag in value or () if isinstance(tag, dict)
+                )
+            elif key == "fields":
+                definitions = obj.custom_fields or ""
+                out[key] = sorted(
+                    (
+                        str(
+                            self.mapped(definitions, (i.get("definition") or {}).get("id"))
+                            if backup
+                            else (i.get("definition") or {}).get("id")
+                        ),
+                        str(i.get("value")),
+                    )
+                    for i in value or ()
+                    if isinstance(i, dict)
+                )
+            elif key in CONTACT_LISTS or isinstance(value, (dict, list)):
+                out[key] = _plain(value) if value else None
+            else:
+                out[key] = value
+        return out
+
+
+def compare(
+    expected: dict[str, list[dict]], found: dict[str, list[dict]], ids: IdMap, copy: bool = False
+) -> dict[str, t.Any]:
+    """The report: per stream expected/found/differing/missing/limits, and some details."""
+    comparer = Comparer(ids, copy)
+    streams: dict[str, dict[str, int]] = {}
+    details: list[dict] = []
+    for stream in COMPARED:
+        if stream not in expected:
+            continue
+        obj = cat.get(stream)
+        have = {comparer.key(obj, r, backup=False): r for r in found.get(stream) or ()}
+        counts = {"expected": 0, "found": 0, "differing": 0, "missing": 0, "limits": 0}
+        shown = 0
+        for record in expected[stream]:
+            if limit_of(stream, record):
+                counts["limits"] += 1
+                continue
+            counts["expected"] += 1
+            key = comparer.key(obj, record, backup=True)
+            other = have.get(key)
+            if other is None:
+                counts["missing"] += 1
+                if shown < DETAILS_PER_STREAM:
+                    shown += 1
+                    details.append(
+                        {"stream": stream, "backup_id": _key_of(obj, record), "missing": True}
+                    )
+                continue
+            counts["found"] += 1
+            mine, theirs = comparer.form(obj, record, True), comparer.form(obj, other, False)
+            fields = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            if fields:
+                counts["differing"] += 1
+                if shown < DETAILS_PER_STREAM:
+                    shown += 1
+                    details.append(
+                        {
+                            "stream": stream,
+                            "backup_id": _key_of(obj, record),
+                            "id": key,
+                            "fields": {f: [mine.get(f), theirs.get(f)] for f in fields},
+                        }
+                    )
+        streams[stream] = counts
+    problems = sum(c["differing"] + c["missing"] for c in streams.values())
+    return {"differences": problems, "streams": streams, "details": details}
+
+
+def _key_of(obj: cat.CapsuleObject, record: t.Mapping[str, t.Any]) -> str:
+    return "/".join(str(record.get(k)) for k in obj.key_properties)
+
+
+def table(report: t.Mapping[str, t.Any]) -> str:
+    """The short table for people."""
+    head = f"{'stream':<26}{'expected':>9}{'found':>7}{'differing':>10}{'missing':>8}{'limits':>7}"
+    lines = [head]
+    for stream, c in report["streams"].items():
+        lines.append(
+            f"{stream:<26}{c['expected']:>9}{c['found']:>7}{c['differing']:>10}"
+            f"{c['missing']:>8}{c['limits']:>7}"
+        )
+    lines.append(f"{report['differences']} difference(s) outside the documented limits")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `capsule-verify`."""
+    parser = argparse.ArgumentParser(
+        prog="capsule-verify",
+        description="Compare an account (read through tap-capsule) with a backup folder.",
+    )
+    parser.add_argument("--config", required=True, help="tap-capsule config of the account")
+    parser.add_argument("backup", metavar="BACKUP_DIR", help="a folder target-capsule-backup wrote")
+    parser.add_argument(
+        "--id-map", help="old id -> new id per stream (written by capsule-restore or capsule-undo)"
+    )
+    parser.add_argument(
+        "--copy",
+        action="store_true",
+        help="the account is a copy (capsule-restore --mode copy): records pair only through "
+        "the id map",
+    )
+    args = parser.parse_args(argv)
+    try:
+        expected = read_backup(Path(args.backup))
+        ids = IdMap(args.id_map) if args.id_map else IdMap()
+        if args.id_map and not Path(args.id_map).is_file():
+            raise VerifyError(f"--id-map {args.id_map} does not exist")
+        found = read_account(Path(args.config))
+    except (VerifyError, OSError, ValueError) as exc:
+        print(f"capsule-verify: {exc}", file=sys.stderr)
+        return 1
+    report = compare(expected, found, ids, args.copy)
+    print(json.dumps(report))
+    print(table(report), file=sys.stderr)
+    return 1 if report["differences"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
