@@ -189,6 +189,8 @@ class CapsuleObject:
     replace_on_update: bool = False
     multi_get: bool = False  # `GET {path}/{id1},{id2},...` answers up to 10 records at once
     searchable: bool = False  # `GET {path}/search?q=` and `POST {path}/filters/results` exist
+    # Capsule's built-in records of this object have negative ids (activity type -1 is "Note").
+    builtin_negative_ids: bool = False
 
     @property
     def list_query(self) -> dict[str, str]:
@@ -757,6 +759,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
         operations=ALL_OPERATIONS,
         rules=(Required(("name",)),),
         natural_keys=_NAME_DEFINITION,
+        builtin_negative_ids=True,
     ),
     CapsuleObject(
         stream="custom_titles",

@@ -29,12 +29,20 @@ class PayloadError(ValueError):
 
 
 def is_ref(prop_schema: t.Mapping | None) -> bool:
-    """A nested reference (`party`, `milestone`, `owner`, ...): an object schema with an `id`."""
+    """A nested reference (`party`, `milestone`, `owner`, ...): an object with a numeric `id`.
+
+    An object whose `id` is a text key (an activity type's `icon`: `"NOTE"`) is a value, not a
+    reference to another record.
+    """
     if not prop_schema:
         return False
     types = prop_schema.get("type")
     types = types if isinstance(types, list) else [types]
-    return "object" in types and "id" in (prop_schema.get("properties") or {})
+    id_schema = (prop_schema.get("properties") or {}).get("id")
+    if "object" not in types or not id_schema:
+        return False
+    id_types = id_schema.get("type")
+    return "integer" in (id_types if isinstance(id_types, list) else [id_types])
 
 
 def ref(value: object) -> dict | None:

@@ -68,13 +68,18 @@ def as_id(value: object) -> int | None:
     return number if number is not None and 0 < number <= MAX_ID else None
 
 
-def positive_id(value: object, field: str, head: str) -> int:
-    """`value` as an id fit for a URL, or `ValidationError` naming `field`."""
+def positive_id(value: object, field: str, head: str, *, builtin: bool = False) -> int:
+    """`value` as an id fit for a URL, or `ValidationError` naming `field`.
+
+    `builtin`: the object's built-in records have negative ids (activity types), so a non-zero
+    whole number is fit too; a digit string with a minus sign is still nothing but an id.
+    """
     number = _whole(value)
-    if number is None or not 0 < number <= MAX_ID:
+    low = -MAX_ID if builtin else 1
+    if number is None or not low <= number <= MAX_ID or number == 0:
+        rule = "a non-zero whole number" if builtin else "a positive whole number"
         raise ValidationError(
-            f"{head}: {field} {show(value)} is not a valid id (rule: an id is a positive "
-            "whole number)"
+            f"{head}: {field} {show(value)} is not a valid id (rule: an id is {rule})"
         )
     return number
 
@@ -104,7 +109,8 @@ def check_ids(obj: cat.CapsuleObject, operation: str, record: dict) -> None:
     head = f"{obj.stream} {operation}"
     for name in {"id", *url_fields(obj)}:
         if name in record and not blank(record[name]):
-            record[name] = positive_id(record[name], name, head)
+            builtin = name == "id" and obj.builtin_negative_ids
+            record[name] = positive_id(record[name], name, head, builtin=builtin)
     parent_ref = parent_ref_key(obj)
     if parent_ref and obj.parent_key:
         value = record.get(parent_ref)

@@ -1,4 +1,8 @@
-"""tap-capsule | target-capsule on one account: only the changes a user made are written."""
+"""tap-capsule | target-capsule on one account: only the changes a user made are written.
+
+Every stream the target writes goes through the real tap, so the records are what Capsule's
+answers hold (not the sandbox's stored rows, which keep keys the API never sends).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,25 @@ import sys
 from pathlib import Path
 
 TARGET = str(Path(sys.executable).parent / "target-capsule")
-WRITABLE = {"parties", "opportunities", "cases", "tasks", "lost_reasons", "party_tags"}
+WRITABLE = {
+    "parties",
+    "opportunities",
+    "cases",
+    "tasks",
+    "lost_reasons",
+    "party_tags",
+    "entries",
+    "milestones",
+    "opportunity_tracks",
+    "case_tracks",
+    "opportunity_parties",
+    "case_parties",
+    "users",
+    "party_custom_fields",
+    "custom_titles",
+    "categories",
+    "activity_types",
+}
 
 
 def test_round_trip_writes_exactly_the_changes(sandbox, tap_config, run_tap, tmp_path):
@@ -27,6 +49,10 @@ def test_round_trip_writes_exactly_the_changes(sandbox, tap_config, run_tap, tmp
             and msg["record"]["id"] == party["id"]
         ):
             msg["record"]["about"] = "Changed in the warehouse"
+            msg["record"]["custom_fields"] = {
+                **msg["record"]["custom_fields"],
+                "industry": "Health",
+            }
         elif (
             msg["type"] == "RECORD"
             and msg["stream"] == "tasks"
@@ -52,5 +78,8 @@ def test_round_trip_writes_exactly_the_changes(sandbox, tap_config, run_tap, tmp
         next(p for p in state["parties"] if p["id"] == party["id"])["about"]
         == "Changed in the warehouse"
     )
+    put = next(p for p in state["parties"] if p["id"] == party["id"])
+    industry = next(d["id"] for d in state["party_custom_fields"] if d["name"] == "Industry")
+    assert [f["value"] for f in put["fields"] if f["definition"]["id"] == industry] == ["Health"]
     assert gone["id"] not in {t["id"] for t in state["tasks"]}
     assert (tmp_path / "rejects.jsonl").read_text() == ""

@@ -78,6 +78,18 @@ def test_ids_that_are_not_positive_whole_numbers_are_rejected(bad):
         validation.prepare(cat.get("parties"), cat.UPDATE, record)
 
 
+def test_built_in_activity_types_keep_their_negative_ids_and_nothing_else_does():
+    # Capsule's built-in activity types have negative ids (-1 is "Note"): a record read back from
+    # the tap must stay writable. Zero and text are still refused, and other objects stay positive.
+    record = {"id": "-3", "name": "Call", "icon": {"id": "PHONE"}}
+    assert validation.prepare(cat.get("activity_types"), cat.UPDATE, record)["id"] == -3
+    for bad in ("0", "-3/../1", "x"):
+        with pytest.raises(validation.ValidationError, match="activity_types UPDATE: id "):
+            validation.prepare(cat.get("activity_types"), cat.UPDATE, {"id": bad, "name": "x"})
+    with pytest.raises(validation.ValidationError, match="parties UPDATE: id "):
+        validation.prepare(cat.get("parties"), cat.UPDATE, {"id": -3, "about": "x"})
+
+
 def test_integer_valued_string_id_from_a_csv_is_used(capsule, run_target):
     party = capsule.state()["parties"][6]
     run = run_target(
