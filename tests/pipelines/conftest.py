@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PIPELINE_TOKEN = "pipeline-token-7c1e94d2b8"  # long and distinctive: the plugins redact the token
+PIPELINE_TOKEN = "pt-7c1e94d2b8f3a6e05d"  # random like a real one: any 8-character run is masked
 
 # Variables from a developer's shell that would change what a test's meltano run does.
 _SCRUBBED_PREFIXES = (

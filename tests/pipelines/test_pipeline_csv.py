@@ -15,7 +15,7 @@ from tap_capsule.sandbox import Sandbox
 
 pytestmark = pytest.mark.meltano
 
-TOKEN = "pipeline-token-7c1e94d2b8"  # as tests/pipelines/conftest.py's `token` fixture
+TOKEN = "pt-7c1e94d2b8f3a6e05d"  # as tests/pipelines/conftest.py's `token` fixture
 
 STREAMS = ["parties", "opportunities", "tasks", "pipelines"]
 
