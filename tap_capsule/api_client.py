@@ -69,6 +69,7 @@ class CapsulePermissionError(CapsuleAuthError):
     """403: the token may not do this one operation (a scope or an administrator is missing)."""
 
     def __init__(self, message: str, method: str, path: str) -> None:
+        """Keep the refused operation: the target rejects only that one's records."""
         super().__init__(message)
         self.status = 403
         self.method = method
@@ -87,6 +88,7 @@ class AmbiguousWriteError(CapsuleError):
     """A write failed in a way that leaves open whether Capsule applied it."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
+        """Keep Capsule's status (None for a dropped connection or a malformed body)."""
         super().__init__(message)
         self.status = status  # Capsule's HTTP status, when it answered at all
 
@@ -96,7 +98,8 @@ class CapsuleAPIError(CapsuleError):
 
     def __init__(
         self, status: int, method: str, path: str, message: str, errors: list | None = None
-    ):
+    ) -> None:
+        """Keep the status, the request and Capsule's message and per-field errors for rejects."""
         self.status = status
         self.method = method
         self.path = path
@@ -105,7 +108,7 @@ class CapsuleAPIError(CapsuleError):
         super().__init__(f"{method} {path} failed with HTTP {status}: {message}")
 
 
-class CapsuleNotFound(CapsuleAPIError):
+class CapsuleNotFound(CapsuleAPIError):  # noqa: N818 - names the answer, like the other 4xx classes
     """404: the record or parent is gone."""
 
 
@@ -224,6 +227,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def api_origin(api_url: str) -> str:
+    """Scheme and host of the API URL: where Capsule's OAuth endpoints live."""
     parts = urlsplit(api_url)
     return f"{parts.scheme}://{parts.netloc}"
 
@@ -250,6 +254,7 @@ class CapsuleOAuthAuthenticator(OAuthAuthenticator):
         timeout: float,
         cache: TokenCache | None = None,
     ) -> None:
+        """Start from the configured tokens, or from the cache when it holds a newer pair."""
         super().__init__(auth_endpoint=token_url, client_id=client_id, client_secret=client_secret)
         self.access_token = access_token
         self.refresh_token = refresh_token
@@ -394,6 +399,7 @@ class RateLimitPacer:
         sleep: t.Callable[[float], None] = time.sleep,
         clock: t.Callable[[], float] = time.time,
     ) -> None:
+        """Budget settings, and the sleep and clock it uses (tests pass fake ones)."""
         if not 0 <= reserve <= 0.9:
             raise CapsuleConfigError(f"rate_limit_reserve must be between 0 and 0.9, got {reserve}")
         self.reserve = reserve
@@ -413,11 +419,13 @@ class RateLimitPacer:
 
     @property
     def usable_left(self) -> int | None:
+        """Requests left this hour above the reserve, or None before Capsule reported any."""
         if self.limit is None or self.remaining is None:
             return None
         return self.remaining - math.ceil(self.limit * self.reserve)
 
     def before_request(self) -> None:
+        """Wait as the budget requires before a request goes out, and count it."""
         with self._lock:
             now = self._clock()
             left = self.usable_left
@@ -447,6 +455,7 @@ class RateLimitPacer:
             self.requests_sent += 1
 
     def wait_for_reset(self, reason: str) -> None:
+        """Wait until Capsule's window resets (a 429), within `max_wait`."""
         with self._lock:
             self._wait_until_reset(reason)
 
@@ -471,6 +480,7 @@ class RateLimitPacer:
         self.remaining = None  # unknown until the next answer
 
     def observe(self, response: requests.Response) -> None:
+        """Take the budget and Capsule's clock from an answer's headers."""
         headers = response.headers
         with self._lock:
             try:
@@ -504,6 +514,7 @@ class RateLimitPacer:
         return f"; pacing: about {self.spacing:.1f} s between requests until {_iso(until)}"
 
     def budget_line(self) -> str:
+        """The budget left, for log lines: requests left this hour and when the window resets."""
         if self.limit is None:
             return "rate-limit budget not reported yet"
         return (
@@ -530,6 +541,7 @@ class CapsuleSession(requests.Session):
         pacer: RateLimitPacer | None = None,
         sleep: t.Callable[[float], None] = time.sleep,
     ) -> None:
+        """Auth, pacing and retries from the connection settings."""
         super().__init__()
         self.api_url = validate_api_url(config.get("api_url") or DEFAULT_API_URL)
         self.authenticator = make_authenticator(config)
@@ -546,8 +558,9 @@ class CapsuleSession(requests.Session):
 
     # A plain-language entry point for code that is not an SDK stream (the target).
     def call(
-        self, method: str, path: str, *, params: t.Mapping | None = None, json_body: t.Any = None
+        self, method: str, path: str, *, params: t.Mapping | None = None, json_body: object = None
     ) -> requests.Response:
+        """One request to `path` (relative to the API URL) through the same pacing and retries."""
         url = path if path.startswith("http") else self.api_url + path
         return self.request(method, url, params=params, json=json_body, timeout=self.timeout)
 
@@ -705,7 +718,7 @@ def retry_delays() -> t.Iterator[float]:
     return waits
 
 
-def response_json(response: requests.Response) -> t.Any:
+def response_json(response: requests.Response) -> t.Any:  # noqa: ANN401 - any JSON value
     """The body `CapsuleSession` already parsed (parsing once keeps the tap's CPU cost down)."""
     cached = getattr(response, "capsule_json", None)
     if cached is not None:
@@ -714,6 +727,7 @@ def response_json(response: requests.Response) -> t.Any:
 
 
 def auth_failure_message(status: int, method: str, path: str) -> str:
+    """What to fix after a 401 or 403, in one sentence that never holds a token."""
     if status == 401:
         return (
             f"Capsule rejected the access token (HTTP 401 on {method} {path}). Check "

@@ -1,10 +1,11 @@
-"""The database import recipe (README, "Database → Capsule"): people in a PostgreSQL table, shaped by
-a view, read by tap-postgres from PyPI and loaded into Capsule by target-capsule
-(`meltano run tap-postgres target-capsule`, job `postgres-to-capsule`).
+"""The database import recipe (README, "Database → Capsule").
 
-The recipe runs as the README gives it: the README's SQL block creates the table and the view, its
-YAML block must be the `tap-postgres` entry of meltano.yml, and meltano reads the connection from the
-PG* variables. The test has a database of its own (`pg_database`), so the stream is
+People in a PostgreSQL table, shaped by a view, read by tap-postgres from PyPI and loaded into
+Capsule by target-capsule (`meltano run tap-postgres target-capsule`, job `postgres-to-capsule`).
+
+The recipe runs as the README gives it: the README's SQL block creates the table and the view,
+its YAML block must be the `tap-postgres` entry of meltano.yml, and meltano reads the connection
+from the PG* variables. The test has a database of its own (`pg_database`), so the stream is
 `public-capsule_contacts` exactly as configured.
 """
 

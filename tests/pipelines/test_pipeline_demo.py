@@ -1,5 +1,8 @@
-"""The README's demo (`make demo` runs .ci/demo): a first full run into CSV files, then an incremental
-second run that reads only what changed. Run on a free port with its own output and state."""
+"""The README's demo (`make demo` runs .ci/demo).
+
+A first full run into CSV files, then an incremental second run that reads only what changed. Run
+on a free port with its own output and state.
+"""
 
 from __future__ import annotations
 

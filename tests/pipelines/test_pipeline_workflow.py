@@ -1,7 +1,9 @@
-"""The example scheduled extract (.github/workflows/capsule-extract.yml) is wired as the README says:
-cron, prod environment, token from the CI secret store, state through a file state backend that is
+"""The example scheduled extract (.github/workflows/capsule-extract.yml) is wired as README says.
+
+Cron, prod environment, token from the CI secret store, state through a file state backend that is
 restored and saved between runs. That the file backend carries the state from one fresh runner to
-the next is run for real in test_pipeline_csv.py."""
+the next is run for real in test_pipeline_csv.py.
+"""
 
 from __future__ import annotations
 
