@@ -72,7 +72,12 @@ def main() -> None:
             config = Path(tmp) / "config.json"
             config.write_text(
                 json.dumps(
-                    {"access_token": TOKEN, "api_url": sb.url, "backup_dir": f"{tmp}/backup"}
+                    {
+                        "access_token": TOKEN,
+                        "api_url": sb.url,
+                        "backup_dir": f"{tmp}/backup",
+                        "child_streams": True,
+                    }
                 )
             )
             sb.reset_requests()

@@ -497,6 +497,8 @@ class ChildStream(CapsuleStream):
     def __init__(self, tap: TapCapsule, schema: dict | None = None) -> None:
         """A stream of the tap whose per-parent SDK log lines are left out."""
         super().__init__(tap=tap, schema=schema)
+        # Opt-in by a setting too: a plain pipe (a backup) has no catalog to select them in.
+        self.selected_by_default = bool(self.config.get("child_streams"))
         self.logger.addFilter(_drop_per_parent_lines)
         PER_REQUEST_METRICS.leave_out(self.name)
 

@@ -76,6 +76,16 @@ class TapCapsule(Tap):
             "`<stream>_deleted` streams of `{id, deletedAt, restricted}` to join on `id` (rows "
             "keep their data); `off` for none.",
         ),
+        th.Property(
+            "child_streams",
+            th.BooleanType,
+            default=False,
+            title="Child streams",
+            description="Select the link and track streams (`opportunity_parties`, "
+            "`case_parties`, `opportunity_tracks`, `case_tracks`) by default, as a backup needs. "
+            "Each costs one request per opportunity or case. A catalog or Meltano's `select` "
+            "still decides when given.",
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401 - the SDK signature

@@ -21,6 +21,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import typing as t
 from pathlib import Path
 
@@ -96,9 +97,15 @@ def read_account(config: Path) -> dict[str, list[dict]]:
     )
     if tap is None:
         raise VerifyError("tap-capsule is not installed next to capsule-verify")
-    proc = subprocess.run(
-        [tap, "--config", str(config)], capture_output=True, text=True, check=False
-    )
+    # Every stream, child streams included; the deleted feeds are left out below anyway.
+    settings = {**json.loads(config.read_text()), "child_streams": True, "tombstones": "off"}
+    with tempfile.TemporaryDirectory() as folder:
+        read_config = Path(folder) / "config.json"
+        read_config.write_text(json.dumps(settings))
+        read_config.chmod(0o600)
+        proc = subprocess.run(
+            [tap, "--config", str(read_config)], capture_output=True, text=True, check=False
+        )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise VerifyError(f"tap-capsule failed reading the account: {last}")

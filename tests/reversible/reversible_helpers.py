@@ -151,8 +151,13 @@ def diff_snapshots(a: dict, b: dict) -> list[str]:
 
 
 def backup(config: Path) -> Path:
-    """The plain-pipe recipe: `tap-capsule --config C | target-capsule-backup --config C`."""
-    folder = Path(json.loads(config.read_text())["backup_dir"])
+    """The plain-pipe recipe: `tap-capsule --config C | target-capsule-backup --config C`.
+
+    As the README's recipe says, the config selects the child streams (`child_streams: true`).
+    """
+    settings = json.loads(config.read_text())
+    config.write_text(json.dumps({**settings, "child_streams": True}))
+    folder = Path(settings["backup_dir"])
     tap = subprocess.Popen(
         [str(BIN / "tap-capsule"), "--config", str(config)],
         stdout=subprocess.PIPE,

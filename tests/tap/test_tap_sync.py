@@ -81,6 +81,14 @@ def test_default_selection_leaves_out_the_per_parent_streams(sandbox, tap_config
     assert not [r for r in routes if "{opportunityId}" in r or "{caseId}" in r]
 
 
+def test_child_streams_setting_selects_them_for_a_plain_pipe(sandbox, tap_config, run_tap):
+    # A backup pipes the tap without a catalog: `child_streams` is its way to include them.
+    run = run_tap({**tap_config, "child_streams": True, "tombstones": "off"})
+    assert set(run.records) == set(STREAMS)
+    state = sandbox.state()
+    assert len(run.records["opportunity_tracks"]) == len(state["opportunity_tracks"])
+
+
 def test_records_keep_every_field_capsule_returns(sandbox, tap_config, run_tap):
     run = run_tap(tap_config, streams={"parties", "tasks"})
     stored = {p["id"]: p for p in sandbox.state()["parties"]}
