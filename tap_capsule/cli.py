@@ -11,11 +11,14 @@ to the SDK through `<PLUGIN>_LOGLEVEL`, the variable the SDK reads.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
 import typing as t
 from pathlib import Path
+
+import jsonschema
 
 from tap_capsule.api_client import (
     CapsuleAuthError,
@@ -23,6 +26,7 @@ from tap_capsule.api_client import (
     CapsuleRateLimitError,
     CapsuleRetryError,
 )
+from tap_capsule.secrets import SECRET_SETTINGS
 
 if t.TYPE_CHECKING:
     from singer_sdk.plugin_base import PluginBase
@@ -95,6 +99,52 @@ def check_file(option: str, path: str) -> None:
         raise UserError(f"{option} {path} should hold a JSON object, not {type(value).__name__}")
 
 
+def _rule(error: jsonschema.ValidationError) -> str:
+    """What a setting must be, in words, without its value (it may be a secret)."""
+    rule, expected = str(error.validator), t.cast("t.Any", error.validator_value)
+    if rule == "type":
+        kinds = expected if isinstance(expected, list) else [expected]
+        return "must be " + " or ".join(
+            f"a {k}" if k != "integer" else "an integer" for k in kinds if k != "null"
+        )
+    if rule in ("enum", "allowed_values"):
+        return "must be one of " + ", ".join(str(v) for v in expected if v is not None)
+    words = {"maximum": "at most", "minimum": "at least", "format": "a valid"}
+    if rule in words:
+        return f"must be {words[rule]} {expected}"
+    return f"breaks the rule {rule} {json.dumps(expected)[:60]}"
+
+
+def settings_problem(plugin: type[PluginBase], name: str, paths: list[str]) -> str | None:
+    """The first setting of the `--config` files that the plugin's schema refuses, in one line.
+
+    The SDK checks the same schema, but logs each problem and "Config validation failed" on lines
+    of their own, and in discovery only warns, so a mistyped setting first surfaces later and
+    elsewhere. This says which setting and what it must be, before the plugin starts.
+    """
+    config: dict[str, t.Any] = {}
+    for path in paths:
+        config.update(json.loads(Path(path).read_text(encoding="utf-8")))
+    schema = copy.deepcopy(plugin.config_jsonschema)
+    plugin.append_builtin_config(schema)
+    errors = sorted(
+        jsonschema.Draft7Validator(schema).iter_errors(config), key=lambda e: list(e.path)
+    )
+    if not errors:
+        return None
+    error = errors[0]
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return f"setting {', '.join(missing)} is required; add it to the config ({name} --about)"
+    setting = ".".join(str(p) for p in error.absolute_path) or "config"
+    what = (
+        "is set"
+        if setting.split(".")[0] in SECRET_SETTINGS
+        else f"is {json.dumps(error.instance)[:80]}"
+    )
+    return f"setting {setting} {what} but {_rule(error)}; fix it in the config ({name} --about)"
+
+
 def user_error(exc: BaseException) -> BaseException | None:
     """The user's mistake behind `exc` (itself or what caused it), if it is one."""
     seen: BaseException | None = exc
@@ -115,9 +165,15 @@ def run(load: t.Callable[[], type[PluginBase]], name: str, argv: list[str] | Non
             os.environ[f"{prefix}_LOGLEVEL"] = level
         chosen = level or os.environ.get(f"{prefix}_LOGLEVEL") or os.environ.get("LOGLEVEL")
         debug = (chosen or "").lower() == "debug"
+        configs = []
         for option, path in file_arguments(args):
             check_file(option, path)
-        load().cli.main(args=args, prog_name=name)
+            if option == "--config":
+                configs.append(path)
+        plugin = load()
+        if configs and (problem := settings_problem(plugin, name, configs)):
+            raise UserError(problem)
+        plugin.cli.main(args=args, prog_name=name)
     except UserError as exc:
         fail(name, str(exc))
     except Exception as exc:

@@ -119,9 +119,37 @@ def test_a_setting_out_of_range_names_the_setting(
         "range.json", {"access_token": sandbox_token, "api_url": sandbox.url, "page_size": 500}
     )
     proc = run([TAP, "--config", config, "--catalog", parties_catalog])
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr
-    assert "page_size" in error_lines(proc.stderr)[0]
+    assert_one_line(proc, "tap-capsule", "setting page_size is 500 but must be at most 100")
+    # Discovery too: the SDK only warns there, so the mistake would surface later, elsewhere.
+    proc = run([TAP, "--config", config, "--discover"])
+    assert_one_line(proc, "tap-capsule", "setting page_size")
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("plugin", "settings", "needle"),
+    [
+        (TAP, {"tombstones": "maybe"}, 'tombstones is "maybe" but must be one of inline'),
+        (TARGET, {"dry_run": "maybe"}, 'dry_run is "maybe" but must be a boolean'),
+        (TAP, {"access_token": None}, "access_token is set but must be a string"),
+        (TARGET, {"access_token": 123456789}, "access_token is set but must be a string"),
+    ],
+)
+def test_a_mistyped_setting_is_one_line_naming_it_never_its_secret_value(
+    plugin, settings, needle, sandbox, sandbox_token, write_json
+):
+    config = write_json(
+        "typo.json", {"access_token": sandbox_token, "api_url": sandbox.url, **settings}
+    )
+    proc = run([plugin, "--config", config], stdin="\n")
+    line = assert_one_line(proc, plugin.rsplit("/", 1)[-1], needle)
+    assert "123456789" not in line
+
+
+def test_a_missing_token_is_one_line(sandbox, write_json):
+    config = write_json("none.json", {"api_url": sandbox.url})
+    proc = run([TAP, "--config", config])
+    assert_one_line(proc, "tap-capsule", "setting access_token is required")
 
 
 def test_a_refresh_token_without_its_client_is_one_line(sandbox, sandbox_token, write_json):
