@@ -351,11 +351,7 @@ class CapsuleSink(BatchSink):
                 what=f"{self.stream_name} INSERT",
             )
         except CapsuleAPIError as exc:
-            raise Rejected(
-                INSERT,
-                f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
-                exc.status,
-            ) from None
+            raise self.refusal(INSERT, exc) from None
         if written.found is not None:  # created by a try whose answer was lost
             assert path is not None
             self.run.lookups.remember(self.obj, path, written.found)
@@ -421,6 +417,14 @@ class CapsuleSink(BatchSink):
                 out["fields"] = fields
         return out
 
+    def refusal(self, operation: str, exc: CapsuleAPIError) -> Rejected:
+        """A permanent 4xx from Capsule: that record's rejection, with Capsule's own message."""
+        return Rejected(
+            operation,
+            f"{self.stream_name} {operation}: Capsule refused it: {exc.capsule_message}",
+            exc.status,
+        )
+
     # --- UPDATE ---------------------------------------------------------------------------
 
     def update(
@@ -472,11 +476,7 @@ class CapsuleSink(BatchSink):
                 404,
             ) from None
         except CapsuleAPIError as exc:
-            raise Rejected(
-                UPDATE,
-                f"{self.stream_name} UPDATE: Capsule refused it: {exc.capsule_message}",
-                exc.status,
-            ) from None
+            raise self.refusal(UPDATE, exc) from None
         updated = (written.answer or {}).get(self.obj.item_key)
         if isinstance(updated, dict):
             lookups.remember(self.obj, path, updated)
@@ -534,11 +534,7 @@ class CapsuleSink(BatchSink):
             if response.status_code != 404:
                 raise_for_capsule_status(response)
         except CapsuleAPIError as exc:
-            raise Rejected(
-                UPDATE,
-                f"{self.stream_name} UPDATE: Capsule refused it: {exc.capsule_message}",
-                exc.status,
-            ) from None
+            raise self.refusal(UPDATE, exc) from None
         self.run.lookups.forget(self.obj, rid)
         if isinstance(created, dict) and created.get("id") is not None:
             self.run.lookups.remember(self.obj, path, created)
@@ -605,11 +601,7 @@ class CapsuleSink(BatchSink):
             try:
                 raise_for_capsule_status(response)
             except CapsuleAPIError as exc:
-                raise Rejected(
-                    DELETE,
-                    f"{self.stream_name} DELETE: Capsule refused it: {exc.capsule_message}",
-                    exc.status,
-                ) from None
+                raise self.refusal(DELETE, exc) from None
             outcome = "applied"  # 200, 202 (a job) or 204
             self.log_delete(record, content)
         if self.obj.is_link:
@@ -704,11 +696,7 @@ class CapsuleSink(BatchSink):
                 what=f"{self.stream_name} INSERT",
             )
         except CapsuleAPIError as exc:
-            raise Rejected(
-                INSERT,
-                f"{self.stream_name} INSERT: Capsule refused it: {exc.capsule_message}",
-                exc.status,
-            ) from None
+            raise self.refusal(INSERT, exc) from None
         lookups.link_changed(self.obj, parent_id, child_id, linked=True)
         self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
         return "applied"
