@@ -187,6 +187,28 @@ class Restore:
         self.rejects.write(obj.stream, cat.INSERT, f"{obj.stream}: {reason}", record, status)
         self.counts.setdefault(obj.stream, Counts()).rejected += 1
 
+    def put(
+        self, obj: cat.CapsuleObject, record: dict, rid: object, body: dict
+    ) -> dict | bool | None:
+        """PUT `body` on record `rid`: Capsule's updated copy (or True), None when rejected.
+
+        A PUT only sets values, so a failure that leaves open whether it applied is a rejection
+        that says to run the restore again: the next run sends what is still missing.
+        """
+        single = cat.fill_path(obj.single_path, {"id": rid})
+        try:
+            response = self.session.call("PUT", single, json_body={obj.item_key: body})
+            raise_for_capsule_status(response)
+        except CapsuleAPIError as exc:
+            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+            return None
+        except AmbiguousWriteError as exc:
+            self.reject(obj, record, f"{exc} Run the restore again.")
+            return None
+        self.writes += 1
+        updated = (response_json(response) or {}).get(obj.item_key)
+        return updated if isinstance(updated, dict) else True
+
     # --- matched by name ------------------------------------------------------------------
 
     def match_all(
@@ -314,18 +336,9 @@ class Restore:
         if not body or cat.UPDATE not in obj.operations:
             counts.existing += 1
             return
-        single = cat.fill_path(obj.single_path, {"id": current["id"]})
-        try:
-            response = self.session.call("PUT", single, json_body={obj.item_key: body})
-            raise_for_capsule_status(response)
-        except CapsuleAPIError as exc:
-            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+        updated = self.put(obj, record, current["id"], body)
+        if updated is None:
             return
-        except AmbiguousWriteError as exc:  # a PUT sets values: the next run sends what's left
-            self.reject(obj, record, f"{exc} Run the restore again.")
-            return
-        self.writes += 1
-        updated = (response_json(response) or {}).get(obj.item_key)
         if isinstance(updated, dict):
             current.update(updated)
         counts.updated += 1
@@ -488,17 +501,8 @@ class Restore:
         if current is None or not diff:
             counts.existing += 1
             return
-        single = cat.fill_path(obj.single_path, {"id": new})
-        try:
-            response = self.session.call("PUT", single, json_body={obj.item_key: diff})
-            raise_for_capsule_status(response)
-        except CapsuleAPIError as exc:
-            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+        if self.put(obj, record, new, diff) is None:
             return
-        except AmbiguousWriteError as exc:  # a PUT sets values: the next run sends what's left
-            self.reject(obj, record, f"{exc} Run the restore again.")
-            return
-        self.writes += 1
         counts.updated += 1
 
     # --- links ----------------------------------------------------------------------------
