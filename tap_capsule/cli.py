@@ -171,7 +171,8 @@ def run(load: t.Callable[[], type[PluginBase]], name: str, argv: list[str] | Non
             if option == "--config":
                 configs.append(path)
         plugin = load()
-        if configs and (problem := settings_problem(plugin, name, configs)):
+        describes = {"--about", "--version", "--help"} & set(args)  # no run, nothing to check
+        if configs and not describes and (problem := settings_problem(plugin, name, configs)):
             raise UserError(problem)
         plugin.cli.main(args=args, prog_name=name)
     except UserError as exc:

@@ -146,10 +146,14 @@ def test_a_mistyped_setting_is_one_line_naming_it_never_its_secret_value(
     assert "123456789" not in line
 
 
-def test_a_missing_token_is_one_line(sandbox, write_json):
+def test_a_missing_token_is_one_line_but_about_still_describes(sandbox, write_json):
     config = write_json("none.json", {"api_url": sandbox.url})
     proc = run([TAP, "--config", config])
     assert_one_line(proc, "tap-capsule", "setting access_token is required")
+    # `meltano invoke tap-capsule --about` passes whatever config it has: --about runs nothing.
+    about = run([TAP, "--config", config, "--about", "--format=json"])
+    assert about.returncode == 0, about.stderr
+    assert "access_token" in json.loads(about.stdout)["settings"]["properties"]
 
 
 def test_a_refresh_token_without_its_client_is_one_line(sandbox, sandbox_token, write_json):
