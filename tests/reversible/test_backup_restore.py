@@ -32,9 +32,9 @@ LIMIT_REASONS = (
 )
 
 
-@pytest.fixture
-def account_a():
-    with Sandbox(token=TOKEN, scale=30, seed=7) as sb:
+@pytest.fixture(params=[30])
+def account_a(request):
+    with Sandbox(token=TOKEN, scale=request.param, seed=7) as sb:
         yield sb
 
 
@@ -129,6 +129,8 @@ def test_import_then_undo_verifies_with_zero_differences(account_a, tmp_path):
     assert checked["streams"]["parties"]["found"] == len(state["parties"])
 
 
+# A realistic account as well: 300 parties with their opportunities, cases, notes, tasks and links.
+@pytest.mark.parametrize("account_a", [30, 300], indirect=True)
 def test_backup_restored_into_an_empty_account(account_a, empty_b, tmp_path):
     folder = backup(config_file(tmp_path, account_a.url, backup_dir=str(tmp_path / "backup")))
     rejects = tmp_path / "rejects.jsonl"
