@@ -5,8 +5,8 @@ checked by `tests/test_boundaries.py`:
 
 - Shared core, used by `target_capsule` too: `catalogue` (the one declarative description of
   Capsule's objects), `api_client` (the one HTTP layer: auth, pacing, retries, errors),
-  `custom_fields` (typed custom-field columns), `token_cache` (rotated OAuth tokens) and
-  `secrets` (secret settings masked in every output).
+  `custom_fields` (typed custom-field columns), `token_cache` (rotated OAuth tokens),
+  `secrets` (secret settings masked in every output) and `cli` (both entry points).
 - The tap itself: `tap`, `streams`, `bookmarks`. Nothing outside this package imports them.
 - `sandbox/`: a local Capsule API for tests and the demo. It imports only `catalogue`, never the
   tap, the target or the Singer SDK.
