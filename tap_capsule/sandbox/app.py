@@ -21,7 +21,7 @@ from tap_capsule.sandbox.errors import ApiError
 from tap_capsule.sandbox.faults import FaultConfig, FaultInjector
 from tap_capsule.sandbox.models import OWNER_CLEARS_TEAM
 from tap_capsule.sandbox.ratelimit import RateLimiter
-from tap_capsule.sandbox.seed import seed as seed_store
+from tap_capsule.sandbox.seed import seed_store
 from tap_capsule.sandbox.store import Store
 from tap_capsule.sandbox.views import Views
 from tap_capsule.sandbox.wire import (

@@ -53,9 +53,9 @@ ORDER = [
 ]
 
 
-def seed(store: Store, scale: int, seed: int) -> None:
-    """Fill `store` for (scale, seed): hand-written seeders first, then generic ones."""
-    seeder = Seeder(store, scale, seed)
+def seed_store(store: Store, scale: int, random_seed: int) -> None:
+    """Fill `store` for (scale, random_seed): hand-written seeders first, then generic ones."""
+    seeder = Seeder(store, scale, random_seed)
     done = set()
     for stream in ORDER:
         if stream in store.objects:
