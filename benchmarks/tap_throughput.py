@@ -14,6 +14,9 @@ the tap and the sandbox each run in a process of their own, so each CPU figure i
    child requests, is the CPU per child request (aim: at most 2 ms). It also counts SCHEMA
    messages per stream (aim: one per stream, not one per parent) and the wall time per child
    request, which is mostly the sandbox's.
+3. The sandbox every test and this benchmark run against: requests per second and latency of
+   keep-alive answers, as it serves them (one write, TCP_NODELAY) and as it used to (headers and
+   body in two writes, Nagle on). `benchmarks/sandbox_latency.py` measures the same at any size.
 """
 
 from __future__ import annotations
@@ -223,11 +226,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-children", action="store_true")
+    parser.add_argument("--skip-sandbox", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         throughput(args, Path(tmp))
         if not args.skip_children:
             child_streams(args, Path(tmp))
+    if not args.skip_sandbox:
+        import sandbox_latency  # the script beside this one (its folder is on sys.path)
+
+        print("3. Sandbox answers on one keep-alive connection, as served and as before")
+        latency = sandbox_latency
+        latency.run("one write + TCP_NODELAY", latency.Handler, args.small, 200)
+        latency.run("two writes, Nagle on", latency.TwoWritesHandler, args.small, 25)
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"peak memory of any child process (sandbox included): {rss / 1024:.0f} MiB")
 
