@@ -38,47 +38,18 @@ from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError, blank, same
 from target_capsule.refs import REFERENCE_STREAMS, IdMap, positive_id
 from target_capsule.rejects import Rejects, secrets_of
+from target_capsule.restore_plan import LINK, MATCH, ORDER, SETTING
 from target_capsule.revert import creation_body, differences
 from target_capsule.verify import VerifyError, limit_of, read_backup
 from target_capsule.writes import Check, Unresolved, write
 
 logger = logging.getLogger("capsule-restore")
 
-MATCH, SETTING, CONTENT, LINK = "match", "setting", "content", "link"
 SAME, COPY = "same", "copy"
 STATE_KEY = "capsule_restore"
 CLOCK_MARGIN = 300  # seconds: a `since` read after an ambiguous create looks this far back
 TRACK_TASKS = "tasks_created_by_tracks"  # id-map section: written once more after their track
 
-# (stream, kind, fields that name it). Matched streams are never created.
-ORDER: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("users", MATCH, ("username",)),
-    ("teams", MATCH, ("name",)),
-    ("pipelines", MATCH, ("name",)),
-    ("boards", MATCH, ("name",)),
-    ("stages", MATCH, ("board.name", "name")),
-    ("track_definitions", MATCH, ("description",)),
-    ("party_tags", SETTING, ("name",)),
-    ("opportunity_tags", SETTING, ("name",)),
-    ("case_tags", SETTING, ("name",)),
-    ("party_custom_fields", SETTING, ("name",)),
-    ("opportunity_custom_fields", SETTING, ("name",)),
-    ("case_custom_fields", SETTING, ("name",)),
-    ("categories", SETTING, ("name",)),
-    ("activity_types", SETTING, ("name",)),
-    ("lost_reasons", SETTING, ("name",)),
-    ("custom_titles", SETTING, ("title",)),
-    ("milestones", SETTING, ("pipeline.id", "name")),
-    ("parties", CONTENT, ()),
-    ("opportunities", CONTENT, ()),
-    ("cases", CONTENT, ()),
-    ("opportunity_parties", LINK, ()),
-    ("case_parties", LINK, ()),
-    ("opportunity_tracks", CONTENT, ()),
-    ("case_tracks", CONTENT, ()),
-    ("entries", CONTENT, ()),
-    ("tasks", CONTENT, ()),
-)
 # References a restore may leave out when their target has no counterpart: Capsule then assigns
 # the token's user (owner) or no team. Any other unmatched reference rejects the record.
 OPTIONAL_REFERENCES = frozenset({"owner", "team"})

@@ -29,32 +29,8 @@ from tap_capsule import catalogue as cat
 from target_capsule.backup import MANIFEST
 from target_capsule.payload import CONTACT_LISTS, is_ref
 from target_capsule.refs import REFERENCE_STREAMS, IdMap
+from target_capsule.restore_plan import WRITTEN
 
-# Streams a restore writes (and verify compares). The rest are matched, never written: users and
-# teams (by username and name), pipelines, boards, stages and track definitions (by name),
-# countries and currencies (Capsule's own lists), REST hooks (bound to an OAuth app).
-COMPARED = (
-    "party_tags",
-    "opportunity_tags",
-    "case_tags",
-    "party_custom_fields",
-    "opportunity_custom_fields",
-    "case_custom_fields",
-    "categories",
-    "activity_types",
-    "lost_reasons",
-    "custom_titles",
-    "milestones",
-    "parties",
-    "opportunities",
-    "cases",
-    "opportunity_parties",
-    "case_parties",
-    "opportunity_tracks",
-    "case_tracks",
-    "entries",
-    "tasks",
-)
 DETAILS_PER_STREAM = 10
 # Fields a restore cannot write, left out of the comparison (the README's limits): the files of an
 # entry's attachments are not in the API's records, so a recreated note has none.
@@ -211,7 +187,8 @@ def compare(
     comparer = Comparer(ids, copy)
     streams: dict[str, dict[str, int]] = {}
     details: list[dict] = []
-    for stream in COMPARED:
+    # The streams a restore writes; the rest are matched by name, never written (restore_plan).
+    for stream in WRITTEN:
         if stream not in expected:
             continue
         obj = cat.get(stream)
