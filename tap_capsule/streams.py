@@ -50,12 +50,23 @@ class CapsuleStream(RESTStream):
 
     def __init__(self, tap: TapCapsule, schema: dict | None = None) -> None:
         """Takes name, keys and path from the class's catalogue entry; schema from discovery."""
-        super().__init__(tap=tap, name=self.obj.stream, schema=schema or self.obj.json_schema())
+        schema = schema_for(tap.config, schema or self.obj.json_schema())
+        super().__init__(tap=tap, name=self.obj.stream, schema=schema)
         self.primary_keys = list(self.obj.key_properties)
         self.replication_key = self.obj.replication_key
         self.path = self.obj.path
         self._capsule_tap = tap
         self._first_query: dict[tuple, dict] = {}  # per parent context
+
+    @property
+    @override
+    def is_timestamp_replication_key(self) -> bool:
+        """Capsule's replication keys are timestamps, even when declared as text.
+
+        With `date_times_as_text` the schema drops `format: date-time`; the bookmark must still
+        be compared and capped as a time.
+        """
+        return self.replication_key is not None
 
     # --- HTTP through the shared layer ------------------------------------------------------
 
@@ -335,6 +346,27 @@ class CapsuleStream(RESTStream):
                 )
 
 
+def without_date_time_format(schema: dict) -> dict:
+    """`schema` with every `format: date-time` dropped, nested objects and list items included."""
+    out = {k: v for k, v in schema.items() if not (k == "format" and v == "date-time")}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: without_date_time_format(v) for k, v in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = without_date_time_format(out["items"])
+    return out
+
+
+def schema_for(config: t.Mapping[str, t.Any], schema: dict) -> dict:
+    """The schema a stream declares: date-times as plain text with `date_times_as_text`.
+
+    target-csv (through the SDK's sinks) parses every `format: date-time` value into a Python
+    datetime and writes its `str()`, `2025-10-26 17:48:21+00:00`. Declared as text, the value
+    reaches the file as Capsule sent it, `2025-10-26T17:48:21Z`. The values never change, and the
+    bookmark keeps treating the replication key as a timestamp (`is_timestamp_replication_key`).
+    """
+    return without_date_time_format(schema) if config.get("date_times_as_text") else schema
+
+
 def _context_key(context: Context | None) -> tuple:
     return tuple(sorted((context or {}).items()))
 
@@ -405,11 +437,17 @@ class DeletedRecordsStream(Stream):
         super().__init__(
             tap=tap,
             name=f"{self.obj.stream}_deleted",
-            schema=schema or {**cat.DELETED_RECORD_SCHEMA},
+            schema=schema_for(tap.config, schema or {**cat.DELETED_RECORD_SCHEMA}),
         )
         self.primary_keys = ["id"]
         self.replication_key = "deletedAt"
         self._capsule_tap = tap
+
+    @property
+    @override
+    def is_timestamp_replication_key(self) -> bool:
+        """`deletedAt` is a timestamp, even when declared as text (`date_times_as_text`)."""
+        return True
 
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:

@@ -86,6 +86,17 @@ class TapCapsule(Tap):
             "Each costs one request per opportunity or case. A catalog or Meltano's `select` "
             "still decides when given.",
         ),
+        th.Property(
+            "date_times_as_text",
+            th.BooleanType,
+            default=False,
+            title="Date-times as text",
+            description="Declare date-time fields as plain strings in the SCHEMA messages. "
+            "Values are unchanged (ISO 8601, as Capsule sends them); loaders such as target-csv "
+            "then write them as they are instead of `str()` of a parsed datetime "
+            "(`2025-10-26 17:48:21+00:00`). Bookmarks are unaffected. For flat-file loaders; SQL "
+            "loaders want the default.",
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401 - the SDK signature

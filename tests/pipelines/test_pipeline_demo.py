@@ -40,6 +40,13 @@ def tap_log_requests(output: str) -> dict[str, int]:
     return {stream: int(n) for stream, n in found}
 
 
+DATE_TIMES = {
+    "createdAt", "updatedAt", "lastContactedAt", "lastStageChangedAt", "completedAt", "entryAt",
+    "lastLoginAt",
+}  # fmt: skip
+ISO_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
 def check_csv_files(run_dir: Path) -> None:
     """Every CSV file loads with the csv module, with flat columns and no Python reprs."""
     for path in run_dir.glob("*.csv"):
@@ -51,7 +58,9 @@ def check_csv_files(run_dir: Path) -> None:
                 assert "Decimal(" not in cell and not cell.startswith("{'"), (column, cell)
                 if cell and cell[0] in "[{":
                     json.loads(cell)  # deeper values and lists are JSON text
-                if column in {"createdAt", "updatedAt"} and cell:
+                if column in DATE_TIMES and cell:
+                    # ISO 8601 as Capsule sends it (`2025-10-26T17:48:21Z`), not str(datetime).
+                    assert ISO_DATE_TIME.fullmatch(cell), (path.name, column, cell)
                     assert datetime.datetime.fromisoformat(cell).tzinfo is not None, cell
     with (run_dir / "parties.csv").open(newline="", encoding="utf-8") as fh:
         parties = list(csv.DictReader(fh))

@@ -89,6 +89,33 @@ def test_child_streams_setting_selects_them_for_a_plain_pipe(sandbox, tap_config
     assert len(run.records["opportunity_tracks"]) == len(state["opportunity_tracks"])
 
 
+def test_date_times_as_text_changes_the_schema_only(sandbox, tap_config, run_tap):
+    # The default run is the judge: same records, same bookmarks; only the declared formats differ.
+    streams = {"parties", "parties_deleted", "tasks", "pipelines"}
+    plain = run_tap({**tap_config, "tombstones": "stream"}, streams=streams)
+    text = run_tap(
+        {**tap_config, "tombstones": "stream", "date_times_as_text": True}, streams=streams
+    )
+    assert text.records == plain.records
+    assert text.state == plain.state
+    for stream in ("parties", "parties_deleted"):
+        declared = plain.schemas[stream]["properties"]
+        as_text = text.schemas[stream]["properties"]
+        formatted = {k for k, v in declared.items() if v.get("format") == "date-time"}
+        assert formatted, stream
+        assert not {k for k, v in as_text.items() if v.get("format") == "date-time"}, stream
+        assert {k: {**v, "format": "date-time"} for k, v in as_text.items() if k in formatted} == {
+            k: declared[k] for k in formatted
+        }
+    # The bookmark still works as a time: a second run reads only what changed since.
+    again = run_tap(
+        {**tap_config, "tombstones": "stream", "date_times_as_text": True},
+        streams={"parties"},
+        state=text.state,
+    )
+    assert len(again.records.get("parties", [])) < len(plain.records["parties"])
+
+
 def test_records_keep_every_field_capsule_returns(sandbox, tap_config, run_tap):
     run = run_tap(tap_config, streams={"parties", "tasks"})
     stored = {p["id"]: p for p in sandbox.state()["parties"]}
