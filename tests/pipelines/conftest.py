@@ -204,29 +204,14 @@ class Postgres:
             "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
         }
 
-    def query(self, sql: str) -> list[dict]:
-        """Rows as dicts, through psql's JSON aggregation (no driver in the test venv)."""
-        wrapped = f"SELECT coalesce(json_agg(q), '[]'::json) FROM ({sql}) q"
+    def _psql(self, sql: str, *options: str) -> str:
+        """Run one SQL command with psql (no driver in the test venv); its stdout."""
         proc = subprocess.run(
             [
-                self.psql,
-                "-X",
-                "-w",
-                "-q",
-                "-t",
-                "-A",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                self.host,
-                "-p",
-                str(self.port),
-                "-U",
-                self.user,
-                "-d",
-                self.database,
-                "-c",
-                wrapped,
+                str(self.psql),
+                *("-X", "-w", "-q", *options, "-v", "ON_ERROR_STOP=1"),
+                *("-h", self.host, "-p", str(self.port), "-U", self.user, "-d", self.database),
+                *("-c", sql),
             ],
             env={**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "5"},
             stdin=subprocess.DEVNULL,
@@ -236,36 +221,16 @@ class Postgres:
         )
         if proc.returncode != 0:
             raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
-        return json.loads(proc.stdout)
+        return proc.stdout
+
+    def query(self, sql: str) -> list[dict]:
+        """Rows as dicts, through psql's JSON aggregation."""
+        wrapped = f"SELECT coalesce(json_agg(q), '[]'::json) FROM ({sql}) q"
+        return json.loads(self._psql(wrapped, "-t", "-A"))
 
     def execute(self, sql: str) -> None:
-        proc = subprocess.run(
-            [
-                self.psql,
-                "-X",
-                "-w",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                self.host,
-                "-p",
-                str(self.port),
-                "-U",
-                self.user,
-                "-d",
-                self.database,
-                "-c",
-                sql,
-            ],
-            env={**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "5"},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
+        """Run SQL that returns nothing."""
+        self._psql(sql)
 
 
 @pytest.fixture(scope="session")
