@@ -41,7 +41,7 @@ from target_capsule.rejects import Rejects, secrets_of
 from target_capsule.restore_plan import LINK, MATCH, ORDER, SETTING
 from target_capsule.revert import creation_body, differences
 from target_capsule.verify import VerifyError, limit_of, read_backup
-from target_capsule.writes import Check, Unresolved, write
+from target_capsule.writes import Check, Unresolved, Written, write
 
 logger = logging.getLogger("capsule-restore")
 
@@ -179,6 +179,31 @@ class Restore:
         self.writes += 1
         updated = (response_json(response) or {}).get(obj.item_key)
         return updated if isinstance(updated, dict) else True
+
+    def post(
+        self,
+        obj: cat.CapsuleObject,
+        record: dict,
+        path: str,
+        body: dict | None,
+        check: t.Callable[[], Check] | None,
+        what: str,
+    ) -> Written | None:
+        """POST through the one write path; None (and the record rejected) when it didn't land.
+
+        After an ambiguous failure `write` asks `check` before any retry, so a rerun of the
+        restore, which looks for the record first, never creates it twice.
+        """
+        try:
+            written = write(self.session, "POST", path, body, check=check, what=what)
+        except CapsuleAPIError as exc:
+            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+            return None
+        except Unresolved as exc:
+            self.reject(obj, record, f"{exc} Run the restore again: it looks for the record first")
+            return None
+        self.writes += 1
+        return written
 
     # --- matched by name ------------------------------------------------------------------
 
@@ -378,24 +403,16 @@ class Restore:
             body["definition"] = translated["definition"]
         self.ids.mark_pending(obj.stream, old, body)
         list_path = path or (None if cat.path_fields(obj.path) else obj.path)
-        try:
-            written = write(
-                self.session,
-                "POST",
-                cat.fill_path(obj.post_path, translated),
-                {obj.item_key: body},
-                check=functools.partial(self.find_created, obj, body, list_path)
-                if list_path
-                else None,
-                what=f"{obj.stream} restore of record {old}",
-            )
-        except CapsuleAPIError as exc:
-            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+        written = self.post(
+            obj,
+            record,
+            cat.fill_path(obj.post_path, translated),
+            {obj.item_key: body},
+            functools.partial(self.find_created, obj, body, list_path) if list_path else None,
+            f"{obj.stream} restore of record {old}",
+        )
+        if written is None:
             return
-        except Unresolved as exc:
-            self.reject(obj, record, f"{exc} Run the restore again: it looks for the record first")
-            return
-        self.writes += 1
         created = written.found or (written.answer or {}).get(obj.item_key) or {}
         new = positive_id(created.get("id"))
         if new is None:
@@ -507,21 +524,9 @@ class Restore:
             """Re-read the parent's links: applied when the link is there."""
             return Check(applied=str(child) in (self.lookups.linked_ids(obj, parent, True) or ()))
 
-        try:
-            write(
-                self.session,
-                "POST",
-                cat.fill_path(obj.post_path, ids),
-                check=check,
-                what=f"{obj.stream} restore of a link",
-            )
-        except CapsuleAPIError as exc:
-            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+        path = cat.fill_path(obj.post_path, ids)
+        if self.post(obj, record, path, None, check, f"{obj.stream} restore of a link") is None:
             return
-        except Unresolved as exc:
-            self.reject(obj, record, f"{exc} Run the restore again.")
-            return
-        self.writes += 1
         self.lookups.link_changed(obj, parent, child, linked=True)
         counts.created += 1
 
