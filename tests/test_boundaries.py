@@ -5,6 +5,8 @@
 - `tap_capsule/sandbox/` uses only the catalogue: never the tap, the target, the Singer SDK or
   requests (it must behave like Capsule, not like our client).
 - The tap never imports the target.
+- The target's kernel (the Singer target and its write path) never imports the account tools in
+  `target_capsule/account/`: they build on the kernel, not the other way round.
 """
 
 from __future__ import annotations
@@ -109,6 +111,19 @@ def test_tap_never_imports_the_target():
         for file, modules in project_imports(sources("tap_capsule")).items()
     }
     assert {f: m for f, m in found.items() if m} == {}
+
+
+def test_target_kernel_never_imports_the_account_tools():
+    found = {
+        file: sorted(m for m in modules if m.startswith("target_capsule.account"))
+        for file, modules in project_imports(
+            sources("target_capsule", exclude="target_capsule/account")
+        ).items()
+    }
+    assert {f: m for f, m in found.items() if m} == {}
+    # The scan sees the account tools' own imports of the kernel, so it would see the reverse.
+    undo = project_imports([ROOT / "target_capsule" / "account" / "undo.py"])
+    assert "target_capsule.writes" in undo["target_capsule/account/undo.py"]
 
 
 def test_the_scan_sees_imports():

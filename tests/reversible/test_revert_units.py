@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tap_capsule import catalogue as cat
+from target_capsule.account.refs import IdMap
+from target_capsule.account.revert import creation_body, differences, restore_body
 from target_capsule.payload import PayloadError
-from target_capsule.refs import IdMap
-from target_capsule.revert import creation_body, differences, restore_body
 
 PARTIES = cat.get("parties")
 

@@ -34,13 +34,13 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
+from target_capsule.account.refs import REFERENCE_STREAMS, IdMap, positive_id
+from target_capsule.account.restore_plan import LINK, MATCH, ORDER, SETTING
+from target_capsule.account.revert import creation_body, differences
+from target_capsule.account.verify import VerifyError, limit_of, read_backup
 from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError, blank, same
-from target_capsule.refs import REFERENCE_STREAMS, IdMap, positive_id
 from target_capsule.rejects import Rejects, secrets_of
-from target_capsule.restore_plan import LINK, MATCH, ORDER, SETTING
-from target_capsule.revert import creation_body, differences
-from target_capsule.verify import VerifyError, limit_of, read_backup
 from target_capsule.writes import Check, Unresolved, Written, write
 
 logger = logging.getLogger("capsule-restore")

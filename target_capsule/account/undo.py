@@ -28,11 +28,11 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
+from target_capsule.account.refs import IdMap, positive_id
+from target_capsule.account.revert import creation_body, differences, restore_body
 from target_capsule.changelog import APPLIED, ChangeLog, ChangeLogError, read
 from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError
-from target_capsule.refs import IdMap, positive_id
-from target_capsule.revert import creation_body, differences, restore_body
 from target_capsule.writes import Check, Unresolved, write
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE

@@ -26,10 +26,10 @@ import typing as t
 from pathlib import Path
 
 from tap_capsule import catalogue as cat
-from target_capsule.backup import MANIFEST
+from target_capsule.account.backup import MANIFEST
+from target_capsule.account.refs import REFERENCE_STREAMS, IdMap
+from target_capsule.account.restore_plan import WRITTEN
 from target_capsule.payload import CONTACT_LISTS, is_ref
-from target_capsule.refs import REFERENCE_STREAMS, IdMap
-from target_capsule.restore_plan import WRITTEN
 
 DETAILS_PER_STREAM = 10
 # Fields a restore cannot write, left out of the comparison (the README's limits): the files of an
