@@ -26,8 +26,10 @@ from tap_capsule.api_client import (
     check_connection_settings,
     connection_settings,
 )
+from target_capsule.changelog import ChangeLogError
+from target_capsule.lock import LockError
 from target_capsule.messages import CapsuleMessageReader, MalformedInput, UnusableMessage
-from target_capsule.run import WriteRun
+from target_capsule.run import OutputPathError, WriteRun
 from target_capsule.sinks import CapsuleSink
 from target_capsule.unsupported_settings import drop_unsupported, refusal, supported_capabilities
 
@@ -133,7 +135,11 @@ class TargetCapsule(Target):
             self.logger.error("%s", exc)
             raise SystemExit(1) from None
         self.max_parallelism = 1  # records are written in input order
-        self.run = WriteRun(self.config, self.logger)
+        try:
+            self.run = WriteRun(self.config, self.logger)
+        except (ChangeLogError, OutputPathError) as exc:
+            self.logger.error("%s", exc)
+            raise SystemExit(1) from None
         self._state_written = False
         self._last_stream: str | None = None
         if isinstance(self.message_reader, CapsuleMessageReader):
@@ -157,6 +163,13 @@ class TargetCapsule(Target):
     @override
     def get_sink_class(self, stream_name: str) -> type[CapsuleSink]:
         """One sink class for every Capsule stream; any other stream ends the run in one line."""
+        if stream_name in cat.BY_STREAM:
+            try:
+                self.run.begin()  # the account, its lock, last run's pending lines
+            except FATAL as exc:
+                self.abort(str(exc))
+            except LockError as exc:
+                self.abort(str(exc), summary=False)
         if stream_name not in cat.BY_STREAM:
             raise UnusableMessage(
                 f"target-capsule cannot write stream {show(stream_name)}: it is not a Capsule "
@@ -230,6 +243,7 @@ class TargetCapsule(Target):
             super().process_endofpipe()
         if not had_state:
             self._write_state_message({})
+        self.run.close()
         self.run.log_summary()
         unresolved = self.run.summary.total("unresolved")
         if unresolved:
@@ -267,8 +281,11 @@ class TargetCapsule(Target):
 
     def abort(self, message: str, summary: bool = True) -> t.NoReturn:
         """End the run with exit code 1 and `message` as its last log line (no traceback)."""
-        if summary:
-            self.run.log_summary()
+        run = getattr(self, "run", None)
+        if run is not None:
+            run.close()
+        if summary and run is not None:
+            run.log_summary()
         self.logger.error("%s", message)  # last, so it is the line a user sees
         raise SystemExit(1)
 

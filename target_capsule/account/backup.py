@@ -29,6 +29,7 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
+from tap_capsule.private_files import make_private, open_private, private_folder, write_private
 
 MANIFEST = "manifest.json"
 SCHEMAS = "schemas.json"
@@ -62,6 +63,7 @@ class Backup:
         self.folder = folder
         self.session = session
         self.files: dict[str, t.TextIO] = {}
+        self.raw: dict[str, t.IO[bytes]] = {}  # the private files under the gzip streams
         self.counts: dict[str, int] = {}
         self.tombstones: dict[str, int] = {}
         self.schemas: dict[str, dict] = {}
@@ -90,7 +92,8 @@ class Backup:
                 f"{self.folder} already holds a finished backup ({MANIFEST}); "
                 "choose a new backup_dir"
             )
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
+        make_private(self.folder)  # the backup's own folder: private even if it existed
         self.site, self.started_at = self.capsule_now()
 
     def handle(self, message: t.Mapping[str, t.Any]) -> None:
@@ -105,7 +108,9 @@ class Backup:
             if stream not in self.files:
                 partial = self.folder / (stream_file(stream) + ".partial")
                 # Open for the whole run, closed in finish(): one handle per stream.
-                handle = gzip.open(partial, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
+                raw = open_private(partial, "wb")
+                self.raw[stream] = raw
+                handle = gzip.open(raw, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
                 self.files[stream] = t.cast("t.TextIO", handle)
                 self.counts[stream] = 0
         elif kind == "RECORD":
@@ -125,9 +130,10 @@ class Backup:
         """Close and rename the stream files, then write the manifest (last)."""
         for stream, handle in self.files.items():
             handle.close()
+            self.raw[stream].close()
             name = stream_file(stream)
             os.replace(self.folder / (name + ".partial"), self.folder / name)
-        (self.folder / SCHEMAS).write_text(json.dumps(self.schemas, indent=1), encoding="utf-8")
+        write_private(self.folder / SCHEMAS, json.dumps(self.schemas, indent=1))
         _site, finished_at = self.capsule_now()
         manifest = {
             "format": FORMAT,
@@ -146,9 +152,7 @@ class Backup:
             },
             "records": sum(self.counts.values()),
         }
-        temporary = self.folder / (MANIFEST + ".partial")
-        temporary.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        os.replace(temporary, self.folder / MANIFEST)
+        write_private(self.folder / MANIFEST, json.dumps(manifest, indent=1))
         return manifest
 
 
