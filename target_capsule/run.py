@@ -68,7 +68,7 @@ class WriteRun:
         self.lock: Lock | None = None
 
     def begin(self) -> None:
-        """Before the first write: the account (`GET /site`), its lock, and last run's leftovers.
+        """Before the first other request: the account (`GET /site`), its lock, leftovers.
 
         The account names every change-log line; the lock keeps a second writer off the account
         (a dry run writes nothing and takes none); pending lines a killed run left in the change
@@ -96,8 +96,19 @@ class WriteRun:
 
     @functools.cached_property
     def session(self) -> CapsuleSession:
-        """The one HTTP session of the run (auth, pacing, retries), opened on first use."""
-        return CapsuleSession(self.config, user_agent=f"target-capsule/{package_version()}")
+        """The one HTTP session of the run (auth, pacing, retries), opened on first use.
+
+        Its first request reads the account and takes its lock (`begin`): a run that needs no
+        request (every record refused by a rule) makes none.
+        """
+        session = CapsuleSession(self.config, user_agent=f"target-capsule/{package_version()}")
+        self.__dict__["session"] = session  # begin() uses it
+        try:
+            self.begin()
+        except BaseException:
+            del self.__dict__["session"]
+            raise
+        return session
 
     @functools.cached_property
     def lookups(self) -> Lookups:

@@ -38,7 +38,13 @@ if t.TYPE_CHECKING:
 from target_capsule.validation import show
 
 STATE_KEY = "target_capsule"
-FATAL = (CapsuleAuthError, CapsuleConfigError, CapsuleRateLimitError, CapsuleRetryError)
+FATAL = (
+    CapsuleAuthError,
+    CapsuleConfigError,
+    CapsuleRateLimitError,
+    CapsuleRetryError,
+    LockError,  # another run writes to the account
+)
 
 
 def writable_streams() -> list[str]:
@@ -163,13 +169,6 @@ class TargetCapsule(Target):
     @override
     def get_sink_class(self, stream_name: str) -> type[CapsuleSink]:
         """One sink class for every Capsule stream; any other stream ends the run in one line."""
-        if stream_name in cat.BY_STREAM:
-            try:
-                self.run.begin()  # the account, its lock, last run's pending lines
-            except FATAL as exc:
-                self.abort(str(exc))
-            except LockError as exc:
-                self.abort(str(exc), summary=False)
         if stream_name not in cat.BY_STREAM:
             raise UnusableMessage(
                 f"target-capsule cannot write stream {show(stream_name)}: it is not a Capsule "

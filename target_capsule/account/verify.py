@@ -23,10 +23,11 @@ import subprocess
 import sys
 import tempfile
 import typing as t
+import zlib
 from pathlib import Path
 
 from tap_capsule import catalogue as cat
-from target_capsule.account.backup import MANIFEST
+from target_capsule.account.backup import MANIFEST, MAX_RECORD_CHARS, named_in, read_lines
 from target_capsule.account.refs import REFERENCE_STREAMS, IdMap
 from target_capsule.account.restore_plan import WRITTEN
 from target_capsule.payload import CONTACT_LISTS, is_ref
@@ -50,19 +51,67 @@ def limit_of(stream: str, record: t.Mapping[str, t.Any]) -> str | None:
     return None
 
 
-def read_backup(folder: Path) -> dict[str, list[dict]]:
-    """Every stream of a finished backup folder."""
+def read_manifest(folder: Path) -> dict:
+    """The manifest of a finished backup; a folder without one is refused (unfinished)."""
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
-        raise VerifyError(f"{folder} holds no {MANIFEST}: not a finished backup")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        partial = sorted(p.name for p in folder.glob("*.partial")) if folder.is_dir() else []
+        raise VerifyError(
+            f"{folder} holds no {MANIFEST}: an unfinished backup (its tap did not end cleanly"
+            + (f"; partial files: {', '.join(partial[:3])}" if partial else "")
+            + "), or not a backup folder"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise VerifyError(f"{manifest_path} is unreadable: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise VerifyError(f"{manifest_path} is not a backup manifest")
+    return manifest
+
+
+def read_stream(path: Path, stream: str, refused: list[dict] | None = None) -> t.Iterator[dict]:
+    """The records of one backup file, read as a stream.
+
+    A record longer than the backup's limit is never loaded: it is appended to `refused` (stream
+    and id) and skipped. A corrupt or truncated file is one `VerifyError` naming it.
+    """
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in read_lines(handle):
+                if line.text is None:
+                    if refused is None:
+                        raise VerifyError(
+                            f"{path}: line {line.number} (a {stream} record, id "
+                            f"{named_in(line.head, 'id')}) is longer than {MAX_RECORD_CHARS} "
+                            "characters"
+                        )
+                    refused.append({"stream": stream, "id": named_in(line.head, "id")})
+                    continue
+                if not line.text.strip():
+                    continue
+                record = json.loads(line.text)
+                if not isinstance(record, dict):
+                    raise ValueError(f"line {line.number} is not a JSON object")
+                yield record
+    except FileNotFoundError:
+        raise VerifyError(f"{path} is missing from the backup") from None
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
+        raise VerifyError(
+            f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); restore it from a "
+            "copy of the backup or take a new one"
+        ) from None
+
+
+def read_backup(folder: Path, refused: list[dict] | None = None) -> dict[str, list[dict]]:
+    """Every stream of a finished backup folder (oversized records go to `refused`)."""
+    manifest = read_manifest(folder)
     out: dict[str, list[dict]] = {}
     for stream, info in (manifest.get("streams") or {}).items():
-        name = str(info.get("file") or "")
+        name = str((info or {}).get("file") or "")
         if "/" in name or "\\" in name or not name.endswith(".jsonl.gz"):
             raise VerifyError(f"manifest names an unexpected file {name!r} for {stream}")
-        with gzip.open(folder / name, "rt", encoding="utf-8") as handle:
-            out[stream] = [json.loads(line) for line in handle if line.strip()]
+        out[stream] = list(read_stream(folder / name, stream, refused))
     return out
 
 
