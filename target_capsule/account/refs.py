@@ -77,6 +77,7 @@ class IdMap:
         self.map: dict[str, dict[str, int]] = {}
         self.pending: dict[tuple[str, str], dict] = {}
         self.since: dict[tuple[str, str], float] = {}  # Capsule's clock when a create was sent
+        self.where: dict[tuple[str, str], str] = {}  # the list a pending create is looked for in
         source = data
         if source is None and self.path is not None and self.path.is_file():
             source = json.loads(self.path.read_text(encoding="utf-8"))
@@ -114,6 +115,8 @@ class IdMap:
             self.pending[(stream, old)] = dict(entry["pending"])
             if isinstance(entry.get("since"), (int, float)):
                 self.since[(stream, old)] = float(entry["since"])
+            if isinstance(entry.get("path"), str):
+                self.where[(stream, old)] = entry["path"]
         elif positive_id(entry.get("new")) is not None:
             self.map.setdefault(stream, {})[old] = int(entry["new"])
             self.pending.pop((stream, old), None)
@@ -150,6 +153,7 @@ class IdMap:
         old: t.Any,  # noqa: ANN401 - ids arrive as str or int
         body: t.Mapping[str, t.Any],
         since: float | None = None,
+        path: str | None = None,
     ) -> None:
         """A create is about to be sent (at `since`, on Capsule's clock).
 
@@ -158,6 +162,8 @@ class IdMap:
         entry: dict[str, t.Any] = {"stream": stream, "old": str(old), "pending": dict(body)}
         if since is not None:
             entry["since"] = since
+        if path is not None:
+            entry["path"] = path
         self._append(entry)
 
     def new_ids(self, stream: str) -> set[int]:
@@ -183,7 +189,8 @@ class IdMap:
         if journal is not None:
             journal.unlink(missing_ok=True)
             for (stream, old), body in list(self.pending.items()):  # still unresolved
-                self.mark_pending(stream, old, body, self.since.get((stream, old)))
+                key = (stream, old)
+                self.mark_pending(stream, old, body, self.since.get(key), self.where.get(key))
 
     def remap(self, record: t.Mapping[str, t.Any]) -> dict:
         """A copy of `record` whose references point to the recreated records' new ids."""
