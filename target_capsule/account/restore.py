@@ -33,6 +33,7 @@ from tap_capsule.api_client import (
     CapsuleSession,
     raise_for_capsule_status,
     response_json,
+    user_agent,
 )
 from target_capsule.account.refs import REFERENCE_STREAMS, IdMap, positive_id
 from target_capsule.account.restore_plan import LINK, MATCH, ORDER, SETTING
@@ -570,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
         backup = read_backup(Path(args.backup))
-        session = CapsuleSession(config, user_agent="capsule-restore/0.1")
+        session = CapsuleSession(config, user_agent=user_agent("capsule-restore"))
         response = session.call("GET", "/site")
         raise_for_capsule_status(response)
         site = (response_json(response) or {}).get("site") or {}

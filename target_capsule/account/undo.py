@@ -27,6 +27,7 @@ from tap_capsule.api_client import (
     CapsuleSession,
     raise_for_capsule_status,
     response_json,
+    user_agent,
 )
 from target_capsule.account.refs import IdMap, positive_id
 from target_capsule.account.revert import creation_body, differences, restore_body
@@ -356,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     ids = IdMap(base.with_name(f"{base.stem}.undo-{run_id}.ids.json"))
     changes = ChangeLog(undo_log)
     try:
-        session = CapsuleSession(config, user_agent="capsule-undo/0.1")
+        session = CapsuleSession(config, user_agent=user_agent("capsule-undo"))
         undo = Undo(session, changes, ids)
         outcomes = undo.revert_all(lines)
     except CapsuleError as exc:
