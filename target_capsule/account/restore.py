@@ -33,11 +33,12 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
+from target_capsule.account.backup import BackupError, read_backup
 from target_capsule.account.cli import Parser, error, version
 from target_capsule.account.refs import REFERENCE_STREAMS, IdMap, positive_id
 from target_capsule.account.restore_plan import LINK, MATCH, ORDER, SETTING
 from target_capsule.account.revert import creation_body, differences
-from target_capsule.account.verify import VerifyError, limit_of, read_backup
+from target_capsule.account.verify import VerifyError, limit_of
 from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError, blank, same
 from target_capsule.rejects import Rejects, secrets_of
@@ -599,7 +600,7 @@ def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
             counts = restore.run()
         finally:
             ids.close()
-    except (VerifyError, RestoreError, CapsuleError, OSError, ValueError) as exc:
+    except (BackupError, VerifyError, RestoreError, CapsuleError, OSError, ValueError) as exc:
         return error(prog, str(exc))
     print(table(counts, restore.writes), file=sys.stderr)
     print(f"Id map: {ids.path}", file=sys.stderr)

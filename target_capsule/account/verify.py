@@ -16,7 +16,6 @@ outside those limits differs or is missing.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ import typing as t
 from pathlib import Path
 
 from tap_capsule import catalogue as cat
-from target_capsule.account.backup import MANIFEST
+from target_capsule.account.backup import BackupError, read_backup
 from target_capsule.account.cli import Parser, error
 from target_capsule.account.refs import REFERENCE_STREAMS, IdMap
 from target_capsule.account.restore_plan import WRITTEN
@@ -49,22 +48,6 @@ def limit_of(stream: str, record: t.Mapping[str, t.Any]) -> str | None:
     if stream == "activity_types" and isinstance(record.get("id"), int) and record["id"] < 0:
         return "built-in activity types belong to every account"
     return None
-
-
-def read_backup(folder: Path) -> dict[str, list[dict]]:
-    """Every stream of a finished backup folder."""
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        raise VerifyError(f"{folder} holds no {MANIFEST}: not a finished backup")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    out: dict[str, list[dict]] = {}
-    for stream, info in (manifest.get("streams") or {}).items():
-        name = str(info.get("file") or "")
-        if "/" in name or "\\" in name or not name.endswith(".jsonl.gz"):
-            raise VerifyError(f"manifest names an unexpected file {name!r} for {stream}")
-        with gzip.open(folder / name, "rt", encoding="utf-8") as handle:
-            out[stream] = [json.loads(line) for line in handle if line.strip()]
-    return out
 
 
 def read_account(config: Path) -> dict[str, list[dict]]:
@@ -280,7 +263,7 @@ def main(argv: list[str] | None = None, prog: str = "capsule verify") -> int:
         if args.id_map and not Path(args.id_map).is_file():
             raise VerifyError(f"--id-map {args.id_map} does not exist")
         found = read_account(Path(args.config))
-    except (VerifyError, OSError, ValueError) as exc:
+    except (VerifyError, BackupError, OSError, ValueError) as exc:
         return error(prog, str(exc))
     if args.copy:
         print(
