@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # The pipeline tests find meltano through MELTANO_BIN.
 export MELTANO_BIN := $(CURDIR)/$(MELTANO_VENV)/bin/meltano
 
-.PHONY: test lint demo demo-clean install meltano clean
+.PHONY: test lint demo demo-clean install meltano clean sandbox docs-settings
 
 install: $(VENV)/.installed
 
@@ -56,3 +56,16 @@ demo-clean:
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano demo-output output .pytest_cache
+
+# The Capsule sandbox in the foreground, as `make demo` starts it (port 8765, token demo-token,
+# 200 parties, seed 1): what the examples/*.sandbox.json files and the `demo` environment point at.
+# Ctrl-C stops it. `make sandbox SANDBOX_PORT=8766` moves it (then edit api_url to match).
+SANDBOX_PORT ?= 8765
+sandbox: install
+	@echo "Capsule sandbox: token demo-token, 200 parties, seed 1; Ctrl-C stops it" >&2
+	@$(VENV)/bin/capsule-sandbox --port $(SANDBOX_PORT) --token demo-token --scale 200 --seed 1
+
+# Rewrite the settings tables of docs/settings.md from `tap-capsule --about` and
+# `target-capsule --about` (tests/test_docs.py fails when they disagree).
+docs-settings: install
+	$(VENV)/bin/python docs/generate_settings.py
