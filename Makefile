@@ -3,6 +3,8 @@
 #                then the whole suite
 #   make lint  - ruff check, ruff format --check and mypy (the same checks as .pre-commit-config.yaml)
 #   make demo  - sandbox -> `meltano run tap-capsule-csv target-csv` -> CSV files under demo-output/
+#   make sandbox       - the demo's sandbox in the foreground, for the recipes in docs/recipes.md
+#   make docs-settings - rewrite docs/settings.md's tables from `--about`
 #
 # Meltano lives in its own virtualenv (.venv-meltano): its pins (sqlalchemy<2.1, click<8.6, pip>=25)
 # differ from what the project's venv resolves next to singer-sdk 0.54, and the tests should run
