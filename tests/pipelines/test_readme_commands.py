@@ -54,7 +54,8 @@ POSTGRES = "needs a view in PostgreSQL: test_pipeline_db_import.py runs this rec
 
 
 def first_line(block: str) -> str:
-    return next(line for line in block.splitlines() if line.strip()).split("#")[0].strip()
+    line = next(line for line in block.splitlines() if line.strip()).split("#")[0].strip()
+    return line.removesuffix("\\").strip()  # a command continued on the next line
 
 
 # First line of a block (comment stripped) -> the runner below, or the reason it is skipped.
