@@ -65,7 +65,7 @@ clean:
 SANDBOX_PORT ?= 8765
 sandbox: install
 	@echo "Capsule sandbox: token demo-token, 200 parties, seed 1; Ctrl-C stops it" >&2
-	@$(VENV)/bin/capsule-sandbox --port $(SANDBOX_PORT) --token demo-token --scale 200 --seed 1
+	@$(VENV)/bin/capsule sandbox --port $(SANDBOX_PORT) --token demo-token --scale 200 --seed 1
 
 # Rewrite the settings tables of docs/settings.md from `tap-capsule --about` and
 # `target-capsule --about` (tests/test_docs.py fails when they disagree).

@@ -5,7 +5,7 @@ a new block fails `test_every_block_has_a_plan` until it gets a plan here. A blo
 is written as ```console instead of ```bash. The substitutions, all:
 
 - ports and hosts: the sandbox runs on a free port, and its URL reaches the plugins through the
-  documented settings variables (`TAP_CAPSULE_API_URL`, `TARGET_CAPSULE_API_URL`); `capsule-sandbox
+  documented settings variables (`TAP_CAPSULE_API_URL`, `TARGET_CAPSULE_API_URL`); `capsule sandbox
   --port 8765` and `make sandbox` get a free port, and that server runs in the background for the
   other lines; blocks that use the files in examples/ run in the test's tmp folder, on copies whose
   `http://127.0.0.1:8765/api/v2` (and the block's) is the test sandbox's URL;
@@ -79,7 +79,7 @@ PLAN: dict[str, str] = {
     "meltano install extractor tap-postgres": f"skip: {POSTGRES}",
     "meltano add --no-install --from-ref $CHECKOUT/plugins/extractors/tap-capsule.yml "
     "--plugin-type extractor tap-capsule": "hub",
-    "capsule-sandbox --port 8765 --token test-token --scale 1000 --seed 1": "sandbox",
+    "capsule sandbox --port 8765 --token test-token --scale 1000 --seed 1": "sandbox",
     ".venv/bin/python benchmarks/tap_throughput.py": "benchmark",
     "make lint": "skip: `ruff format` rewrites the checkout; CI runs `make lint` in `make test`",
     ".venv/bin/pre-commit install": "skip: installs a git hook into this checkout",
