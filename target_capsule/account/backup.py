@@ -23,17 +23,18 @@ import argparse
 import dataclasses
 import datetime as dt
 import gzip
-import importlib.metadata
 import json
 import os
 import re
 import sys
 import typing as t
+import zlib
 from pathlib import Path
 
 from tap_capsule.api_client import (
     CapsuleError,
     CapsuleSession,
+    package_version,
     raise_for_capsule_status,
     response_json,
 )
@@ -102,10 +103,71 @@ def stream_file(stream: str) -> str:
 
 def tap_version() -> str:
     """The installed tap-capsule version (one distribution holds both plugins)."""
+    return package_version()
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest of a finished backup; a folder without one is refused (unfinished)."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        partial = sorted(p.name for p in folder.glob("*.partial")) if folder.is_dir() else []
+        raise BackupError(
+            f"{folder} holds no {MANIFEST}: an unfinished backup (its tap did not end cleanly"
+            + (f"; partial files: {', '.join(partial[:3])}" if partial else "")
+            + "), or not a backup folder"
+        )
     try:
-        return importlib.metadata.version("tap-capsule")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"{manifest_path} is unreadable: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise BackupError(f"{manifest_path} is not a backup manifest")
+    return manifest
+
+
+def read_stream(path: Path, stream: str, refused: list[dict] | None = None) -> t.Iterator[dict]:
+    """The records of one backup file, read as a stream.
+
+    A record longer than the backup's limit is never loaded: it is appended to `refused` (stream
+    and id) and skipped. A corrupt or truncated file is one `BackupError` naming it.
+    """
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in read_lines(handle):
+                if line.text is None:
+                    if refused is None:
+                        raise BackupError(
+                            f"{path}: line {line.number} (a {stream} record, id "
+                            f"{named_in(line.head, 'id')}) is longer than {MAX_RECORD_CHARS} "
+                            "characters"
+                        )
+                    refused.append({"stream": stream, "id": named_in(line.head, "id")})
+                    continue
+                if not line.text.strip():
+                    continue
+                record = json.loads(line.text)
+                if not isinstance(record, dict):
+                    raise ValueError(f"line {line.number} is not a JSON object")
+                yield record
+    except FileNotFoundError:
+        raise BackupError(f"{path} is missing from the backup") from None
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
+        raise BackupError(
+            f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); restore it from a "
+            "copy of the backup or take a new one"
+        ) from None
+
+
+def read_backup(folder: Path, refused: list[dict] | None = None) -> dict[str, list[dict]]:
+    """Every stream of a finished backup folder (oversized records go to `refused`)."""
+    manifest = read_manifest(folder)
+    out: dict[str, list[dict]] = {}
+    for stream, info in (manifest.get("streams") or {}).items():
+        name = str((info or {}).get("file") or "")
+        if "/" in name or "\\" in name or not name.endswith(".jsonl.gz"):
+            raise BackupError(f"manifest names an unexpected file {name!r} for {stream}")
+        out[stream] = list(read_stream(folder / name, stream, refused))
+    return out
 
 
 class Backup:

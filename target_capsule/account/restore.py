@@ -1,4 +1,4 @@
-"""`capsule-restore`: write a backup folder back into Capsule, in dependency order.
+"""`capsule restore`: write a backup folder back into Capsule, in dependency order.
 
 Modes: `same` (the account the backup came from) recreates only what no longer exists; `copy`
 (another account) recreates everything. Order: users, teams, pipelines, boards, stages and track
@@ -14,7 +14,6 @@ nothing. What cannot be matched or created is a rejection with a reason in the r
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
@@ -34,11 +33,17 @@ from tap_capsule.api_client import (
     response_json,
 )
 from target_capsule import natural_keys as nk
-from target_capsule.account.backup import MAX_RECORD_CHARS
+from target_capsule.account.backup import (
+    MAX_RECORD_CHARS,
+    BackupError,
+    read_backup,
+    read_manifest,
+)
+from target_capsule.account.cli import Parser, error, version
 from target_capsule.account.refs import REFERENCE_STREAMS, IdMap, positive_id
 from target_capsule.account.restore_plan import LINK, MATCH, ORDER, SETTING
 from target_capsule.account.revert import creation_body
-from target_capsule.account.verify import VerifyError, limit_of, read_backup, read_manifest
+from target_capsule.account.verify import VerifyError, limit_of
 from target_capsule.lock import Lock, LockError, account_key
 from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError, blank, same
@@ -52,6 +57,9 @@ from target_capsule.writes import (
     find_created,
     write,
 )
+
+if t.TYPE_CHECKING:
+    import argparse
 
 logger = logging.getLogger("capsule-restore")
 
@@ -617,12 +625,11 @@ def table(counts: dict[str, Counts], writes: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `capsule-restore`."""
-    parser = argparse.ArgumentParser(
-        prog="capsule-restore",
-        description="Restore a target-capsule-backup folder into Capsule (same account or copy).",
-    )
+DESCRIPTION = "Restore a backup folder into Capsule (the same account, or a copy)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`capsule restore`'s options."""
     parser.add_argument("--config", required=True, help="target-capsule's config JSON file")
     parser.add_argument("backup", metavar="BACKUP_DIR")
     parser.add_argument(
@@ -632,6 +639,12 @@ def main(argv: list[str] | None = None) -> int:
         help="same: recreate only what no longer exists; copy: recreate everything",
     )
     parser.add_argument("--state", help="a STATE from an earlier run (its id map is merged)")
+
+
+def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
+    """Entry point of `capsule restore`."""
+    parser = Parser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     lock: Lock | None = None
@@ -640,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = read_manifest(Path(args.backup))
         refused: list[dict] = []
         backup = read_backup(Path(args.backup), refused)
-        session = CapsuleSession(config, user_agent="capsule-restore/0.1")
+        session = CapsuleSession(config, user_agent=f"capsule-restore/{version()}")
         site = read_site(session)
         here = account_of(site)
         if args.mode == SAME:
@@ -677,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             ids.close()
     except (
+        BackupError,
         VerifyError,
         RestoreError,
         CapsuleError,
@@ -685,8 +699,7 @@ def main(argv: list[str] | None = None) -> int:
         OSError,
         ValueError,
     ) as exc:
-        print(f"capsule-restore: {exc}", file=sys.stderr)
-        return 1
+        return error(prog, str(exc))
     finally:
         if lock is not None:
             lock.release()

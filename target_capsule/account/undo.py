@@ -1,4 +1,4 @@
-"""`capsule-undo`: revert one target-capsule run from its change log, newest change first.
+"""`capsule undo`: revert one target-capsule run from its change log, newest change first.
 
 It deletes what the run created, gives what the run updated its values from before, and recreates
 what the run deleted (from the copy the change log keeps), pointing references at the recreated
@@ -16,7 +16,6 @@ it, and the record's `createdAt` is not before that line.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
@@ -35,6 +34,7 @@ from tap_capsule.api_client import (
     response_json,
 )
 from target_capsule import natural_keys as nk
+from target_capsule.account.cli import Parser, error, version
 from target_capsule.account.refs import IdMap, positive_id
 from target_capsule.account.revert import creation_body, differences, restore_body
 from target_capsule.changelog import (
@@ -62,6 +62,9 @@ from target_capsule.writes import (
     parse_time,
     write,
 )
+
+if t.TYPE_CHECKING:
+    import argparse
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
 REVERTED, SKIPPED, ALREADY_GONE, UNCHANGED, FAILED = (
@@ -471,27 +474,31 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `capsule-undo`."""
-    parser = argparse.ArgumentParser(
-        prog="capsule-undo",
-        description="Revert one target-capsule run, newest change first, from its change log.",
-    )
+DESCRIPTION = "Revert one target-capsule run, newest change first, from its change log."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`capsule undo`'s options."""
     parser.add_argument("--config", required=True, help="target-capsule's config JSON file")
     parser.add_argument("change_log", metavar="CHANGE_LOG", help="the run's change log (JSONL)")
     parser.add_argument("--run-id", help="the run to revert (default: the newest in the file)")
     parser.add_argument(
         "--undo-log",
         help="the undo's own change log (default: CHANGE_LOG with .undo.jsonl); "
-        "capsule-undo on it reverts the undo",
+        "`capsule undo` on it reverts the undo",
     )
+
+
+def main(argv: list[str] | None = None, prog: str = "capsule undo") -> int:
+    """Entry point of `capsule undo`."""
+    parser = Parser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        print(f"capsule-undo: cannot read --config {args.config}: {exc}", file=sys.stderr)
-        return 1
+        return error(prog, f"cannot read --config {args.config}: {exc}")
     try:
         run_id, lines = read(args.change_log, args.run_id)
         if any(line.get("status") == PLANNED for line in lines):
@@ -501,15 +508,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         account = check_lines(args.change_log, run_id, lines)
     except ChangeLogError as exc:
-        print(f"capsule-undo: {exc}", file=sys.stderr)
-        return 1
+        return error(prog, str(exc))
     base = Path(args.change_log)
     undo_log = args.undo_log or str(base.with_name(base.stem + ".undo.jsonl"))
     changes = ChangeLog(undo_log)
     ids: IdMap | None = None
     lock: Lock | None = None
     try:
-        session = CapsuleSession(config, user_agent="capsule-undo/0.1")
+        session = CapsuleSession(config, user_agent=f"capsule-undo/{version()}")
         site = read_site(session)
         here = account_of(site)
         check_account(account, here, f"change log {args.change_log}")
@@ -526,8 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         original.close()
         outcomes = undo.revert_all(lines)
     except (CapsuleError, AccountMismatch, LockError, ChangeLogError) as exc:
-        print(f"capsule-undo: {exc}", file=sys.stderr)
-        return 1
+        return error(prog, str(exc))
     finally:
         changes.close()
         if ids is not None:
