@@ -374,8 +374,11 @@ class CapsuleSink(BatchSink):
         if isinstance(created, dict):
             self.run.lookups.remember(self.obj, path, created)
         if written.found is not None:  # created by a try whose answer was lost
+            # What the found record lacks is sent, except what Capsule sets itself on a create
+            # (an opportunity's probability follows its milestone): a clean run leaves it so.
             assert path is not None
-            self.update(record, body, written.found["id"], path, written.found)
+            kept = {k: v for k, v in body.items() if k not in nk.SET_BY_CAPSULE}
+            self.update(record, kept, written.found["id"], path, written.found)
         return "applied", INSERT
 
     def check_created(

@@ -137,9 +137,7 @@ def test_5xx_during_writes_never_duplicates(capsule, run_target, after_write):
     assert set(again.state["target_capsule"]["totals"]) <= {"unchanged", "already_gone", "rejected"}
 
 
-def test_lost_answer_to_a_post_without_key_is_found_by_content_not_sent_twice(
-    capsule, run_target
-):
+def test_lost_answer_to_a_post_without_key_is_found_by_content_not_sent_twice(capsule, run_target):
     # Upsert off: no key to match on, yet the check after the lost answer still finds the task
     # by what Capsule stores as sent, among the tasks created since just before the POST.
     capsule.set_faults(lost_answer_every=1)
