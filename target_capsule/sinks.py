@@ -32,8 +32,8 @@ from target_capsule.writes import (
     Check,
     Unresolved,
     capsule_time,
+    check_created,
     delete,
-    find_created,
     write,
 )
 
@@ -351,7 +351,12 @@ class CapsuleSink(BatchSink):
         if path is not None:
             since = capsule_time(self.run.session)  # before the write, on Capsule's clock
             check = functools.partial(
-                self.check_created, path, since, nk.made_from(self.obj, keys, body)
+                check_created,
+                self.run.session,
+                self.obj,
+                path,
+                since,
+                nk.made_from(self.obj, keys, body),
             )
         changes = self.run.changes
         with changes.writing(
@@ -380,22 +385,6 @@ class CapsuleSink(BatchSink):
             kept = {k: v for k, v in body.items() if k not in nk.SET_BY_CAPSULE}
             self.update(record, kept, written.found["id"], path, written.found)
         return "applied", INSERT
-
-    def check_created(
-        self, path: str, since: float, matches: t.Callable[[t.Mapping[str, t.Any]], bool]
-    ) -> Check:
-        """After an ambiguous POST: does Capsule now hold the record it would have created?
-
-        One look in what was created since just before the POST (`find_created`), on the
-        upsert key or the fields Capsule stores as sent.
-        """
-        found = find_created(self.run.session, self.obj, path, since, matches)
-        if len(found) > 1:
-            raise Unresolved(
-                f"{self.stream_name} INSERT: after an ambiguous failure {len(found)} records "
-                f"match it (ids {', '.join(str(r.get('id')) for r in found)}); check Capsule."
-            )
-        return Check(applied=bool(found), found=found[0] if found else None)
 
     def extras(self, record: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any] | None) -> dict:
         """Tags and custom values Capsule does not hold yet."""

@@ -122,6 +122,24 @@ def find_created(
     return found
 
 
+def check_created(
+    session: CapsuleSession,
+    obj: CapsuleObject,
+    path: str,
+    since: float | None,
+    matches: t.Callable[[dict], bool],
+    taken: t.Collection[object] = (),
+) -> Check:
+    """The check after an ambiguous create: `find_created`, and more than one match unresolved."""
+    found = find_created(session, obj, path, since, matches, taken)
+    if len(found) > 1:
+        raise Unresolved(
+            f"{obj.stream} INSERT: after an ambiguous failure {len(found)} records match it "
+            f"(ids {', '.join(str(r.get('id')) for r in found)}); check Capsule."
+        )
+    return Check(applied=bool(found), found=found[0] if found else None)
+
+
 def delete(session: CapsuleSession, path: str) -> str:
     """DELETE `path`; a 404 means the record is gone. `CapsuleAPIError` for other refusals.
 

@@ -194,7 +194,7 @@ class App:
             return Response(0, drop=True)
         if after_write and decision.error:
             return self._fault_error(config.error_status, rate_headers)
-        if decision.lost:  # applied above; the answer never reaches the client
+        if decision.lost and 200 <= response.status < 300:  # applied; its answer is lost
             return Response.json(
                 502, {"message": "Bad gateway (injected fault: the answer was lost)"}, rate_headers
             )

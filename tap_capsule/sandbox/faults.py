@@ -43,7 +43,7 @@ class FaultConfig:
     throttle_next: int = 0  # the next n requests get 429
     throttle_reset_seconds: float = 2.0  # X-RateLimit-Reset that far ahead on those 429s
     fault_after_write: bool = False  # error/drop a write only after applying it (lost response)
-    lost_answer_every: int = 0  # every k-th write: applied, then answered 502 (answer lost)
+    lost_answer_every: int = 0  # every k-th write that succeeds: answered 502 (answer lost)
     hold_write: int = 0  # the n-th write from now: applied, its answer held until released
 
     @classmethod

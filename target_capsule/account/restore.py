@@ -54,6 +54,7 @@ from target_capsule.writes import (
     Unresolved,
     Written,
     capsule_time,
+    check_created,
     find_created,
     write,
 )
@@ -434,7 +435,15 @@ class Restore:
             record,
             cat.fill_path(obj.post_path, translated),
             {obj.item_key: body},
-            functools.partial(self.find_created, obj, body, list_path, since)
+            functools.partial(
+                check_created,
+                self.session,
+                obj,
+                list_path,
+                since,
+                nk.made_from(obj, obj.natural_keys, body),
+                self.taken(obj),
+            )
             if list_path
             else None,
             f"{obj.stream} restore of record {old}",
@@ -487,24 +496,6 @@ class Restore:
         """
         found = self.matching(obj, body, self.destination(obj, path))
         return found[0] if len(found) == 1 else None
-
-    def find_created(self, obj: cat.CapsuleObject, body: dict, path: str, since: float) -> Check:
-        """After an ambiguous POST: does the destination now hold the record it would make?
-
-        One look among what was created since just before the POST (`find_created`), leaving
-        out the records other backed-up records were mapped to.
-        """
-        found = find_created(
-            self.session,
-            obj,
-            path,
-            since,
-            nk.made_from(obj, obj.natural_keys, body),
-            self.taken(obj),
-        )
-        if len(found) > 1:
-            raise Unresolved(f"{len(found)} records match the restored {obj.stream} record")
-        return Check(applied=bool(found), found=found[0] if found else None)
 
     def resolve_pending(self, obj: cat.CapsuleObject) -> None:
         """Creates a killed run sent without seeing the answer: find them before sending again.

@@ -57,6 +57,7 @@ from target_capsule.writes import (
     Check,
     Unresolved,
     capsule_time,
+    check_created,
     delete,
     find_created,
     parse_time,
@@ -268,7 +269,15 @@ class Undo:
                     "POST",
                     path,
                     {obj.item_key: body},
-                    check=functools.partial(self.find_created, obj, body, list_path, since)
+                    check=functools.partial(
+                        check_created,
+                        self.session,
+                        obj,
+                        list_path,
+                        since,
+                        nk.made_from(obj, obj.natural_keys, body),
+                        self.ids.new_ids(obj.stream),
+                    )
                     if list_path
                     else None,
                     what=f"{obj.stream} undo of the DELETE of record {old}",
@@ -287,20 +296,6 @@ class Undo:
         done.outcome = REVERTED
         done.reason = f"recreated as {new}"
         return done
-
-    def find_created(self, obj: cat.CapsuleObject, body: dict, path: str, since: float) -> Check:
-        """After an ambiguous POST: is there now a record holding `body` that nobody maps to?"""
-        found = find_created(
-            self.session,
-            obj,
-            path,
-            since,
-            nk.made_from(obj, obj.natural_keys, body),
-            self.ids.new_ids(obj.stream),
-        )
-        if len(found) > 1:
-            raise Unresolved(f"{len(found)} records match the recreated {obj.stream} record")
-        return Check(applied=bool(found), found=found[0] if found else None)
 
     def resolve_pending(self, obj: cat.CapsuleObject, old: int, path: str) -> None:
         """A recreate a killed undo sent without seeing the answer: map what it made."""

@@ -648,3 +648,20 @@ def test_change_log_path_problems_stop_the_run_before_any_request(tmp_path):
         assert "cannot write the change log" in result.stderr
         assert "Traceback" not in result.stderr
         assert sb.requests()["total"] == 0
+
+
+def test_verify_reports_records_the_backup_lacks(tmp_path):
+    with account() as sb:
+        folder = tmp_path / "backup"
+        config = config_file(tmp_path, sb.url, backup_dir=str(folder))
+        assert run_backup(config).returncode == 0
+        clean = run([str(BIN / "capsule"), "verify", "--config", str(config), str(folder)])
+        assert json.loads(clean.stdout.splitlines()[-1])["differences"] == 0
+        target(config, [("parties", {"type": "organisation", "name": "After The Backup Ltd"})])
+        late = run(
+            [str(BIN / "capsule"), "verify", "--config", str(config), str(folder)], check=False
+        )
+        assert late.returncode == 1
+        report = json.loads(late.stdout.splitlines()[-1])
+        assert report["streams"]["parties"]["not_in_backup"] == 1
+        assert any(d.get("not_in_backup") for d in report["details"])
