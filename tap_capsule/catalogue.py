@@ -343,6 +343,7 @@ def _tracks(
         updatable=frozenset({"description", "trackDateOn"}),
         read_only=frozenset({"tasks", "direction"}),
         capture_rule=capture,
+        embed=("task",),  # a track's tasks are embedded data (Capsule's own client says `tasks`)
     )
 
 
