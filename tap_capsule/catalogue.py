@@ -294,6 +294,8 @@ def _field_definitions(stream: str, entity_path: str) -> CapsuleObject:
         ),
         natural_keys=_NAME_DEFINITION,
         definitions_of=entity_path.strip("/"),
+        # Listed in answers, but not a field of the Field Definition model: never written.
+        read_only=frozenset({"displayOrder"}),
     )
 
 
@@ -546,7 +548,8 @@ OBJECTS: tuple[CapsuleObject, ...] = (
                 required=False,
             ),
         ),
-        read_only=frozenset({"completedAt", "hasTrack", "nextTask", "active"}),
+        # `completedAt` is writable (Task model): a restored completed task keeps its date.
+        read_only=frozenset({"hasTrack", "nextTask", "active"}),
     ),
     CapsuleObject(
         stream="pipelines",

@@ -23,6 +23,7 @@ from tap_capsule.api_client import (
 )
 from target_capsule import natural_keys as nk
 from target_capsule import payload, rules, validation
+from target_capsule.links import UNCHANGED, ParentMissing, link_unless_linked
 from target_capsule.payload import PayloadError
 from target_capsule.permissions import missing_permission
 from target_capsule.run import WriteRun
@@ -346,7 +347,7 @@ class CapsuleSink(BatchSink):
                 self.run.session,
                 "POST",
                 target_path,
-                {self.obj.item_key: full},
+                payload.wrapped(self.obj, full),
                 check=check,
                 what=f"{self.stream_name} INSERT",
             )
@@ -456,14 +457,14 @@ class CapsuleSink(BatchSink):
             if fresh is None:
                 raise Rejected(UPDATE, f"{self.stream_name} UPDATE: record {rid} is gone", 404)
             rest = self.diff(record, body, fresh)
-            return Check(applied=not rest, found=fresh, body={self.obj.item_key: rest})
+            return Check(applied=not rest, found=fresh, body=payload.wrapped(self.obj, rest))
 
         try:
             written = write(
                 self.run.session,
                 "PUT",
                 single,
-                {self.obj.item_key: diff},
+                payload.wrapped(self.obj, diff),
                 check=check,
                 what=f"{self.stream_name} UPDATE of record {rid}",
             )
@@ -523,7 +524,7 @@ class CapsuleSink(BatchSink):
                     self.run.session,
                     "POST",
                     self.obj.post_path,
-                    {self.obj.item_key: full},
+                    payload.wrapped(self.obj, full),
                     check=check,
                     what=f"{self.stream_name} UPDATE of record {rid} (create the new one)",
                 )
@@ -666,37 +667,22 @@ class CapsuleSink(BatchSink):
         parent_key, child_key = self.obj.parent_key, self.obj.child_key
         assert parent_key and child_key
         parent_id, child_id = record[parent_key], record[child_key]
-        lookups = self.run.lookups
-        linked = lookups.linked_ids(self.obj, parent_id)
-        if linked is None:
-            raise Rejected(
-                INSERT,
-                f"{self.stream_name} INSERT: {parent_key} {parent_id} does not exist in Capsule",
-                404,
-            )
-        if str(child_id) in linked:
-            return "unchanged"
-        link = {parent_key: parent_id, child_key: child_id}
-        if self.run.dry_run:
-            self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
-            return "applied"
-        path = cat.fill_path(self.obj.post_path, record)
-
-        def check() -> Check:
-            """Re-read the parent's links (one short list): applied when the link is there."""
-            now = lookups.linked_ids(self.obj, parent_id, refresh=True) or set()
-            return Check(applied=str(child_id) in now)
-
         try:
-            write(
+            outcome = link_unless_linked(
                 self.run.session,
-                "POST",
-                path,
-                check=check,
+                self.run.lookups,
+                self.obj,
+                parent_id,
+                child_id,
                 what=f"{self.stream_name} INSERT",
+                dry_run=self.run.dry_run,
             )
+        except ParentMissing as exc:
+            raise Rejected(INSERT, f"{self.stream_name} INSERT: {exc}", 404) from None
         except CapsuleAPIError as exc:
             raise self.refusal(INSERT, exc) from None
-        lookups.link_changed(self.obj, parent_id, child_id, linked=True)
+        if outcome == UNCHANGED:
+            return "unchanged"
+        link = {parent_key: parent_id, child_key: child_id}
         self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
         return "applied"
