@@ -20,6 +20,9 @@ if t.TYPE_CHECKING:
     from target_capsule.lookups import Lookups
 
 LINKED, UNCHANGED = "linked", "unchanged"
+# In the change log's copy of a deleted organisation: the ids of its people. Capsule clears their
+# `organisation` when it deletes it, so an undo that recreates it links them to the new one.
+PEOPLE_KEY = "_people"
 
 
 class ParentMissing(Exception):  # noqa: N818 - an outcome the caller reports

@@ -23,7 +23,7 @@ from tap_capsule.api_client import (
 )
 from target_capsule import natural_keys as nk
 from target_capsule import payload, rules, validation
-from target_capsule.links import UNCHANGED, ParentMissing, link_unless_linked
+from target_capsule.links import PEOPLE_KEY, UNCHANGED, ParentMissing, link_unless_linked
 from target_capsule.payload import PayloadError
 from target_capsule.permissions import missing_permission
 from target_capsule.run import WriteRun
@@ -649,7 +649,16 @@ class CapsuleSink(BatchSink):
         if not self.run.changes.enabled or self.obj.is_link:
             return None
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
-        return self.run.lookups.current(self.obj, record["id"], self.path_of(record), keys)
+        content = self.run.lookups.current(self.obj, record["id"], self.path_of(record), keys)
+        if (
+            content is not None
+            and self.obj.stream == "parties"
+            and (content.get("type") == "organisation")
+        ):
+            # Capsule clears `organisation` on its people: an undo links them to the new one.
+            people = self.run.session.paginate(f"/parties/{int(record['id'])}/people", "parties")
+            content = {**content, PEOPLE_KEY: [p.get("id") for p in people]}
+        return content
 
     def log_delete(self, record: dict, content: dict | None) -> None:
         """One DELETE line: a link's two ids, or the deleted record's whole content."""

@@ -31,8 +31,10 @@ from tap_capsule.api_client import (
 from target_capsule.account.refs import IdMap, positive_id
 from target_capsule.account.revert import creation_body, differences, restore_body
 from target_capsule.changelog import APPLIED, ChangeLog, ChangeLogError, read
+from target_capsule.links import PEOPLE_KEY, link_unless_linked
+from target_capsule.links import UNCHANGED as LINK_UNCHANGED
 from target_capsule.lookups import Lookups
-from target_capsule.payload import PayloadError
+from target_capsule.payload import PayloadError, wrapped
 from target_capsule.writes import Check, Unresolved, write
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
@@ -115,6 +117,8 @@ class Undo:
             done.reason = f"Capsule refused it: {exc.capsule_message}"
         except AmbiguousWriteError as exc:
             done.reason = f"{exc} Check this record in Capsule."
+        except Unresolved as exc:
+            done.reason = str(exc)
         return done
 
     # --- reads ----------------------------------------------------------------------------
@@ -164,12 +168,14 @@ class Undo:
             done.outcome = SKIPPED
             done.reason = f"changed since the run: {', '.join(changed)}"
             return done
-        body = restore_body(obj, written, line.get("before") or {}, current)
+        # Before-values name records as they were: one the undo recreated has a new id now.
+        before = self.ids.remap(line.get("before") or {})
+        body = restore_body(obj, written, before, current)
         if not body:
             done.outcome = UNCHANGED
             return done
         single = cat.fill_path(obj.single_path, {"id": rid})
-        response = self.session.call("PUT", single, json_body={obj.item_key: body})
+        response = self.session.call("PUT", single, json_body=wrapped(obj, body))
         raise_for_capsule_status(response)
         updated = (response_json(response) or {}).get(obj.item_key)
         if isinstance(updated, dict):
@@ -210,7 +216,7 @@ class Undo:
                 self.session,
                 "POST",
                 path,
-                {obj.item_key: body},
+                wrapped(obj, body),
                 check=functools.partial(self.find_created, obj, body, list_path)
                 if list_path
                 else None,
@@ -229,6 +235,42 @@ class Undo:
         self.changes.write(obj.stream, INSERT, new, body)
         done.outcome = REVERTED
         done.reason = f"recreated as {new}"
+        relinked = self.relink_people(obj, record, old, new)
+        if relinked:
+            done.reason += f"; {relinked} of its people linked to it again"
+        return done
+
+    def relink_people(self, obj: cat.CapsuleObject, record: dict, old: int, new: int) -> int:
+        """The people of a recreated organisation: Capsule cleared their `organisation`.
+
+        Each person the change log's copy names is linked to the new organisation, unless it
+        was given another organisation since (then it is left as it is).
+        """
+        people = record.get(PEOPLE_KEY)
+        if obj.stream != "parties" or not isinstance(people, list):
+            return 0
+        done = 0
+        for person in people:
+            rid = positive_id(self.ids.get(obj.stream, person) or person)
+            current = self.current(obj, rid) if rid is not None else None
+            if current is None or rid is None:
+                continue
+            organisation = current.get("organisation")
+            if isinstance(organisation, dict) and organisation.get("id") not in (None, old):
+                continue
+            if isinstance(organisation, dict) and str(organisation.get("id")) == str(new):
+                continue
+            body = {"organisation": {"id": new}}
+            single = cat.fill_path(obj.single_path, {"id": rid})
+            response = self.session.call("PUT", single, json_body=wrapped(obj, body))
+            raise_for_capsule_status(response)
+            updated = (response_json(response) or {}).get(obj.item_key)
+            if isinstance(updated, dict):
+                self.lookups.remember(obj, obj.path, updated)
+            self.changes.write(
+                obj.stream, UPDATE, rid, body, {"organisation": current.get("organisation")}
+            )
+            done += 1
         return done
 
     def find_created(self, obj: cat.CapsuleObject, body: dict, path: str) -> Check:
@@ -290,12 +332,12 @@ class Undo:
                 done.outcome = SKIPPED
                 done.reason = f"{parent_key} {parent} no longer exists"
                 return done
-            if str(child) in linked:
+            outcome = link_unless_linked(
+                self.session, self.lookups, obj, parent, child, what=f"{obj.stream} undo"
+            )
+            if outcome == LINK_UNCHANGED:
                 done.outcome = UNCHANGED
                 return done
-            response = self.session.call("POST", cat.fill_path(obj.post_path, ids))
-            raise_for_capsule_status(response)
-            self.lookups.link_changed(obj, parent, child, linked=True)
             self.changes.write(obj.stream, INSERT, None, None, keys=ids)
         done.outcome = REVERTED
         return done
