@@ -3,7 +3,10 @@
 One gzip-compressed JSONL file per stream (`parties.jsonl.gz`, ...), the streams' SCHEMA messages
 (`schemas.json`) and a manifest (`manifest.json`): the account (site name from `GET /site`), the
 time on Capsule's clock when the backup started and finished (its `Date` header), the records per
-stream and the tap's version. Records are stored exactly as the tap emitted them.
+stream and the tap's version. Records are stored exactly as the tap emitted them. Each note's
+attachment files are downloaded once (one request per file) into `attachments/<sha256>`, and the
+manifest's `attachments` maps each attachment id to its name, type, size and hash;
+`attachments: false` in the config keeps names and sizes only.
 
 Files are written under temporary names and renamed when the input ends; the manifest comes last.
 A folder without a manifest is an unfinished backup, and restore refuses it. Tombstones (records
@@ -25,10 +28,12 @@ from pathlib import Path
 
 from tap_capsule.api_client import (
     CapsuleError,
+    CapsuleNotFound,
     CapsuleSession,
     raise_for_capsule_status,
     response_json,
 )
+from target_capsule.account import files
 
 MANIFEST = "manifest.json"
 SCHEMAS = "schemas.json"
@@ -57,10 +62,18 @@ def tap_version() -> str:
 class Backup:
     """Writes one backup folder from a stream of Singer messages."""
 
-    def __init__(self, folder: Path, session: CapsuleSession | None) -> None:
-        """`session` reads `/site` and Capsule's clock for the manifest (None: not recorded)."""
+    def __init__(
+        self, folder: Path, session: CapsuleSession | None, attachments: bool = True
+    ) -> None:
+        """`session` reads `/site` and Capsule's clock for the manifest (None: not recorded).
+
+        With `attachments` (and a session) each note's files are downloaded once into
+        `attachments/<sha256>`; without, the manifest lists their names and sizes only.
+        """
         self.folder = folder
         self.session = session
+        self.keep_files = attachments and session is not None
+        self.attachments: dict[str, dict] = {}
         self.files: dict[str, t.TextIO] = {}
         self.counts: dict[str, int] = {}
         self.tombstones: dict[str, int] = {}
@@ -120,6 +133,31 @@ class Backup:
                 return
             self.files[stream].write(json.dumps(record, ensure_ascii=False) + "\n")
             self.counts[stream] += 1
+            if stream == "entries" and record.get("attachments"):
+                self.keep_attachments(record["attachments"])
+
+    def keep_attachments(self, items: t.Any) -> None:  # noqa: ANN401 - a record's attachments
+        """Download each attachment not kept yet (one request per file) and note its hash."""
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, dict) or item.get("id") is None:
+                continue
+            key = str(item["id"])
+            if key in self.attachments:
+                continue
+            entry = {
+                "filename": item.get("filename"),
+                "contentType": item.get("contentType"),
+                "size": item.get("size"),
+            }
+            if self.keep_files and self.session is not None and key.isdigit():
+                try:
+                    content = files.download(self.session, int(key))
+                except CapsuleNotFound:
+                    entry["missing"] = True  # deleted while the backup ran
+                else:
+                    entry["sha256"] = files.store(self.folder, content)
+                    entry["size"] = len(content)
+            self.attachments[key] = entry
 
     def finish(self) -> dict:
         """Close and rename the stream files, then write the manifest (last)."""
@@ -145,6 +183,8 @@ class Backup:
                 for s, n in sorted(self.counts.items())
             },
             "records": sum(self.counts.values()),
+            "attachment_files": self.keep_files,
+            "attachments": self.attachments,
         }
         temporary = self.folder / (MANIFEST + ".partial")
         temporary.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -183,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             if config.get("access_token")
             else None
         )
-        backup = Backup(Path(folder).expanduser(), session)
+        keep = config.get("attachments", True)
+        if not isinstance(keep, bool):
+            raise BackupError("`attachments` must be true or false")
+        backup = Backup(Path(folder).expanduser(), session, keep)
         backup.start()
         source = (
             open(args.input, encoding="utf-8")  # noqa: SIM115 - closed in the finally below
