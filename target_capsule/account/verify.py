@@ -30,7 +30,7 @@ from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleError, CapsuleNotFound, CapsuleSession
 from target_capsule.account import files
 from target_capsule.account.backup import BackupError, read_backup, read_manifest
-from target_capsule.account.cli import Parser, error
+from target_capsule.account.cli import Parser, error, version
 from target_capsule.account.refs import REASSIGNED, REFERENCE_STREAMS, IdMap
 from target_capsule.account.restore_plan import WRITTEN
 from target_capsule.payload import CONTACT_LISTS, is_ref
@@ -100,7 +100,7 @@ def account_hashes(
     if not wanted:
         return {}
     session = CapsuleSession(
-        json.loads(config.read_text(encoding="utf-8")), user_agent="capsule-verify/0.1"
+        json.loads(config.read_text(encoding="utf-8")), user_agent=f"capsule-verify/{version()}"
     )
     out = {}
     for key in wanted:
