@@ -337,21 +337,26 @@ class Restore:
         if old is None:
             self.reject(obj, record, "the backed-up record has no positive integer id")
             return
-        reason = limit_of(obj.stream, record)
-        if reason:
-            self.reject(obj, record, f"cannot be restored: {reason}")
-            return
+        limit = limit_of(obj.stream, record)
         new = self.ids.get(obj.stream, old)
-        if new is not None:
+        if new is not None and not limit:
             if obj.stream == "tasks" and self.ids.get(TRACK_TASKS, old) is not None:
                 self.sync_track_task(obj, record, new, counts)
             else:
                 counts.existing += 1
             return
+        # Same account: a record that still exists (an email, a task entry...) is "existing",
+        # whatever the API could do with it; only a lost one meets the limits below.
         current = self.still_exists(obj, record, old) if self.mode == SAME else None
         if current is not None:
             self.ids.put(obj.stream, old, old, durable=False)
-            self.repair_references(obj, record, current, counts)
+            if limit:
+                counts.existing += 1
+            else:
+                self.repair_references(obj, record, current, counts)
+            return
+        if limit:
+            self.reject(obj, record, f"cannot be restored: {limit}")
             return
         translated, problem = self.translate(obj, record)
         if problem:
