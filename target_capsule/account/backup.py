@@ -34,6 +34,7 @@ from tap_capsule.api_client import (
     response_json,
 )
 from target_capsule.account import files
+from target_capsule.account.progress import Progress
 
 MANIFEST = "manifest.json"
 SCHEMAS = "schemas.json"
@@ -101,6 +102,7 @@ class Backup:
         self.schemas: dict[str, dict] = {}
         self.site: dict | None = None
         self.started_at: str | None = None
+        self.progress = Progress("target-capsule-backup", session)
 
     def capsule_now(self) -> tuple[dict | None, str | None]:
         """Capsule's site record and the time on its clock (one request)."""
@@ -154,6 +156,8 @@ class Backup:
                 return
             self.files[stream].write(json.dumps(record, ensure_ascii=False) + "\n")
             self.counts[stream] += 1
+            self.progress.start_stream(stream)
+            self.progress.advance()
             if stream == "entries" and record.get("attachments"):
                 self.keep_attachments(record["attachments"])
 
@@ -182,6 +186,13 @@ class Backup:
 
     def finish(self) -> dict:
         """Close and rename the stream files, then write the manifest (last)."""
+        for stream, count in sorted(self.counts.items()):
+            files_kept = (
+                f", {len(self.attachments)} attachments"
+                if stream == "entries" and self.attachments
+                else ""
+            )
+            self.progress.stream_done(stream, f"{count} records{files_kept}")
         for stream, handle in self.files.items():
             handle.close()
             name = stream_file(stream)

@@ -67,13 +67,12 @@ class Progress:
 
     def status(self) -> str:
         """The one-line status: records, requests, budget share, estimated finish."""
-        sent = self.requests() - self._first_request
-        share = 100.0 * sent / self.budget()
         records = f"{self.done}/{self.total}" if self.total else str(self.done)
-        line = (
-            f"{self.name}: {self.current} {records} records, {sent} requests "
-            f"({share:.0f}% of the hourly budget)"
-        )
+        line = f"{self.name}: {self.current} {records} records"
+        if self.session is not None:
+            sent = self.requests() - self._first_request
+            share = 100.0 * sent / self.budget()
+            line += f", {sent} requests ({share:.0f}% of the hourly budget)"
         elapsed = self.clock() - self.started
         if self.total and self.done:
             left = elapsed / self.done * max(0, self.total - self.done)
@@ -102,5 +101,6 @@ class Progress:
             self.out.write("\r\033[K")
             self._dirty = False
         sent = self.requests() - self._first_request
-        self.out.write(f"{self.name}: {stream}: {summary} ({sent} requests so far)\n")
+        so_far = f" ({sent} requests so far)" if self.session is not None else ""
+        self.out.write(f"{self.name}: {stream}: {summary}{so_far}\n")
         self.out.flush()

@@ -31,6 +31,7 @@ from tap_capsule.api_client import CapsuleError, CapsuleNotFound, CapsuleSession
 from target_capsule.account import files
 from target_capsule.account.backup import BackupError, read_backup, read_manifest
 from target_capsule.account.cli import Parser, error, version
+from target_capsule.account.progress import Progress
 from target_capsule.account.refs import REASSIGNED, REFERENCE_STREAMS, IdMap
 from target_capsule.account.restore_plan import WRITTEN
 from target_capsule.payload import CONTACT_LISTS, is_ref
@@ -62,23 +63,42 @@ def read_account(config: Path) -> dict[str, list[dict]]:
         raise VerifyError("tap-capsule is not installed next to capsule verify")
     # Every stream, child streams included; the deleted feeds are left out below anyway.
     settings = {**json.loads(config.read_text()), "child_streams": True, "tombstones": "off"}
+    progress = Progress("capsule verify", None)
+    out: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as folder:
         read_config = Path(folder) / "config.json"
         read_config.write_text(json.dumps(settings))
         read_config.chmod(0o600)
-        proc = subprocess.run(
-            [tap, "--config", str(read_config)], capture_output=True, text=True, check=False
-        )
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        errors = Path(folder) / "stderr"
+        with (
+            errors.open("w+", encoding="utf-8") as stderr,
+            subprocess.Popen(
+                [tap, "--config", str(read_config)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            ) as proc,
+        ):
+            assert proc.stdout is not None
+            for line in proc.stdout:  # read as the tap goes: a status line on a terminal
+                if not line.startswith("{"):
+                    continue
+                message = json.loads(line)
+                if message.get("type") != "RECORD":
+                    continue
+                stream = str(message.get("stream"))
+                progress.start_stream(stream)  # child streams interleave with their parents
+                if not message["record"].get("_sdc_deleted_at"):
+                    out.setdefault(stream, []).append(message["record"])
+                progress.advance()
+            code = proc.wait()
+            stderr.seek(0)
+            text = stderr.read()
+    if code != 0:
+        last = (text.strip().splitlines() or ["no output"])[-1]
         raise VerifyError(f"tap-capsule failed reading the account: {last}")
-    out: dict[str, list[dict]] = {}
-    for line in proc.stdout.splitlines():
-        if not line.startswith("{"):
-            continue
-        message = json.loads(line)
-        if message.get("type") == "RECORD" and not message["record"].get("_sdc_deleted_at"):
-            out.setdefault(message["stream"], []).append(message["record"])
+    for stream, records in out.items():
+        progress.stream_done(stream, f"{len(records)} records read")
     return out
 
 
