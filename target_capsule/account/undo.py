@@ -177,6 +177,12 @@ class Undo:
         if not body:
             done.outcome = UNCHANGED
             return done
+        self.put(obj, rid, body, current)
+        done.outcome = REVERTED
+        return done
+
+    def put(self, obj: cat.CapsuleObject, rid: int, body: dict, current: dict) -> None:
+        """PUT `body` on record `rid`, logged in the undo's own change log."""
         single = cat.fill_path(obj.single_path, {"id": rid})
         response = self.session.call("PUT", single, json_body=wrapped(obj, body))
         raise_for_capsule_status(response)
@@ -184,8 +190,6 @@ class Undo:
         if isinstance(updated, dict):
             self.lookups.remember(obj, obj.path, updated)
         self.changes.write(obj.stream, UPDATE, rid, body, {k: current.get(k) for k in body})
-        done.outcome = REVERTED
-        return done
 
     def recreate(
         self, obj: cat.CapsuleObject, line: t.Mapping[str, t.Any], done: Outcome
@@ -263,16 +267,7 @@ class Undo:
                 continue
             if isinstance(organisation, dict) and str(organisation.get("id")) == str(new):
                 continue
-            body = {"organisation": {"id": new}}
-            single = cat.fill_path(obj.single_path, {"id": rid})
-            response = self.session.call("PUT", single, json_body=wrapped(obj, body))
-            raise_for_capsule_status(response)
-            updated = (response_json(response) or {}).get(obj.item_key)
-            if isinstance(updated, dict):
-                self.lookups.remember(obj, obj.path, updated)
-            self.changes.write(
-                obj.stream, UPDATE, rid, body, {"organisation": current.get("organisation")}
-            )
+            self.put(obj, rid, {"organisation": {"id": new}}, current)
             done += 1
         return done
 
