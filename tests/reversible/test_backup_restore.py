@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 from reversible_helpers import (
     BIN,
     TOKEN,
@@ -350,3 +351,74 @@ def test_copy_into_an_account_with_other_users_restores_every_case_and_task(acco
         assert report["differences"] == 0, report["details"]
         assert report["limits"]["owners_reassigned"] >= len(orphans)
         assert "owners reassigned" in run_.stderr
+
+
+def test_a_track_an_automation_applied_is_taken_not_applied_twice(empty_b, tmp_path):
+    """A board or milestone automation applied the track when the record was recreated: the
+    restore reads the record's tracks first, takes that one and pairs its tasks."""
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Authorization"] = f"Bearer {TOKEN}"
+    api = empty_b.url
+    org = session.post(
+        api + "/parties", json={"party": {"type": "organisation", "name": "Auto Ltd"}}
+    ).json()["party"]
+    deal = session.post(
+        api + "/opportunities",
+        json={
+            "opportunity": {
+                "name": "Auto deal",
+                "party": {"id": org["id"]},
+                "milestone": {"id": 200},
+            }
+        },
+    ).json()["opportunity"]
+    # what the automation did when the deal was created
+    applied = session.post(
+        api + "/tracks?embed=task",
+        json={"track": {"definition": {"id": 2}, "opportunity": {"id": deal["id"]}}},
+    ).json()["track"]
+    folder = tmp_path / "backup"
+    steps = [
+        {"id": 7001, "description": "Proposal follow-up: step 1"},
+        {"id": 7002, "description": "Proposal follow-up: step 2"},
+    ]
+    _write_backup(
+        folder,
+        {
+            "track_definitions": [
+                {"id": 90, "description": "Proposal follow-up", "captureRule": "OPPORTUNITY"}
+            ],
+            "opportunity_tracks": [
+                {
+                    "id": 9001,
+                    "opportunityId": 555,
+                    "description": "Proposal follow-up",
+                    "trackDateOn": applied["trackDateOn"],
+                    "tasks": steps,
+                }
+            ],
+            "tasks": [
+                {
+                    **step,
+                    "opportunity": {"id": 555},
+                    "dueOn": applied["trackDateOn"],
+                    "status": "OPEN",
+                    "hasTrack": True,
+                }
+                for step in steps
+            ],
+        },
+    )
+    state = tmp_path / "state.json"
+    mapped = {"opportunities": {"555": deal["id"]}}
+    state.write_text(json.dumps({"capsule_restore": {"mode": "copy", "id_map": mapped}}))
+    tasks_before = len(empty_b.state()["tasks"])
+    empty_b.reset_requests()
+    restore(config_file(tmp_path, api), folder, "--mode", "copy", "--state", str(state))
+    assert "POST /tracks" not in empty_b.requests()["by_route"]
+    assert len(empty_b.state()["opportunity_tracks"]) == 1
+    assert len(empty_b.state()["tasks"]) == tasks_before  # paired, not created again
+    ids = json.loads((folder / "restore-copy-sandbox.ids.json").read_text())
+    assert ids["opportunity_tracks"] == {"9001": applied["id"]}
+    assert sorted(ids["tasks"]) == ["7001", "7002"]
