@@ -76,7 +76,9 @@ TRACK_TASK_FIELDS = (
     "owner",
     "category",
 )
-TRACK_EMBED = {"embed": "task"}  # a track's tasks are embedded data
+# A track's tasks are embedded data: `task` in the docs, `tasks` in Capsule's own client. Capsule
+# ignores embed values it doesn't know, so both are asked for.
+TRACK_EMBED = {"embed": "task,tasks"}
 
 
 @dataclasses.dataclass
