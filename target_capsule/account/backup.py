@@ -3,7 +3,10 @@
 One gzip-compressed JSONL file per stream (`parties.jsonl.gz`, ...), the streams' SCHEMA messages
 (`schemas.json`) and a manifest (`manifest.json`): the account (site name from `GET /site`), the
 time on Capsule's clock when the backup started and finished (its `Date` header), the records per
-stream and the tap's version. Records are stored exactly as the tap emitted them.
+stream and the tap's version. Records are stored exactly as the tap emitted them. Each note's
+attachment files are downloaded once (one request per file) into `attachments/<sha256>`, and the
+manifest's `attachments` maps each attachment id to its name, type, size and hash;
+`attachments: false` in the config keeps names and sizes only.
 
 Files are written under temporary names and renamed when the input ends; the manifest comes last,
 and only after the tap's final STATE (the one that marks the end of its sync) followed by a clean
@@ -33,12 +36,15 @@ from pathlib import Path
 
 from tap_capsule.api_client import (
     CapsuleError,
+    CapsuleNotFound,
     CapsuleSession,
     package_version,
     raise_for_capsule_status,
     response_json,
 )
 from tap_capsule.private_files import make_private, open_private, private_folder, write_private
+from target_capsule.account import files
+from target_capsule.account.progress import Progress
 from target_capsule.lock import Lock, LockError
 from target_capsule.site import account_of
 
@@ -173,10 +179,18 @@ def read_backup(folder: Path, refused: list[dict] | None = None) -> dict[str, li
 class Backup:
     """Writes one backup folder from a stream of Singer messages."""
 
-    def __init__(self, folder: Path, session: CapsuleSession | None) -> None:
-        """`session` reads `/site` and Capsule's clock for the manifest (None: not recorded)."""
+    def __init__(
+        self, folder: Path, session: CapsuleSession | None, attachments: bool = True
+    ) -> None:
+        """`session` reads `/site` and Capsule's clock for the manifest (None: not recorded).
+
+        With `attachments` (and a session) each note's files are downloaded once into
+        `attachments/<sha256>`; without, the manifest lists their names and sizes only.
+        """
         self.folder = folder
         self.session = session
+        self.keep_files = attachments and session is not None
+        self.attachments: dict[str, dict] = {}
         self.files: dict[str, t.TextIO] = {}
         self.raw: dict[str, t.IO[bytes]] = {}  # the private files under the gzip streams
         self.counts: dict[str, int] = {}
@@ -186,6 +200,7 @@ class Backup:
         self.started_at: str | None = None
         self.complete = False  # the tap's final STATE arrived, and nothing after it
         self.refused: list[dict] = []  # oversized records: stream and id
+        self.progress = Progress("target-capsule-backup", session)
 
     def capsule_now(self) -> tuple[dict | None, str | None]:
         """Capsule's site record and the time on its clock (one request)."""
@@ -247,6 +262,10 @@ class Backup:
                 return
             self.files[stream].write(json.dumps(record, ensure_ascii=False) + "\n")
             self.counts[stream] += 1
+            self.progress.start_stream(stream)
+            self.progress.advance()
+            if stream == "entries" and record.get("attachments"):
+                self.keep_attachments(record["attachments"])
         self.complete = False  # only the tap's final STATE may come last
 
     def oversized(self, line: Line) -> None:
@@ -271,8 +290,38 @@ class Backup:
             "restore and verify refuse it. Run the backup again into a new folder"
         )
 
+    def keep_attachments(self, items: t.Any) -> None:  # noqa: ANN401 - a record's attachments
+        """Download each attachment not kept yet (one request per file) and note its hash."""
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, dict) or item.get("id") is None:
+                continue
+            key = str(item["id"])
+            if key in self.attachments:
+                continue
+            entry = {
+                "filename": item.get("filename"),
+                "contentType": item.get("contentType"),
+                "size": item.get("size"),
+            }
+            if self.keep_files and self.session is not None and key.isdigit():
+                try:
+                    content = files.download(self.session, int(key))
+                except CapsuleNotFound:
+                    entry["missing"] = True  # deleted while the backup ran
+                else:
+                    entry["sha256"] = files.store(self.folder, content)
+                    entry["size"] = len(content)
+            self.attachments[key] = entry
+
     def finish(self) -> dict:
         """Close and rename the stream files, then write the manifest (last)."""
+        for stream, count in sorted(self.counts.items()):
+            files_kept = (
+                f", {len(self.attachments)} attachments"
+                if stream == "entries" and self.attachments
+                else ""
+            )
+            self.progress.stream_done(stream, f"{count} records{files_kept}")
         for stream, handle in self.files.items():
             handle.close()
             self.raw[stream].close()
@@ -298,6 +347,8 @@ class Backup:
             },
             "records": sum(self.counts.values()),
             "refused_records": self.refused,
+            "attachment_files": self.keep_files,
+            "attachments": self.attachments,
         }
         write_private(self.folder / MANIFEST, json.dumps(manifest, indent=1))
         return manifest
@@ -335,7 +386,10 @@ def main(argv: list[str] | None = None) -> int:
             if config.get("access_token")
             else None
         )
-        backup = Backup(Path(folder).expanduser(), session)
+        keep = config.get("attachments", True)
+        if not isinstance(keep, bool):
+            raise BackupError("`attachments` must be true or false")
+        backup = Backup(Path(folder).expanduser(), session, keep)
         lock = Lock(f"backup folder {backup.folder.resolve()}", "target-capsule-backup")
         lock.acquire()  # one writer per folder
         backup.start()
