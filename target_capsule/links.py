@@ -9,6 +9,7 @@ says the link exists counts as the link being there.
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from tap_capsule import catalogue as cat
@@ -43,11 +44,13 @@ def link_unless_linked(
     *,
     what: str,
     dry_run: bool = False,
+    around: t.Callable[[], t.ContextManager[t.Callable[[], None]]] | None = None,
 ) -> str:
     """`LINKED` after a POST (or, with `dry_run`, when one would be sent), else `UNCHANGED`.
 
-    Raises `ParentMissing` when the parent does not exist; other refusals (`CapsuleAPIError`) and
-    `Unresolved` pass through.
+    `around` wraps the POST (a change log's write-ahead line): it yields what to call once
+    Capsule holds the link. Raises `ParentMissing` when the parent does not exist; other
+    refusals (`CapsuleAPIError`) and `Unresolved` pass through.
     """
     parent_key, child_key = obj.parent_key or "", obj.child_key or ""
     linked = lookups.linked_ids(obj, parent)
@@ -63,12 +66,15 @@ def link_unless_linked(
         return Check(applied=str(child) in (lookups.linked_ids(obj, parent, True) or ()))
 
     path = cat.fill_path(obj.post_path, {parent_key: parent, child_key: child})
-    try:
-        write(session, "POST", path, check=check, what=what)
-    except CapsuleAPIError as exc:
-        if not already_linked(exc):
-            raise
-        lookups.link_changed(obj, parent, child, linked=True)
-        return UNCHANGED
+    wrapper = around() if around is not None else contextlib.nullcontext(lambda: None)
+    with wrapper as applied:
+        try:
+            write(session, "POST", path, check=check, what=what)
+        except CapsuleAPIError as exc:
+            if not already_linked(exc):
+                raise
+            lookups.link_changed(obj, parent, child, linked=True)
+            return UNCHANGED
+        applied()
     lookups.link_changed(obj, parent, child, linked=True)
     return LINKED

@@ -10,7 +10,6 @@ recreated note; verify downloads the destination's files and compares their hash
 from __future__ import annotations
 
 import hashlib
-import os
 import typing as t
 from urllib.parse import quote
 
@@ -19,6 +18,7 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
+from tap_capsule.private_files import write_private
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -52,12 +52,7 @@ def store(folder: Path, content: bytes) -> str:
     digest = sha256(content)
     target = folder / FOLDER / digest
     if not target.is_file():
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        partial = target.with_name(digest + ".partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.replace(partial, target)
+        write_private(target, content)  # 0600 in a 0700 folder, renamed into place
     return digest
 
 
