@@ -399,12 +399,6 @@ class Restore:
             path = cat.fill_path(obj.path, {obj.parent_key or "": parent})
             if self.applied_already(obj, record, path, counts):
                 return
-        if obj.stream == "entries" and record.get("attachments"):
-            tokens = self.upload_attachments(obj, record)
-            if tokens is None:
-                return
-            if tokens:
-                translated["_attachment_tokens"] = tokens
         self.create(obj, record, translated, counts, path)
 
     def still_exists(self, obj: cat.CapsuleObject, record: dict, old: int) -> dict | None:
@@ -552,8 +546,6 @@ class Restore:
             return
         if obj.capture_rule and translated.get("definition"):
             body["definition"] = translated["definition"]
-        if translated.get("_attachment_tokens"):
-            body["attachments"] = [{"token": token} for token in translated["_attachment_tokens"]]
         list_path = path or self.list_path_of(obj, translated)
         if list_path is not None:
             existing = self.already_there(obj, body, list_path)
@@ -565,6 +557,15 @@ class Restore:
                 return
         since = capsule_time(self.session)
         self.ids.mark_pending(obj.stream, old, body, since, list_path)
+        sent = body
+        if obj.stream == "entries" and record.get("attachments"):
+            # Files go up only now (after the look for an earlier run's note): their tokens are
+            # sent, never compared (a note lists its attachments, not their tokens).
+            tokens = self.upload_attachments(obj, record)
+            if tokens is None:
+                return
+            if tokens:
+                sent = {**body, "attachments": [{"token": token} for token in tokens]}
         post_path = cat.fill_path(obj.post_path, translated)
         if obj.capture_rule:  # the answer lists the tasks the track created
             post_path += "?" + "&".join(f"{k}={v}" for k, v in TRACK_EMBED.items())
@@ -572,7 +573,7 @@ class Restore:
             obj,
             record,
             post_path,
-            wrapped(obj, body),
+            wrapped(obj, sent),
             functools.partial(
                 check_created,
                 self.session,

@@ -16,6 +16,7 @@ it, and the record's `createdAt` is not before that line.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -158,10 +159,8 @@ class Undo:
             return done
         except CapsuleAPIError as exc:
             done.reason = f"Capsule refused it: {exc.capsule_message}"
-        except AmbiguousWriteError as exc:
+        except (AmbiguousWriteError, Unresolved) as exc:
             done.reason = f"{exc} Check this record in Capsule."
-        except Unresolved as exc:
-            done.reason = str(exc)
         return done
 
     # --- reads ----------------------------------------------------------------------------
@@ -229,7 +228,7 @@ class Undo:
         return done
 
     def put(self, obj: cat.CapsuleObject, rid: int, body: dict, current: dict) -> None:
-        """PUT `body` on record `rid`, logged in the undo's own change log."""
+        """PUT `body` on record `rid`, logged ahead in the undo's own change log."""
         single = cat.fill_path(obj.single_path, {"id": rid})
         before = {k: current.get(k) for k in body}
         with self.changes.writing(obj.stream, UPDATE, rid, body, before) as entry:
@@ -327,8 +326,6 @@ class Undo:
             organisation = current.get("organisation")
             if isinstance(organisation, dict) and organisation.get("id") not in (None, old):
                 continue
-            if isinstance(organisation, dict) and str(organisation.get("id")) == str(new):
-                continue
             self.put(obj, rid, {"organisation": {"id": new}}, current)
             done += 1
         return done
@@ -395,6 +392,13 @@ class Undo:
                 done.outcome = SKIPPED
                 done.reason = f"{parent_key} {parent} no longer exists"
                 return done
+
+            @contextlib.contextmanager
+            def logged() -> t.Iterator[t.Callable[[], None]]:
+                """The undo's change-log line ahead of the POST, settled once it holds."""
+                with self.changes.writing(obj.stream, INSERT, None, None, keys=ids) as entry:
+                    yield lambda: self.changes.settle(entry, APPLIED)
+
             outcome = link_unless_linked(
                 self.session,
                 self.lookups,
@@ -402,7 +406,7 @@ class Undo:
                 parent,
                 child,
                 what=f"{obj.stream} undo",
-                log=self.changes,
+                around=logged,
             )
             if outcome == LINK_UNCHANGED:
                 done.outcome = UNCHANGED
