@@ -74,17 +74,19 @@ def tables() -> list[tuple[Path, str, str]]:
 def main(argv: list[str]) -> int:
     """Rerun the named scripts (all without names) and rewrite their tables in the pages."""
     names = set(argv)
-    known = {script(command) for _, command, _ in tables()}
-    if names - known:
-        print(f"no table comes from {', '.join(sorted(names - known))}", file=sys.stderr)
+    commands = [command for _, command, _ in tables()]
+    unknown = names - {script(command) for command in commands}
+    if unknown:
+        print(f"no table comes from {', '.join(sorted(unknown))}", file=sys.stderr)
         return 1
+
+    def wanted(command: str) -> bool:
+        return is_benchmark(command) and (not names or script(command) in names)
+
+    for command in filter(wanted, commands):
+        run(command)  # the slow part first, so a page is read and written in one go below
     for page in PAGES:
-        current = page.read_text(encoding="utf-8")
-        fresh = generated_blocks.render(
-            current,
-            run,
-            lambda command: is_benchmark(command) and (not names or script(command) in names),
-        )
+        fresh = generated_blocks.render(page.read_text(encoding="utf-8"), run, wanted)
         generated_blocks.update(page, fresh, check=False, remedy="make docs-tables")
     return 0
 
