@@ -96,30 +96,27 @@ def main() -> None:
     print(HEADER)
     for scale in args.scales:
         with Sandbox(token=TOKEN, scale=scale, seed=3) as sb, tempfile.TemporaryDirectory() as tmp:
-            config = Path(tmp) / "config.json"
-            config.write_text(
-                json.dumps(
-                    {
-                        "access_token": TOKEN,
-                        "api_url": sb.url,
-                        "backup_dir": f"{tmp}/backup",
-                        "child_streams": True,
-                    }
-                )
-            )
+            # The tap's settings, and the backup target's: the same plus where to write.
+            settings = {"access_token": TOKEN, "api_url": sb.url, "child_streams": True}
+            tap_config, config = Path(tmp) / "tap.json", Path(tmp) / "backup.json"
+            tap_config.write_text(json.dumps(settings))
+            config.write_text(json.dumps({**settings, "backup_dir": f"{tmp}/backup"}))
             sb.reset_requests()
-            tap = subprocess.Popen(
-                [str(BIN / "tap-capsule"), "--config", str(config)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
-            subprocess.run(
-                [str(BIN / "target-capsule-backup"), "--config", str(config)],
-                stdin=tap.stdout,
-                check=True,
-                capture_output=True,
-            )
-            tap.wait()
+            with (Path(tmp) / "tap.log").open("w+") as tap_log:
+                tap = subprocess.Popen(
+                    [str(BIN / "tap-capsule"), "--config", str(tap_config)],
+                    stdout=subprocess.PIPE,
+                    stderr=tap_log,
+                )
+                subprocess.run(
+                    [str(BIN / "target-capsule-backup"), "--config", str(config)],
+                    stdin=tap.stdout,
+                    check=True,
+                    capture_output=True,
+                )
+                if tap.wait():  # a failed tap would leave a short backup and a low count
+                    tap_log.seek(0)
+                    sys.exit(f"tap-capsule failed:\n{tap_log.read()[-3000:]}")
             sent = sb.requests()["total"]
             counts = {k: len(v) for k, v in sb.state().items() if isinstance(v, list)}
         print(row(counts, f"{sent:,}", duration(sent)), flush=True)
