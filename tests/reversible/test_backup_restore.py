@@ -252,6 +252,16 @@ def test_ten_deleted_parties_and_their_notes_restored_in_place(account_a, tmp_pa
         e["type"] == "note" for e in state["entries"]
     )
     assert len(after["parties"]) == len(state["parties"])
+    # Entries that still exist (emails and task entries included) are "existing", not rejected:
+    # only ones Capsule deleted with their party, which the API cannot create, are rejections.
+    rejected = {line["record"]["id"] for line in read_jsonl(tmp_path / "rejects.jsonl")}
+    assert not rejected & remaining
+    row = next(x for x in result.stderr.splitlines() if x.startswith("entries "))
+    existing_column = result.stderr.splitlines()[
+        next(i for i, x in enumerate(result.stderr.splitlines()) if x.startswith("stream "))
+    ].split()
+    figures = dict(zip(existing_column[1:], row.split()[1:], strict=True))
+    assert int(figures["existing"]) == len(remaining)
     _, report = verify(config, folder, "--id-map", str(id_map))
     assert report["differences"] == 0, report["details"]
     account_a.reset_requests()
