@@ -326,6 +326,19 @@ def test_users_are_matched_by_username_never_created(empty_b, tmp_path):
     restore(config, folder2, "--mode", "copy", "--default-owner", users[3]["username"])
     owners = {p["name"]: p["owner"]["id"] for p in empty_b.state()["parties"]}
     assert owners["Flag Ltd"] == users[3]["id"]
+    folder3 = tmp_path / "backup3"
+    _write_backup(
+        folder3,
+        {
+            "users": [{"id": 904, "username": "x.old", "name": "Flagged"}],
+            "parties": [{"id": 9, "type": "organisation", "name": "Map Ltd", "owner": {"id": 904}}],
+        },
+    )
+    restore(config, folder3, "--mode", "copy", "--owner-map", f"x.old={users[1]['username']}")
+    owners = {p["name"]: p["owner"]["id"] for p in empty_b.state()["parties"]}
+    assert owners["Map Ltd"] == users[1]["id"]
+    wrong = restore(config, folder3, "--mode", "copy", "--owner-map", "nonsense", check=False)
+    assert wrong.returncode == 1 and "--owner-map takes OLD=NEW" in wrong.stderr
     bad = restore(config, folder2, "--mode", "copy", "--default-owner", "ghost", check=False)
     assert bad.returncode == 1 and "default_owner 'ghost' is not a user" in bad.stderr
     assert "Traceback" not in bad.stderr
