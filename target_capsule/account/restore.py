@@ -108,10 +108,22 @@ class Owners:
     owner_map: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: t.Mapping[str, t.Any], default_owner: str | None) -> Owners:
-        """From the config's `default_owner` and `owner_map` (a flag overrides the first)."""
+    def from_config(
+        cls,
+        config: t.Mapping[str, t.Any],
+        default_owner: str | None,
+        pairs: t.Sequence[str] = (),
+    ) -> Owners:
+        """From the config's `default_owner` and `owner_map`; the flags override and add."""
         owner = default_owner or config.get("default_owner")
         mapping = config.get("owner_map") or {}
+        if pairs and isinstance(mapping, dict):
+            mapping = dict(mapping)
+            for pair in pairs:
+                old, sep, new = pair.partition("=")
+                if not sep or not old.strip() or not new.strip():
+                    raise RestoreError(f"--owner-map takes OLD=NEW usernames, got {pair!r}")
+                mapping[old.strip()] = new.strip()
         if owner is not None and (not isinstance(owner, str) or not owner.strip()):
             raise RestoreError("default_owner must be a username (text)")
         if not isinstance(mapping, dict) or not all(
@@ -875,6 +887,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="who owns records whose owner has no counterpart in the destination (default: the "
         "config's default_owner, else the token's user)",
     )
+    parser.add_argument(
+        "--owner-map",
+        metavar="OLD=NEW",
+        action="append",
+        default=[],
+        help="a backup username and the destination's that stands for it (repeatable; added to "
+        "the config's owner_map)",
+    )
 
 
 def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
@@ -911,7 +931,7 @@ def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
             sys.stdout.write(json.dumps({"type": "STATE", "value": value}) + "\n")
             sys.stdout.flush()
 
-        owners = Owners.from_config(config, args.default_owner)
+        owners = Owners.from_config(config, args.default_owner, args.owner_map)
         total = sum(len(backup.get(stream) or ()) for stream, _kind, _names in ORDER)
         progress = Progress(prog, session, total)
         restore = Restore(

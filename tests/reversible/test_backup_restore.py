@@ -252,6 +252,16 @@ def test_ten_deleted_parties_and_their_notes_restored_in_place(account_a, tmp_pa
         e["type"] == "note" for e in state["entries"]
     )
     assert len(after["parties"]) == len(state["parties"])
+    # Entries that still exist (emails and task entries included) are "existing", not rejected:
+    # only ones Capsule deleted with their party, which the API cannot create, are rejections.
+    rejected = {line["record"]["id"] for line in read_jsonl(tmp_path / "rejects.jsonl")}
+    assert not rejected & remaining
+    row = next(x for x in result.stderr.splitlines() if x.startswith("entries "))
+    existing_column = result.stderr.splitlines()[
+        next(i for i, x in enumerate(result.stderr.splitlines()) if x.startswith("stream "))
+    ].split()
+    figures = dict(zip(existing_column[1:], row.split()[1:], strict=True))
+    assert int(figures["existing"]) == len(remaining)
     _, report = verify(config, folder, "--id-map", str(id_map))
     assert report["differences"] == 0, report["details"]
     account_a.reset_requests()
@@ -316,6 +326,19 @@ def test_users_are_matched_by_username_never_created(empty_b, tmp_path):
     restore(config, folder2, "--mode", "copy", "--default-owner", users[3]["username"])
     owners = {p["name"]: p["owner"]["id"] for p in empty_b.state()["parties"]}
     assert owners["Flag Ltd"] == users[3]["id"]
+    folder3 = tmp_path / "backup3"
+    _write_backup(
+        folder3,
+        {
+            "users": [{"id": 904, "username": "x.old", "name": "Flagged"}],
+            "parties": [{"id": 9, "type": "organisation", "name": "Map Ltd", "owner": {"id": 904}}],
+        },
+    )
+    restore(config, folder3, "--mode", "copy", "--owner-map", f"x.old={users[1]['username']}")
+    owners = {p["name"]: p["owner"]["id"] for p in empty_b.state()["parties"]}
+    assert owners["Map Ltd"] == users[1]["id"]
+    wrong = restore(config, folder3, "--mode", "copy", "--owner-map", "nonsense", check=False)
+    assert wrong.returncode == 1 and "--owner-map takes OLD=NEW" in wrong.stderr
     bad = restore(config, folder2, "--mode", "copy", "--default-owner", "ghost", check=False)
     assert bad.returncode == 1 and "default_owner 'ghost' is not a user" in bad.stderr
     assert "Traceback" not in bad.stderr
