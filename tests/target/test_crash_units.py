@@ -178,3 +178,27 @@ def test_the_lock_names_its_holder_and_is_released_when_the_holder_dies(tmp_path
     holder.stdout.close()
     with Lock("account acme", "a second run"):
         pass
+
+
+def test_an_oversized_backup_record_is_refused_without_being_loaded(tmp_path):
+    import gzip
+    import tracemalloc
+
+    from target_capsule.account.backup import MAX_RECORD_CHARS, read_stream
+
+    path = tmp_path / "entries.jsonl.gz"
+    huge = 12 * MAX_RECORD_CHARS  # 60 MiB of JSON in one line
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write('{"id": 1, "content": "small"}\n')
+        handle.write('{"id": 2, "content": "' + "x" * huge + '"}\n')
+        handle.write('{"id": 3, "content": "small"}\n')
+    refused: list[dict] = []
+    tracemalloc.start()
+    try:
+        ids = [r["id"] for r in read_stream(path, "entries", refused)]
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ids == [1, 3]
+    assert refused == [{"stream": "entries", "id": "2"}]
+    assert peak < 4 * MAX_RECORD_CHARS  # a few times the limit, never the 60 MiB record
