@@ -307,6 +307,7 @@ class CapsuleStream(RESTStream):
         )
         for stub in pages:
             self.progress.records += 1
+            self.progress.tombstones += 1
             yield tombstone(stub, stamp)
 
     @override
@@ -603,6 +604,7 @@ class DeletedRecordsStream(Stream):
         for stub in deleted_stubs(session, self.obj, read, self.config, progress.request_made):
             deleted_at = capsule_time(stub["deletedAt"]) if stub.get("deletedAt") else stamp
             progress.records += 1
+            progress.tombstones += 1
             yield {"id": stub["id"], "deletedAt": deleted_at, "restricted": stub["restricted"]}
         if self.selected:
             activate_version(self._capsule_tap, self, version)

@@ -24,6 +24,7 @@ from tap_capsule.bookmarks import (
     state_bookmarks,
 )
 from tap_capsule.custom_fields import CustomFieldMap
+from tap_capsule.progress import run_table
 from tap_capsule.streams import (
     TASKS_MODES,
     TOMBSTONE_MODES,
@@ -35,6 +36,9 @@ from tap_capsule.streams import (
     tombstone_mode,
 )
 from tap_capsule.writer import CapsuleMessageWriter
+
+# The key of the final STATE's end-of-sync mark (`{"complete": true}`); never read back as state.
+SYNC_MARK = "tap_capsule_sync"
 
 
 def refuse_if(problem: str | None) -> None:
@@ -150,6 +154,7 @@ class TapCapsule(Tap):
         "successfully" with nothing, and write the bookmark back. It is refused with the fix.
         """
         refuse_if(start_date_problem(self.config.get("start_date")))
+        state = {k: v for k, v in state.items() if k != SYNC_MARK}  # last run's end is no news
         if state.get("bookmarks"):
             # Discovery's own requests (the custom-field definitions, needed for the schemas
             # anyway) measure Capsule's clock, which decides what "later" means.
@@ -196,17 +201,28 @@ class TapCapsule(Tap):
         return streams
 
     def log_sync_end(self) -> None:
-        """The run's totals, called by the last stream's `log_sync_costs` (`sync_all` is final)."""
+        """The run's table and totals, called by the last stream's `log_sync_costs`.
+
+        (`sync_all` is final in the SDK, so the last stream to finish calls it.)
+        """
+        figures = []
         for stream in self.streams.values():
-            if "progress" in vars(stream):  # streams that ran and have not said so yet
-                t.cast("CapsuleStream", stream).progress.finish()
+            if "progress" in vars(stream):  # streams that ran
+                progress = t.cast("CapsuleStream", stream).progress
+                progress.finish()
+                figures.append(progress)
         pacer = self.capsule_session.pacer
         self.logger.info(
-            "Sync finished: %d requests to Capsule, %.0f s spent waiting on the rate limit; %s",
+            "Sync finished: %d requests to Capsule, %.0f s spent waiting on the rate limit; %s\n%s",
             pacer.requests_sent,
             pacer.waited_seconds,
             pacer.budget_line(),
+            run_table(figures),
         )
+        # The last message: a STATE that says every selected stream was read to its end, so a
+        # backup can tell a finished read from a killed one (whose last message may be a STATE).
+        final: dict[str, t.Any] = {**dict(self.state), SYNC_MARK: {"complete": True}}
+        self.state_writer.write_state(t.cast("t.Any", final))
 
 
 def flattenable(schema: dict) -> dict:

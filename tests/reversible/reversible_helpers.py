@@ -1,4 +1,4 @@
-"""Helpers of the reversibility tests: the real CLIs (target-capsule, capsule-undo, ...) against
+"""Helpers of the reversibility tests: the real CLIs (target-capsule, capsule undo, ...) against
 in-process sandboxes, and a normalised snapshot of a sandbox account for before/after comparisons.
 """
 
@@ -12,6 +12,7 @@ import typing as t
 from pathlib import Path
 
 from tap_capsule import catalogue as cat
+from target_capsule import changelog
 
 BIN = Path(sys.executable).parent
 TOKEN = "tok-reversible-7c1e2d"  # distinctive, so tests can grep any output for a leak
@@ -118,9 +119,10 @@ def snapshot(
 
 
 def undo(config: Path, change_log: Path, *extra: str, check: bool = True) -> tuple[Run, dict]:
-    """`capsule-undo --config CONFIG CHANGE_LOG`; the run and its JSON report."""
+    """`capsule undo --config CONFIG CHANGE_LOG`; the run and its JSON report."""
     result = run(
-        [str(BIN / "capsule-undo"), "--config", str(config), str(change_log), *extra], check=check
+        [str(BIN / "capsule"), "undo", "--config", str(config), str(change_log), *extra],
+        check=check,
     )
     lines = result.json_lines()
     return result, (lines[-1] if lines else {})
@@ -128,6 +130,11 @@ def undo(config: Path, change_log: Path, *extra: str, check: bool = True) -> tup
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def writes_of(change_log: Path) -> list[dict]:
+    """The newest run's writes in a change log, each pending line folded with its settling line."""
+    return changelog.read(change_log)[1]
 
 
 def diff_snapshots(a: dict, b: dict) -> list[str]:
@@ -178,9 +185,9 @@ def backup(config: Path) -> Path:
 
 
 def verify(config: Path, folder: Path, *extra: str) -> tuple[Run, dict]:
-    """`capsule-verify --config C FOLDER ...`; the run and its JSON report."""
+    """`capsule verify --config C FOLDER ...`; the run and its JSON report."""
     result = run(
-        [str(BIN / "capsule-verify"), "--config", str(config), str(folder), *extra], check=False
+        [str(BIN / "capsule"), "verify", "--config", str(config), str(folder), *extra], check=False
     )
     lines = result.json_lines()
     return result, (lines[-1] if lines else {})
@@ -188,5 +195,5 @@ def verify(config: Path, folder: Path, *extra: str) -> tuple[Run, dict]:
 
 def restore(config: Path, folder: Path, *extra: str, check: bool = True) -> Run:
     return run(
-        [str(BIN / "capsule-restore"), "--config", str(config), str(folder), *extra], check=check
+        [str(BIN / "capsule"), "restore", "--config", str(config), str(folder), *extra], check=check
     )

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tap_table import table_rows
 
 TAP = str(Path(sys.executable).parent / "tap-capsule")
 
@@ -29,6 +30,11 @@ class TapRun:
 
     def ids(self, stream: str) -> list:
         return [r.get("id") for r in self.records.get(stream, [])]
+
+    @property
+    def table(self) -> dict[str, tuple[int, int, int]]:
+        """{stream: (records, tombstones, requests)} from the run's closing table."""
+        return table_rows(self.stderr)
 
 
 def select(catalog: dict, streams: set[str]) -> dict:
