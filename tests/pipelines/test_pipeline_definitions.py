@@ -96,11 +96,15 @@ def test_jobs_and_schedule():
     assert jobs == {
         "capsule-to-csv": ["tap-capsule-csv target-csv"],
         "capsule-to-postgres": ["tap-capsule target-postgres"],
+        "capsule-to-postgres-reconcile": ["tap-capsule target-postgres"],
         "csv-to-capsule": ["tap-spreadsheets target-capsule"],
         "postgres-to-capsule": ["tap-postgres target-capsule"],
         "backup": ["tap-capsule-all target-capsule-backup"],
     }
-    assert [s["job"] for s in doc["schedules"]] == ["capsule-to-postgres"]
+    schedules = {s["job"]: s for s in doc["schedules"]}
+    assert list(schedules) == ["capsule-to-postgres", "capsule-to-postgres-reconcile"]
+    # The reconcile is a full refresh next to the hourly incremental job.
+    assert schedules["capsule-to-postgres-reconcile"]["env"] == {"MELTANO_RUN_FULL_REFRESH": "true"}
     assert {e["name"] for e in doc["environments"]} == {"dev", "demo", "prod"}
     pip_urls = {p["name"]: p["pip_url"] for p in doc["plugins"]["loaders"]}
     assert pip_urls["target-csv"].startswith("meltanolabs-target-csv")
