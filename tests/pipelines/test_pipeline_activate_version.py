@@ -6,8 +6,9 @@ Into PostgreSQL (meltanolabs-target-postgres, upsert on the key):
   reconcile;
 - a full refresh over that copy (the reconcile) leaves exactly Capsule's records, links and tasks
   included;
-- `hard_delete: false` keeps a removed row with its last values and `_sdc_deleted_at` set;
-  `hard_delete: true` deletes it.
+- `hard_delete: false` keeps a removed row with its last values and `_sdc_deleted_at` set (a
+  deleted party too, with `tombstones: stream`: `parties_deleted` on the incremental run, the
+  party's own row marked at the reconcile); `hard_delete: true` deletes it.
 
 target-jsonl and target-csv take the messages without breaking.
 """
@@ -61,10 +62,12 @@ def test_deletions_reach_postgres_and_the_reconcile_makes_it_exact(
     meltano, meltano_db, postgres, pg_schema, token, hard_delete
 ):
     with Sandbox(token=token, scale=12, seed=5) as sb:
+        streams = STREAMS if hard_delete else [*STREAMS, "parties_deleted"]
         env = {
             "TAP_CAPSULE_API_URL": sb.url,
             "TAP_CAPSULE_ACCESS_TOKEN": token,
-            "TAP_CAPSULE__SELECT": json.dumps([f"{s}.*" for s in STREAMS]),
+            "TAP_CAPSULE__SELECT": json.dumps([f"{s}.*" for s in streams]),
+            "TAP_CAPSULE_TOMBSTONES": "inline" if hard_delete else "stream",
             "TARGET_POSTGRES_HARD_DELETE": "true" if hard_delete else "false",
             **postgres.target_env(pg_schema),
         }
@@ -76,6 +79,9 @@ def test_deletions_reach_postgres_and_the_reconcile_makes_it_exact(
         tag = state["party_tags"][0]
         task = state["tasks"][0]
         link = state["opportunity_parties"][0]
+        linked = {link["partyId"]} | {o["party"]["id"] for o in state["opportunities"]}
+        party = next(p for p in state["parties"] if p["type"] == "person" and p["id"] not in linked)
+        api_delete(sb, token, f"/parties/{party['id']}")
         api_delete(sb, token, f"/entries/{entry['id']}")
         api_delete(sb, token, f"/lostreasons/{reason['id']}")
         api_delete(sb, token, f"/parties/tags/{tag['id']}")
@@ -100,12 +106,21 @@ def test_deletions_reach_postgres_and_the_reconcile_makes_it_exact(
     task_rows = postgres.query(
         f'SELECT id, description, _sdc_deleted_at FROM "{pg_schema}".tasks WHERE id = {task["id"]}'
     )
+    party_rows = postgres.query(
+        f'SELECT id, "lastName", _sdc_deleted_at FROM "{pg_schema}".parties '
+        f"WHERE id = {party['id']}"
+    )
     if hard_delete:
         assert rows == [] and task_rows == []
+        assert party_rows == [] or party_rows[0]["lastName"] is None  # the inline tombstone's row
     else:  # the row keeps its last values, marked deleted
         assert rows[0]["content"] == entry["content"] and rows[0]["_sdc_deleted_at"]
         assert task_rows[0]["description"] == task["description"]
         assert task_rows[0]["_sdc_deleted_at"]
+        assert party_rows[0]["lastName"] == party["lastName"]
+        assert party_rows[0]["_sdc_deleted_at"]
+        gone = postgres.query(f'SELECT id FROM "{pg_schema}".parties_deleted')
+        assert {"id": party["id"]} in gone
 
 
 def test_jsonl_and_csv_loaders_take_activate_version(meltano, meltano_db, token, tmp_path):
