@@ -219,8 +219,13 @@ class CapsuleStream(RESTStream):
         if (phase, page) == (position.phase, position.page) and page == 1:
             return  # a read that is still on its first page has nothing to save
         position.phase, position.page = phase, page
-        self.get_context_state(None)[CHECKPOINT] = position.to_state()
+        self.save_position()
         self.emit_state()
+
+    def save_position(self) -> None:
+        """Write the read's position into the state (the caller sends the STATE)."""
+        assert self.position is not None
+        self.get_context_state(None)[CHECKPOINT] = self.position.to_state()
 
     def emit_state(self) -> None:
         """Send the tap's STATE now (through the SDK's writer, which drops an unchanged one)."""
@@ -760,6 +765,9 @@ class ChildStream(CapsuleStream):
         yield from super().get_records(context)
         self.parents_done.finished(position.page, parent_id)
         self.stream_state[CHECKPOINT] = self.parents_done.to_state()
+        # The parent's position too, even on its first page: the list of parents done is only
+        # used by a run that resumes that same read.
+        self.parent_reader.save_position()
         self.emit_state()
 
 
