@@ -54,6 +54,22 @@ def tap_version() -> str:
         return "unknown"
 
 
+def read_backup(folder: Path) -> dict[str, list[dict]]:
+    """Every stream of a finished backup folder."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise BackupError(f"{folder} holds no {MANIFEST}: not a finished backup")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    out: dict[str, list[dict]] = {}
+    for stream, info in (manifest.get("streams") or {}).items():
+        name = str(info.get("file") or "")
+        if "/" in name or "\\" in name or not name.endswith(".jsonl.gz"):
+            raise BackupError(f"manifest names an unexpected file {name!r} for {stream}")
+        with gzip.open(folder / name, "rt", encoding="utf-8") as handle:
+            out[stream] = [json.loads(line) for line in handle if line.strip()]
+    return out
+
+
 class Backup:
     """Writes one backup folder from a stream of Singer messages."""
 
