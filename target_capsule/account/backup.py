@@ -9,6 +9,14 @@ Files are written under temporary names and renamed when the input ends; the man
 A folder without a manifest is an unfinished backup, and restore refuses it. Tombstones (records
 the tap marks deleted) are not part of an account's content and are only counted. The target
 emits no STATE, so every backup through Meltano reads the account in full.
+
+A backup of a large account takes hours, so an unfinished one can be resumed. At each STATE
+message the files written so far are closed (each run of records is a complete gzip member) and
+`checkpoint.json` records the tap's state with the length of every file. A run on the same
+folder (`capsule backup` passes that state to the tap) cuts each file back to that length (what
+came after the STATE is read again) and appends. A resumed backup can hold a record twice (it
+changed between the runs, or its stream was read again in full), so its files are compacted at
+the end: the last line of each key is kept.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from tap_capsule.api_client import (
 
 MANIFEST = "manifest.json"
 SCHEMAS = "schemas.json"
+CHECKPOINT = "checkpoint.json"
 FORMAT = 1
 
 
@@ -83,6 +92,94 @@ class Backup:
         self.schemas: dict[str, dict] = {}
         self.site: dict | None = None
         self.started_at: str | None = None
+        self.resumed = False
+
+    def partial(self, stream: str) -> Path:
+        """The file a stream's records go to until the backup is finished."""
+        return self.folder / (stream_file(stream) + ".partial")
+
+    def resume(self) -> None:
+        """Continue an unfinished backup from its checkpoint: cut each file back to it."""
+        path = self.folder / CHECKPOINT
+        if not path.is_file():
+            return
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))["backup"]
+            sizes = {str(s): int(n) for s, n in saved["files"].items()}
+            counts = {str(s): int(n) for s, n in saved["counts"].items()}
+            schemas, tombstones = dict(saved["schemas"]), dict(saved["tombstones"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise BackupError(
+                f"{path} is not a checkpoint of this tool; remove it to start the backup over"
+            ) from None
+        for leftover in self.folder.glob("*.jsonl.gz.partial"):
+            if leftover.name.removesuffix(".jsonl.gz.partial") not in sizes:
+                leftover.unlink()  # begun after the checkpoint: read again
+        for stream, size in sizes.items():
+            with self.partial(stream).open("r+b") as handle:
+                handle.truncate(size)  # what came after the checkpoint is read again
+        self.counts, self.schemas, self.tombstones = counts, schemas, tombstones
+        self.started_at = saved.get("started_at")
+        self.resumed = True
+
+    def checkpoint(self, state: object) -> None:
+        """Close the files written since the last STATE and save that state with their lengths."""
+        for handle in self.files.values():
+            handle.close()  # ends the gzip member: the file is whole up to here
+        self.files.clear()
+        if not isinstance(state, dict):
+            return
+        saved = {
+            **state,
+            "backup": {
+                "files": {s: self.partial(s).stat().st_size for s in self.counts},
+                "counts": self.counts,
+                "schemas": self.schemas,
+                "tombstones": self.tombstones,
+                "started_at": self.started_at,
+            },
+        }
+        temporary = self.folder / (CHECKPOINT + ".partial")
+        temporary.write_text(json.dumps(saved), encoding="utf-8")
+        temporary.chmod(0o600)
+        os.replace(temporary, self.folder / CHECKPOINT)
+
+    def writer(self, stream: str) -> t.TextIO:
+        """The open file of a stream (appending after a checkpoint or a resume)."""
+        handle = self.files.get(stream)
+        if handle is None:
+            mode = "at" if stream in self.counts else "wt"
+            # Open until the next checkpoint or finish(): one handle per stream.
+            handle = t.cast(
+                "t.TextIO",
+                gzip.open(self.partial(stream), mode, encoding="utf-8", compresslevel=6),  # noqa: SIM115
+            )
+            self.files[stream] = handle
+            self.counts.setdefault(stream, 0)
+        return handle
+
+    def compact(self, stream: str) -> None:
+        """Keep the last line of each key (a resumed backup may hold a record twice)."""
+        keys = self.schemas.get(stream, {}).get("key_properties") or []
+        if not keys:
+            return
+        path = self.partial(stream)
+        last: dict[str, int] = {}
+        with gzip.open(path, "rt", encoding="utf-8") as source:
+            for number, line in enumerate(source):
+                record = json.loads(line)
+                last[json.dumps([record.get(k) for k in keys])] = number
+        kept = set(last.values())
+        temporary = path.with_suffix(".compact")
+        with (
+            gzip.open(path, "rt", encoding="utf-8") as source,
+            gzip.open(temporary, "wt", encoding="utf-8", compresslevel=6) as out,
+        ):
+            for number, line in enumerate(source):
+                if number in kept:
+                    out.write(line)
+        os.replace(temporary, path)
+        self.counts[stream] = len(kept)
 
     def capsule_now(self) -> tuple[dict | None, str | None]:
         """Capsule's site record and the time on its clock (one request)."""
@@ -107,7 +204,11 @@ class Backup:
                 "choose a new backup_dir"
             )
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.resume()
+        started_at = self.started_at
         self.site, self.started_at = self.capsule_now()
+        if self.resumed:
+            self.started_at = started_at  # the first run's start
 
     def handle(self, message: t.Mapping[str, t.Any]) -> None:
         """One Singer message."""
@@ -118,15 +219,12 @@ class Backup:
                 "schema": message.get("schema"),
                 "key_properties": message.get("key_properties") or [],
             }
-            if stream not in self.files:
-                partial = self.folder / (stream_file(stream) + ".partial")
-                # Open for the whole run, closed in finish(): one handle per stream.
-                handle = gzip.open(partial, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
-                self.files[stream] = t.cast("t.TextIO", handle)
-                self.counts[stream] = 0
+            self.writer(stream)
+        elif kind == "STATE":
+            self.checkpoint(message.get("value"))
         elif kind == "RECORD":
             stream = str(message.get("stream"))
-            if stream not in self.files:
+            if stream not in self.schemas:
                 raise BackupError(f"RECORD of stream {stream!r} before its SCHEMA message")
             record = message.get("record")
             if not isinstance(record, dict):
@@ -134,15 +232,18 @@ class Backup:
             if record.get("_sdc_deleted_at"):
                 self.tombstones[stream] = self.tombstones.get(stream, 0) + 1
                 return
-            self.files[stream].write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.writer(stream).write(json.dumps(record, ensure_ascii=False) + "\n")
             self.counts[stream] += 1
 
     def finish(self) -> dict:
         """Close and rename the stream files, then write the manifest (last)."""
-        for stream, handle in self.files.items():
+        for handle in self.files.values():
             handle.close()
-            name = stream_file(stream)
-            os.replace(self.folder / (name + ".partial"), self.folder / name)
+        self.files.clear()
+        for stream in self.counts:
+            if self.resumed:
+                self.compact(stream)
+            os.replace(self.partial(stream), self.folder / stream_file(stream))
         (self.folder / SCHEMAS).write_text(json.dumps(self.schemas, indent=1), encoding="utf-8")
         _site, finished_at = self.capsule_now()
         manifest = {
@@ -165,6 +266,7 @@ class Backup:
         temporary = self.folder / (MANIFEST + ".partial")
         temporary.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         os.replace(temporary, self.folder / MANIFEST)
+        (self.folder / CHECKPOINT).unlink(missing_ok=True)
         return manifest
 
 
