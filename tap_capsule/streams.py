@@ -29,6 +29,7 @@ from tap_capsule.bookmarks import Window, capsule_time, parse_iso, signpost, win
 from tap_capsule.checkpoints import KEY as CHECKPOINT
 from tap_capsule.checkpoints import ParentsDone, ReadPosition
 from tap_capsule.progress import PER_REQUEST_METRICS, RunCounter, RunTimer, StreamProgress
+from tap_capsule.shifts import ShiftWatch
 
 if t.TYPE_CHECKING:
     import logging
@@ -64,6 +65,7 @@ class CapsuleStream(RESTStream):
         self.position: ReadPosition | None = None
         self._signpost: str | None = None
         self._first_page = 1
+        self._watch: ShiftWatch | None = None
         self.oldest_entry_at: str | None = None
 
     @property
@@ -166,6 +168,8 @@ class CapsuleStream(RESTStream):
         if self.position is not None:
             # Every record of the pages before this one went out: a resume starts here.
             self.checkpoint("list", page_of(response))
+        if self._watch is not None:
+            self._watch.page(page_of(response), self.capsule_session.pacer.server_now())
         if self.recent_entries_threshold() is not None:
             stamps = [capsule_time(r["entryAt"]) for r in rows if r.get("entryAt")]
             self.oldest_entry_at = min(stamps) if stamps else None
@@ -334,42 +338,98 @@ class CapsuleStream(RESTStream):
 
     def _read(self, context: Context | None) -> t.Iterator[dict]:
         bounds = self.read_window(context) if self.replication_key else Window(None, False)
-        progress = self.progress
         inline_tombstones = bool(self.obj.deleted_path) and tombstone_mode(self.config) == "inline"
         position = self.begin_read(bounds) if self.resumable and context is None else None
         self.position = position
-        key = self.replication_key
+        watch = None
+        if position is not None and self.obj.deleted_path:
+            # A resumed read's earlier pages were read by another run: see shifts.py.
+            run_started = self.capsule_session.pacer.server_now() if self.resumed else None
+            watch = ShiftWatch(run_started, position.page)
         if position is None or position.phase == "list":
-            self._first_page = position.page if position else 1
             try:
-                for record in self.request_records(context):
-                    # Also where Capsule filters on `since`: a server that ignores the parameter
-                    # (undocumented for /tasks) must not turn an incremental read into a full one.
-                    if key and not bounds.admits(record.get(key)):
-                        continue
-                    progress.records += 1
-                    if position is not None:
-                        value = record.get(key) if key else None
-                        if value and (position.seen is None or value > position.seen):
-                            position.seen = value
-                    yield record
+                yield from self._list(context, bounds, position.page if position else 1, watch)
             except CapsuleNotFound:
                 if not self.obj.parent:
                     raise
                 self.logger.warning("%s: the parent %s is gone (404); skipped", self.name, context)
                 return
-            finally:
-                self._first_page = 1
+        deleted: list[dict] | None = [] if watch is not None and inline_tombstones else None
         if inline_tombstones:
             # On a first sync and a full refresh too: a full refresh over existing downstream
             # data must mark what was deleted since that data was loaded.
             first = position.page if position and position.phase == "deleted" else 1
-            yield from self.tombstones(bounds, first)
+            yield from self.tombstones(bounds, first, deleted)
+        if watch is not None:
+            yield from self.reread_shifted(context, bounds, watch, deleted)
         if position is not None:
             self.end_read()
 
-    def tombstones(self, bounds: Window, first_page: int = 1) -> t.Iterator[dict]:
-        """`{id, _sdc_deleted_at}` for deleted and restricted records (both count as gone)."""
+    def _list(
+        self, context: Context | None, bounds: Window, first_page: int, watch: ShiftWatch | None
+    ) -> t.Iterator[dict]:
+        """The records of the list from `first_page` on, within `bounds`."""
+        self._first_page, self._watch = first_page, watch
+        progress, position, key = self.progress, self.position, self.replication_key
+        try:
+            for record in self.request_records(context):
+                # Also where Capsule filters on `since`: a server that ignores the parameter
+                # (undocumented for /tasks) must not turn an incremental read into a full one.
+                if key and not bounds.admits(record.get(key)):
+                    continue
+                progress.records += 1
+                if position is not None:
+                    value = record.get(key) if key else None
+                    if value and (position.seen is None or value > position.seen):
+                        position.seen = value
+                if watch is not None:
+                    watch.seen.add(record.get("id"))
+                yield record
+        finally:
+            self._first_page, self._watch = 1, None
+
+    def reread_shifted(
+        self, context: Context | None, bounds: Window, watch: ShiftWatch, deleted: list[dict] | None
+    ) -> t.Iterator[dict]:
+        """Read again the pages that deletions during the read may have shifted (see shifts.py)."""
+        position = self.position
+        if position is None or len(watch.pages) < 2:
+            return
+        if deleted is None:  # tombstones not inline: one look at the feed since the read began
+            since = Window(position.signpost, exclusive=True)
+            deleted = list(
+                deleted_stubs(
+                    self.capsule_session, self.obj, since, self.config, self.progress.request_made
+                )
+            )
+        verdict = watch.verdict(deleted, position.signpost)
+        if not verdict.deleted:
+            return
+        if verdict.reread_from is None:
+            self.logger.warning(
+                "%s: %d records were deleted while an earlier run of this read ran, so pages it "
+                "read may have shifted and skipped records; the next full refresh (the reconcile) "
+                "reads them",
+                self.name,
+                verdict.deleted,
+            )
+            return
+        self.logger.warning(
+            "%s: %d records were deleted while the read ran, so the pages from %d on may have "
+            "shifted; reading them again",
+            self.name,
+            verdict.deleted,
+            verdict.reread_from,
+        )
+        yield from self._list(context, bounds, verdict.reread_from, None)
+
+    def tombstones(
+        self, bounds: Window, first_page: int = 1, collect: list[dict] | None = None
+    ) -> t.Iterator[dict]:
+        """`{id, _sdc_deleted_at}` for deleted and restricted records (both count as gone).
+
+        `collect` gets every stub (the shifted-pages check reads them).
+        """
         assert self.obj.deleted_path
         stamp = signpost(self.capsule_session.pacer.server_now())
         pages = iter(range(first_page, 1 << 62))
@@ -384,6 +444,8 @@ class CapsuleStream(RESTStream):
         session, config = self.capsule_session, self.config
         stubs = deleted_stubs(session, self.obj, bounds, config, on_page, first_page)
         for stub in stubs:
+            if collect is not None:
+                collect.append(stub)
             self.progress.records += 1
             yield tombstone(stub, stamp)
 
