@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
-import importlib.metadata
 import json
 import os
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from tap_capsule.api_client import (
     CapsuleError,
     CapsuleSession,
+    package_version,
     raise_for_capsule_status,
     response_json,
 )
@@ -57,10 +57,7 @@ def stream_file(stream: str) -> str:
 
 def tap_version() -> str:
     """The installed tap-capsule version (one distribution holds both plugins)."""
-    try:
-        return importlib.metadata.version("tap-capsule")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    return package_version()
 
 
 def read_backup(folder: Path) -> dict[str, list[dict]]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
-import importlib.metadata
 import sys
 import typing as t
 
@@ -27,11 +26,10 @@ PROG = "capsule"
 
 
 def version() -> str:
-    """The installed distribution's version (one distribution holds both plugins)."""
-    try:
-        return importlib.metadata.version("tap-capsule")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    """The installed release, as the plugins report it (imported late: `--help` stays light)."""
+    from tap_capsule.api_client.version import package_version
+
+    return package_version()
 
 
 @dataclasses.dataclass(frozen=True)
