@@ -153,6 +153,10 @@ class CapsuleStream(RESTStream):
                 since = self.read_window(context).since_param
                 if since:
                     params["since"] = since
+            if self.resumable:
+                # `meta.totalCount` (undocumented, used by Capsule's own client) gives the
+                # progress lines their expected total; an answer without it just has none.
+                params["embed"] = ",".join(filter(None, (params.get("embed"), "meta")))
             self._first_query[key] = params
         if next_page_token is None:
             first = dict(self._first_query[key])
@@ -167,7 +171,10 @@ class CapsuleStream(RESTStream):
         rows = body.get(self.obj.list_key) or ()
         if self.position is not None:
             # Every record of the pages before this one went out: a resume starts here.
-            self.checkpoint("list", page_of(response))
+            page = page_of(response)
+            self.checkpoint("list", page)
+            if page == self._first_page and self.progress.expected is None:
+                self.expect_requests(body.get("meta"), page)
         if self._watch is not None:
             self._watch.page(page_of(response), self.capsule_session.pacer.server_now())
         if self.recent_entries_threshold() is not None:
@@ -260,6 +267,17 @@ class CapsuleStream(RESTStream):
         for child in self.child_streams:
             if isinstance(child, ChildStream):
                 child.forget_parents_done()
+
+    def expect_requests(self, meta: object, first_page: int) -> None:
+        """Tell the progress lines how many requests this read should take in all."""
+        total = meta.get("totalCount") if isinstance(meta, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            return
+        pages = max(1, -(-total // self.page_size))
+        feed = 1 if self.obj.deleted_path else 0  # the deleted feed: a page, usually
+        if self.recent_entries_threshold() is None:
+            left = max(0, pages - first_page)
+            self.progress.expect(self.progress.requests.total + left + feed)
 
     # --- entries_mode: recent -----------------------------------------------------------------
 
