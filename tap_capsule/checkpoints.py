@@ -17,7 +17,9 @@ writes where it stands into its own stream's state entry, once per page:
   so a resumed run reads that one page again and nothing else;
 - `signpost` is the first run's start on Capsule's clock: the bookmark the read may set when it
   ends (records that change while a read runs are the next run's);
-- `seen` is the newest `updatedAt` sent so far, so the bookmark doesn't fall back on a resume.
+- `seen` is the newest `updatedAt` sent so far, so the bookmark doesn't fall back on a resume;
+- `version` (a whole-table read with ACTIVATE_VERSION) is the table version the first run's records
+  carry: the resumed runs keep it, so the loader keeps the rows the killed runs sent.
 
 A child stream (one request per parent) writes which parents of its parent's current page are done:
 
@@ -49,6 +51,7 @@ class ReadPosition:
     phase: str = "list"
     page: int = 1
     seen: str | None = None
+    version: int | None = None  # the table version of a whole-table read (ACTIVATE_VERSION)
 
     @classmethod
     def begin(cls, read: Window, per_page: int, signpost: str | None) -> ReadPosition:
@@ -71,6 +74,8 @@ class ReadPosition:
         }
         if self.seen is not None:
             out["seen"] = self.seen
+        if self.version is not None:
+            out["version"] = self.version
         return out
 
     @classmethod
@@ -91,6 +96,7 @@ class ReadPosition:
             or value.get("phase") not in PHASES
             or not _positive(page)
             or not _positive(per_page)
+            or not (value.get("version") is None or _positive(value.get("version")))
         ):
             return None
         return cls(
@@ -101,6 +107,7 @@ class ReadPosition:
             phase=value["phase"],
             page=t.cast("int", page),
             seen=seen,
+            version=value.get("version"),
         )
 
 

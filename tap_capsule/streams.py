@@ -9,13 +9,16 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import time
 import typing as t
 from urllib.parse import parse_qsl, urlparse
 
 from singer_sdk import RESTStream, Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.pagination import HeaderLinkPaginator
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from typing_extensions import override
 
 from tap_capsule import catalogue as cat
@@ -67,6 +70,7 @@ class CapsuleStream(RESTStream):
         self._first_page = 1
         self._watch: ShiftWatch | None = None
         self.oldest_entry_at: str | None = None
+        self.schema_sent = False  # a read began in this run, so the SDK sent the SCHEMA
 
     @property
     @override
@@ -250,7 +254,9 @@ class CapsuleStream(RESTStream):
             for child in self.child_streams:
                 if isinstance(child, ChildStream):
                     child.forget_parents_done()
-            return ReadPosition.begin(bounds, self.page_size, self._signpost)
+            position = ReadPosition.begin(bounds, self.page_size, self._signpost)
+            position.version = self.table_version
+            return position
         if resumed.seen and self.replication_key:
             # The bookmark this read sets covers what the killed runs sent too.
             self.state_manager.increment_state(
@@ -299,9 +305,90 @@ class CapsuleStream(RESTStream):
     # --- Incremental reads ------------------------------------------------------------------
 
     def read_window(self, context: Context | None) -> Window:
-        """Where this read starts: the partition's bookmark, else `start_date`."""
+        """Where this read starts: the partition's bookmark, else `start_date`.
+
+        A stream that sends its whole table (`sends_whole_table`) reads from `start_date` whatever
+        the bookmark says.
+        """
+        if self.sends_whole_table:
+            return window(None, self.config.get("start_date"))
         state = self.get_context_state(context)
         return window(state.get("replication_key_value"), self.config.get("start_date"))
+
+    # --- Whole-table reads and ACTIVATE_VERSION -----------------------------------------------
+
+    @functools.cached_property
+    def sends_whole_table(self) -> bool:
+        """This run emits every record of an incremental stream, whatever its bookmark.
+
+        With ACTIVATE_VERSION on, a stream that is read in full anyway (no `since` on its list:
+        entries and the settings lists) emits all of it, so that its ACTIVATE_VERSION can say
+        which rows are gone, at no extra request. So do tasks with `tasks_mode: full`.
+        """
+        if not self.replication_key or not activate_versions(self.config):
+            return False
+        if self.obj.stream == "tasks":
+            return tasks_mode(self.config) == "full"
+        if self.obj.stream == "entries" and self.config.get("entries_mode", "full") == "recent":
+            return False  # it reads only the newest pages
+        return not self.obj.since and not isinstance(self, ChildStream)
+
+    @functools.cached_property
+    def reads_whole_table(self) -> bool:
+        """This run emits every record of the stream from `start_date` (a full-table read).
+
+        True for FULL_TABLE streams, for `sends_whole_table`, and for an incremental stream
+        without a bookmark (a first sync or a full refresh). A link or track stream reads the
+        children of every parent emitted, so it is whole when its parent is.
+        """
+        if isinstance(self, ChildStream):
+            parent = self._capsule_tap.streams[self.obj.parent or ""]
+            return t.cast("CapsuleStream", parent).reads_whole_table
+        if not self.replication_key or self.replication_method == REPLICATION_FULL_TABLE:
+            return True
+        return self.sends_whole_table or not self.read_window(None).exclusive
+
+    @functools.cached_property
+    def table_version(self) -> int | None:
+        """The Singer table version of this run's records when the read is whole, else None.
+
+        A resumed read keeps the version its first run began with: the rows the killed runs
+        sent carry it, and a new one would make the loader drop them at the ACTIVATE_VERSION.
+        """
+        if not (activate_versions(self.config) and self.reads_whole_table):
+            return None
+        reader = self.parent_reader if isinstance(self, ChildStream) else self
+        resumed = reader.resumed
+        if resumed is not None and resumed.version is not None:
+            return resumed.version
+        return self._capsule_tap.table_version
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        """Never the SDK's: it sends ACTIVATE_VERSION before a FULL_TABLE stream's records.
+
+        Sent first, the message makes target-postgres delete (or mark deleted) every row before
+        the new ones arrive, so a run that fails half-way leaves the table half empty; a child
+        stream would also send one per parent. The tap sends it once, after the last record of a
+        whole-table read (`end_whole_table`), under the `emit_activate_version_messages` setting.
+        """
+        return False
+
+    def start_whole_table(self) -> None:
+        """Stamp this run's records with the table version (None: records carry no version)."""
+        self._stream_version = self.table_version
+
+    def end_whole_table(self) -> None:
+        """ACTIVATE_VERSION for this stream and its link and track streams, after their records."""
+        if self.selected:
+            activate_version(self._capsule_tap, self, self.table_version)
+        for child in self.child_streams:
+            if isinstance(child, ChildStream) and child.selected:
+                if child.table_version is not None and not child.schema_sent:
+                    # No parent this run, so no SCHEMA yet: the target needs one for the stream.
+                    child._write_schema_message()
+                activate_version(self._capsule_tap, child, child.table_version)
 
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
@@ -350,11 +437,14 @@ class CapsuleStream(RESTStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        self.start_whole_table()
         yield from self._read(context)
         if context is None:
+            self.end_whole_table()
             self.finish_progress()
 
     def _read(self, context: Context | None) -> t.Iterator[dict]:
+        self.schema_sent = True
         bounds = self.read_window(context) if self.replication_key else Window(None, False)
         inline_tombstones = bool(self.obj.deleted_path) and tombstone_mode(self.config) == "inline"
         position = self.begin_read(bounds) if self.resumable and context is None else None
@@ -653,6 +743,48 @@ TOMBSTONE_MODES = ("inline", "stream", "off")
 EARLIEST_SINCE = "2000-01-01T00:00:00Z"
 
 
+TASKS_MODES = ("incremental", "full")
+
+
+def activate_versions(config: t.Mapping[str, t.Any]) -> bool:
+    """The `emit_activate_version_messages` setting (on by default)."""
+    return bool(config.get("emit_activate_version_messages", True))
+
+
+def tasks_mode(config: t.Mapping[str, t.Any]) -> str:
+    """The `tasks_mode` setting: `incremental` (the default) or `full`."""
+    return str(config.get("tasks_mode") or "incremental")
+
+
+def new_table_version() -> int:
+    """A Singer table version later than any earlier one: milliseconds, never repeated.
+
+    Loaders drop the rows whose version is lower than the one activated, so two runs in the
+    same second (or millisecond, in one process) must still get increasing versions.
+    """
+    global _last_version  # one counter per process
+    _last_version = max(int(time.time() * 1000), _last_version + 1)
+    return _last_version
+
+
+_last_version = 0
+
+
+def activate_version(tap: TapCapsule, stream: Stream, version: int | None) -> None:
+    """Say that `version` is now the whole table: one ACTIVATE_VERSION per output stream.
+
+    Stream maps may rename a stream (`__alias__`) or drop it (`__NULL__`); the message goes to
+    each name the records went to, as the SDK's own does.
+    """
+    if version is None:
+        return
+    for stream_map in stream.stream_maps:
+        if isinstance(stream_map, RemoveRecordTransform):
+            continue
+        message = ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
+        tap.write_message(message)
+
+
 def tombstone_mode(config: t.Mapping[str, t.Any]) -> str:
     """The `tombstones` setting (inline by default)."""
     return str(config.get("tombstones") or "inline")
@@ -725,6 +857,12 @@ class DeletedRecordsStream(Stream):
         """`deletedAt` is a timestamp, even when declared as text (`date_times_as_text`)."""
         return True
 
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        """Never the SDK's (see `CapsuleStream`); `get_records` sends it after a whole feed."""
+        return False
+
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
         """Never later than one second before the sync started on Capsule's clock."""
@@ -742,6 +880,11 @@ class DeletedRecordsStream(Stream):
         """One record per deleted or restricted record since the bookmark (or start_date)."""
         state = self.get_context_state(context)
         read = window(state.get("replication_key_value"), self.config.get("start_date"))
+        # Without a bookmark the whole feed is read: its ACTIVATE_VERSION follows the records.
+        version = None
+        if activate_versions(self.config) and not read.exclusive:
+            version = self._capsule_tap.table_version
+        self._stream_version = version
         session = self._capsule_tap.capsule_session
         stamp = signpost(session.pacer.server_now())
         progress = self.progress
@@ -750,6 +893,8 @@ class DeletedRecordsStream(Stream):
             progress.records += 1
             progress.tombstones += 1
             yield {"id": stub["id"], "deletedAt": deleted_at, "restricted": stub["restricted"]}
+        if self.selected:
+            activate_version(self._capsule_tap, self, version)
         progress.finish()
 
     @functools.cached_property
@@ -793,8 +938,10 @@ class WalkedChildStream(CapsuleStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        self.start_whole_table()
         yield from self._read(context)
         if not self.partitions or context == self.partitions[-1]:
+            self.end_whole_table()
             self.finish_progress()
 
 
