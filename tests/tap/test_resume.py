@@ -41,6 +41,7 @@ class Run(t.NamedTuple):
     state: dict
     requests: dict[str, int]
     killed: bool
+    messages: list[dict]  # RECORD and ACTIVATE_VERSION messages, in order
 
 
 def key_of(stream: str, record: dict) -> tuple:
@@ -60,7 +61,14 @@ def comparable(record: dict) -> dict:
 @pytest.fixture
 def resumable_tap(tmp_path, sandbox_factory, sandbox_token):
     sandbox = sandbox_factory(scale=30, seed=7)
-    config = {"access_token": sandbox_token, "api_url": sandbox.url, "page_size": PAGE}
+    # entries_mode recent: with full (and ACTIVATE_VERSION on) every run sends every entry by
+    # design, which would hide what a resume sends again.
+    config = {
+        "access_token": sandbox_token,
+        "api_url": sandbox.url,
+        "page_size": PAGE,
+        "entries_mode": "recent",
+    }
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
     found = subprocess.run(
@@ -86,13 +94,17 @@ def resumable_tap(tmp_path, sandbox_factory, sandbox_token):
         )
         assert process.stdout is not None
         records: list[tuple[str, dict]] = []
+        messages: list[dict] = []
         last_state = state or {}
         killed = False
         for line in process.stdout:
             message = json.loads(line)
             if message["type"] == "STATE":
                 last_state = message["value"]
+            elif message["type"] == "ACTIVATE_VERSION":
+                messages.append(message)
             elif message["type"] == "RECORD":
+                messages.append(message)
                 records.append((message["stream"], message["record"]))
                 if kill_after is not None and len(records) >= kill_after:
                     process.send_signal(signal.SIGKILL)
@@ -102,7 +114,7 @@ def resumable_tap(tmp_path, sandbox_factory, sandbox_token):
         process.wait(timeout=120)
         if not killed:
             assert process.returncode == 0
-        return Run(records, last_state, sandbox.requests()["by_path"], killed)
+        return Run(records, last_state, sandbox.requests()["by_path"], killed, messages)
 
     return run
 
@@ -220,3 +232,29 @@ def test_a_checkpoint_of_another_read_is_not_resumed(resumable_tap):
     final = resumable_tap(state)
     clean = resumable_tap(None)
     assert final.requests["GET /entries"] == clean.requests["GET /entries"]
+
+
+def test_a_resumed_whole_table_read_keeps_its_table_version(resumable_tap):
+    """A loader that drops rows of older versions at ACTIVATE_VERSION keeps the killed runs' rows.
+
+    The first sync is a whole-table read: its rows carry a table version, and an ACTIVATE_VERSION
+    follows its last record. The resumed runs use the first run's version, so the rows the killed
+    runs sent are not dropped as stale.
+    """
+    clean = resumable_tap(None)
+    runs, state = [], {}
+    for kill_after in (23, 37):
+        run = resumable_tap(state, kill_after=kill_after)
+        runs.append(run)
+        state = run.state
+    runs.append(resumable_tap(state))
+    table: dict[tuple, int | None] = {}  # what a versioned loader holds: key -> row version
+    for run in runs:
+        for message in run.messages:
+            stream = message["stream"]
+            if message["type"] == "RECORD":
+                table[key_of(stream, message["record"])] = message.get("version")
+            else:
+                activated = message["version"]
+                table = {k: v for k, v in table.items() if k[0] != stream or (v or 0) >= activated}
+    assert set(table) == {key_of(s, r) for s, r in clean.records}
