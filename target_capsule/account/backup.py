@@ -99,6 +99,8 @@ class Backup:
         """Continue an unfinished backup from its checkpoint: cut each file back to it."""
         path = self.folder / CHECKPOINT
         if not path.is_file():
+            for leftover in self.folder.glob("*.jsonl.gz.partial"):
+                leftover.unlink()  # a run killed before its first checkpoint, or while finishing
             return
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))["backup"]
@@ -237,6 +239,9 @@ class Backup:
         for handle in self.files.values():
             handle.close()
         self.files.clear()
+        # The input is whole: a kill from here on leaves a folder to read again from the start
+        # (compacted files no longer match the checkpoint's lengths).
+        (self.folder / CHECKPOINT).unlink(missing_ok=True)
         for stream in self.counts:
             if self.resumed:
                 self.compact(stream)
@@ -263,7 +268,6 @@ class Backup:
         temporary = self.folder / (MANIFEST + ".partial")
         temporary.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         os.replace(temporary, self.folder / MANIFEST)
-        (self.folder / CHECKPOINT).unlink(missing_ok=True)
         return manifest
 
 
