@@ -44,12 +44,24 @@ def backup(config: Path, folder: Path, *, kill_after_checkpoints: int | None = N
             stamp = None
         if stamp is not None and stamp != start:
             seen.add(stamp)
-        if len(seen) >= kill_after_checkpoints:
+        if len(seen) >= kill_after_checkpoints and reading_a_list(path):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             return True
         time.sleep(0.005)
     return False
+
+
+def reading_a_list(path: Path) -> bool:
+    """The checkpoint holds a list read in progress (so the kill lands in the middle of one)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return any(
+        entry.get("checkpoint", {}).get("phase") == "list"
+        for entry in saved.get("bookmarks", {}).values()
+    )
 
 
 def records_by_stream(folder: Path) -> dict[str, set[str]]:
