@@ -44,6 +44,17 @@ def table_rows(text: str) -> dict[str, tuple[int, int, int]]:
     return {m[0]: (int(m[1]), int(m[2]), int(m[3])) for m in TABLE_ROW.findall(text)}
 
 
+def discover(config_path: Path) -> dict:
+    """The catalog `tap-capsule --discover` prints for a config file."""
+    found = subprocess.run(
+        [TAP, "--config", str(config_path), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(found.stdout)
+
+
 def select(catalog: dict, streams: set[str]) -> dict:
     for entry in catalog["streams"]:
         chosen = entry["tap_stream_id"] in streams

@@ -16,7 +16,7 @@ import typing as t
 
 import pytest
 
-from tests.tap.conftest import TAP, select
+from tests.tap.conftest import TAP, discover, select
 
 PAGE = 4
 STREAMS = {
@@ -71,13 +71,7 @@ def resumable_tap(tmp_path, sandbox_factory, sandbox_token):
     }
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
-    found = subprocess.run(
-        [TAP, "--config", str(config_path), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    catalog = json.loads(found.stdout)
+    catalog = discover(config_path)
     counter = iter(range(100))
 
     def run(state: dict | None, kill_after: int | None = None, streams: set[str] = STREAMS) -> Run:

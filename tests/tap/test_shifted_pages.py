@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.tap.conftest import TAP, select
+from tests.tap.conftest import TAP, discover, select
 
 PAGE = 4
 
@@ -22,14 +22,8 @@ def read_parties_deleting(tmp_path, sandbox, config: dict, delete_after: int) ->
     """Run the tap on parties; after `delete_after` records, delete the first one it sent."""
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
-    found = subprocess.run(
-        [TAP, "--config", str(config_path), "--discover"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
     catalog = tmp_path / "catalog.json"
-    catalog.write_text(json.dumps(select(json.loads(found.stdout), {"parties"})))
+    catalog.write_text(json.dumps(select(discover(config_path), {"parties"})))
     log = tmp_path / "tap.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(
