@@ -26,6 +26,8 @@ from tap_capsule.bookmarks import (
 from tap_capsule.custom_fields import CustomFieldMap
 from tap_capsule.progress import run_table
 from tap_capsule.streams import (
+    DEFAULT_LOOKBACK_DAYS,
+    ENTRIES_MODES,
     TASKS_MODES,
     TOMBSTONE_MODES,
     CapsuleStream,
@@ -114,6 +116,26 @@ class TapCapsule(Tap):
             "`case_parties`, `opportunity_tracks`, `case_tracks`) by default, as a backup needs. "
             "Each costs one request per opportunity or case. A catalog or Meltano's `select` "
             "still decides when given.",
+        ),
+        th.Property(
+            "entries_mode",
+            th.StringType(allowed_values=list(ENTRIES_MODES)),
+            default="full",
+            title="Entries mode",
+            description="How an incremental run reads `/entries` (notes, emails, completed "
+            "tasks), which has no `since`: `full` reads every page, exact but ⌈entries/100⌉ "
+            "requests each run; `recent` reads newest first and stops one page past the "
+            "bookmark minus `entries_lookback_days`, so a run costs what was added. `recent` "
+            "misses a note back-dated past the lookback, an edit to an older note and any "
+            "deletion: run `full` now and then (a reconcile) to pick those up.",
+        ),
+        th.Property(
+            "entries_lookback_days",
+            th.IntegerType(minimum=0),
+            default=DEFAULT_LOOKBACK_DAYS,
+            title="Entries lookback (days)",
+            description="With `entries_mode: recent`: how many days before the bookmark the "
+            "read of `/entries` (by `entryAt`) reaches back, to catch back-dated notes.",
         ),
         th.Property(
             "date_times_as_text",
