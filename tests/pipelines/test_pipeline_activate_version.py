@@ -96,7 +96,9 @@ def test_deletions_reach_postgres_and_the_reconcile_makes_it_exact(
         pair = (link["opportunityId"], link["partyId"])
         assert pair in live_keys(postgres, pg_schema, "opportunity_parties")
 
-        meltano(*run, "--full-refresh", "capsule-to-postgres", env=env, database=meltano_db)
+        # The reconcile, as meltano.yml schedules it (a full refresh through the schedule's env).
+        reconcile = "capsule-to-postgres-nightly-reconcile"
+        meltano("--environment=dev", "schedule", "run", reconcile, env=env, database=meltano_db)
         for stream in STREAMS:
             assert live_keys(postgres, pg_schema, stream) == capsule_keys(sb, stream), stream
 
