@@ -132,4 +132,8 @@ def test_demo_runs_twice_and_the_second_run_is_incremental(meltano, tmp_path):
     assert again["parties"] == 3  # the three parties the demo edits between runs
     table = requests_column(second)
     assert table["parties"] == 2  # one page of changes and one of the deleted feed
-    assert sum(again.values()) < sum(counts.values()) / 10
+    # The streams Capsule filters with `since` send only what changed; the lists read whole on
+    # every run (entries, settings, lookups) send every record again, for their ACTIVATE_VERSION.
+    incremental = ("parties", "opportunities", "cases", "tasks")
+    assert sum(again[s] for s in incremental) < sum(counts[s] for s in incremental) / 10
+    assert again["entries"] == counts["entries"]
