@@ -58,6 +58,7 @@ from target_capsule.writes import (
     Written,
     capsule_time,
     check_created,
+    delete,
     find_created,
     write,
 )
@@ -741,9 +742,7 @@ class Restore:
             if rid is None:
                 continue
             tasks = cat.get("tasks")
-            response = self.session.call("DELETE", cat.fill_path(tasks.single_path, {"id": rid}))
-            if response.status_code != 404:
-                raise_for_capsule_status(response)
+            delete(self.session, cat.fill_path(tasks.single_path, {"id": rid}))
             self.writes += 1
 
     # --- attachments ----------------------------------------------------------------------

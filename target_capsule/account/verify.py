@@ -319,12 +319,13 @@ def compare(
                         }
                     )
         # Records the account holds that the backup lacks: a backup that missed them (a read cut
-        # short), or records created since. A copy may hold records of its own: not counted.
+        # short), or records created since. A copy may hold records of its own: counted, not
+        # a difference, no details.
         for key in have:
             if key in paired:
                 continue
             counts["not_in_backup"] += 1
-            if shown < DETAILS_PER_STREAM:
+            if not copy and shown < DETAILS_PER_STREAM:
                 shown += 1
                 details.append({"stream": stream, "id": key, "not_in_backup": True})
         streams[stream] = counts

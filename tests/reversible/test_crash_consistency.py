@@ -64,13 +64,13 @@ def creates(state: dict) -> list[tuple[str, dict]]:
     won = next(m for m in state["milestones"] if m.get("complete") and m["probability"] == 100)
     opportunity = state["opportunities"][0]["id"]
     kase = state["cases"][0]["id"]
+    # Neither linked already nor the record's own party (Capsule refuses both with a 422).
     linked_o = {
         x["partyId"] for x in state["opportunity_parties"] if x["opportunityId"] == opportunity
+    } | {state["opportunities"][0]["party"]["id"]}
+    linked_c = {x["partyId"] for x in state["case_parties"] if x["caseId"] == kase} | {
+        state["cases"][0]["party"]["id"]
     }
-    linked_c = {x["partyId"] for x in state["case_parties"] if x["caseId"] == kase}
-    # Capsule refuses a record's main party as an additional one (a 422 "already related")
-    linked_o.add(state["opportunities"][0]["party"]["id"])
-    linked_c.add(state["cases"][0]["party"]["id"])
     free_o = next(p["id"] for p in state["parties"] if p["id"] not in linked_o)
     free_c = next(p["id"] for p in state["parties"] if p["id"] not in linked_c)
     opp_def = next(d for d in state["track_definitions"] if d["captureRule"] == "OPPORTUNITY")
