@@ -14,7 +14,6 @@ import typing as t
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleAPIError
-from target_capsule.changelog import APPLIED, ChangeLog
 from target_capsule.writes import Check, write
 
 if t.TYPE_CHECKING:
@@ -45,13 +44,13 @@ def link_unless_linked(
     *,
     what: str,
     dry_run: bool = False,
-    log: ChangeLog | None = None,
+    around: t.Callable[[], t.ContextManager[t.Callable[[], None]]] | None = None,
 ) -> str:
     """`LINKED` after a POST (or, with `dry_run`, when one would be sent), else `UNCHANGED`.
 
-    Raises `ParentMissing` when the parent does not exist; other refusals (`CapsuleAPIError`) and
-    `Unresolved` pass through. With `log`, the POST is written ahead in that change log (a
-    `pending` line before it, `applied` after).
+    `around` wraps the POST (a change log's write-ahead line): it yields what to call once
+    Capsule holds the link. Raises `ParentMissing` when the parent does not exist; other
+    refusals (`CapsuleAPIError`) and `Unresolved` pass through.
     """
     parent_key, child_key = obj.parent_key or "", obj.child_key or ""
     linked = lookups.linked_ids(obj, parent)
@@ -66,22 +65,16 @@ def link_unless_linked(
         """Re-read the parent's links (one short list): applied when the link is there."""
         return Check(applied=str(child) in (lookups.linked_ids(obj, parent, True) or ()))
 
-    ids = {parent_key: parent, child_key: child}
-    path = cat.fill_path(obj.post_path, ids)
-    ahead = (
-        log.writing(obj.stream, cat.INSERT, None, None, keys=ids)
-        if log is not None
-        else contextlib.nullcontext()
-    )
-    with ahead as entry:
+    path = cat.fill_path(obj.post_path, {parent_key: parent, child_key: child})
+    wrapper = around() if around is not None else contextlib.nullcontext(lambda: None)
+    with wrapper as applied:
         try:
             write(session, "POST", path, check=check, what=what)
         except CapsuleAPIError as exc:
             if not already_linked(exc):
                 raise
             lookups.link_changed(obj, parent, child, linked=True)
-            return UNCHANGED  # nothing written: the pending line settles as failed
-        if log is not None and entry is not None:
-            log.settle(entry, APPLIED)
+            return UNCHANGED
+        applied()
     lookups.link_changed(obj, parent, child, linked=True)
     return LINKED

@@ -7,6 +7,7 @@ by a look-up before any retry, PUTs by a re-read, and DELETEs are idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import typing as t
 
@@ -670,6 +671,15 @@ class CapsuleSink(BatchSink):
         parent_key, child_key = self.obj.parent_key, self.obj.child_key
         assert parent_key and child_key
         parent_id, child_id = record[parent_key], record[child_key]
+        link = {parent_key: parent_id, child_key: child_id}
+        changes = self.run.changes
+
+        @contextlib.contextmanager
+        def logged() -> t.Iterator[t.Callable[[], None]]:
+            """The change log's line ahead of the POST, settled once Capsule holds the link."""
+            with changes.writing(self.stream_name, INSERT, None, None, keys=link) as entry:
+                yield lambda: changes.settle(entry, APPLIED)
+
         try:
             outcome = link_unless_linked(
                 self.run.session,
@@ -679,7 +689,7 @@ class CapsuleSink(BatchSink):
                 child_id,
                 what=f"{self.stream_name} INSERT",
                 dry_run=self.run.dry_run,
-                log=self.run.changes,  # the POST's pending line, written ahead
+                around=logged,
             )
         except ParentMissing as exc:
             raise Rejected(INSERT, f"{self.stream_name} INSERT: {exc}", 404) from None
@@ -688,6 +698,5 @@ class CapsuleSink(BatchSink):
         if outcome == UNCHANGED:
             return "unchanged"
         if self.run.dry_run:
-            link = {parent_key: parent_id, child_key: child_id}
-            self.run.changes.ahead(self.stream_name, INSERT, None, None, keys=link)
+            changes.ahead(self.stream_name, INSERT, None, None, keys=link)
         return "applied"

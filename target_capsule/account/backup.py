@@ -3,16 +3,17 @@
 One gzip-compressed JSONL file per stream (`parties.jsonl.gz`, ...), the streams' SCHEMA messages
 (`schemas.json`) and a manifest (`manifest.json`): the account (site name from `GET /site`), the
 time on Capsule's clock when the backup started and finished (its `Date` header), the records per
-stream and the tap's version. Records are stored exactly as the tap emitted them. Each note's
-attachment files are downloaded once (one request per file) into `attachments/<sha256>`, and the
-manifest's `attachments` maps each attachment id to its name, type, size and hash;
-`attachments: false` in the config keeps names and sizes only.
+stream and the tap's version. Records are stored exactly as the tap emitted them.
 
 Files are written under temporary names and renamed when the input ends; the manifest comes last,
 and only after the tap's final STATE (the one that marks the end of its sync) followed by a clean
 end of input. A tap killed midway, a line cut short, or anything after that STATE leaves the folder
 without a manifest: an unfinished backup, which the run reports with a non-zero exit, and which
 restore and verify refuse. Every file is private (0600, in a 0700 folder).
+
+Each note's attachment files are downloaded once (one request per file) into
+`attachments/<sha256>`, and the manifest's `attachments` maps each attachment id to its name,
+type, size and hash; `attachments: false` in the config keeps names and sizes only.
 
 A record line longer than `MAX_RECORD_CHARS` is never held in memory whole: it is skipped while
 it is read, named (stream and id) in the manifest's `refused_records` and in the log. Tombstones
@@ -191,6 +192,7 @@ class Backup:
         self.session = session
         self.keep_files = attachments and session is not None
         self.attachments: dict[str, dict] = {}
+        self.progress = Progress("target-capsule-backup", session)
         self.files: dict[str, t.TextIO] = {}
         self.raw: dict[str, t.IO[bytes]] = {}  # the private files under the gzip streams
         self.counts: dict[str, int] = {}
@@ -200,7 +202,6 @@ class Backup:
         self.started_at: str | None = None
         self.complete = False  # the tap's final STATE arrived, and nothing after it
         self.refused: list[dict] = []  # oversized records: stream and id
-        self.progress = Progress("target-capsule-backup", session)
 
     def capsule_now(self) -> tuple[dict | None, str | None]:
         """Capsule's site record and the time on its clock (one request)."""
@@ -268,28 +269,6 @@ class Backup:
                 self.keep_attachments(record["attachments"])
         self.complete = False  # only the tap's final STATE may come last
 
-    def oversized(self, line: Line) -> None:
-        """A message line too long to hold: its record is refused, named by stream and id."""
-        stream, rid = named_in(line.head, "stream"), named_in(line.head, "id")
-        self.refused.append({"stream": stream, "id": rid, "line": line.number})
-        self.complete = False
-        print(
-            f"target-capsule-backup: input line {line.number}: a {stream} record (id {rid}) is "
-            f"longer than {MAX_RECORD_CHARS} characters; refused, not backed up",
-            file=sys.stderr,
-        )
-
-    def unfinished(self, why: str) -> str:
-        """Close the files (they keep their `.partial` names): the folder is no backup."""
-        for stream, handle in self.files.items():
-            handle.close()
-            self.raw[stream].close()
-        self.files.clear()
-        return (
-            f"the backup in {self.folder} is unfinished ({why}): it has no {MANIFEST}, and "
-            "restore and verify refuse it. Run the backup again into a new folder"
-        )
-
     def keep_attachments(self, items: t.Any) -> None:  # noqa: ANN401 - a record's attachments
         """Download each attachment not kept yet (one request per file) and note its hash."""
         for item in items if isinstance(items, list) else ():
@@ -313,15 +292,37 @@ class Backup:
                     entry["size"] = len(content)
             self.attachments[key] = entry
 
+    def oversized(self, line: Line) -> None:
+        """A message line too long to hold: its record is refused, named by stream and id."""
+        stream, rid = named_in(line.head, "stream"), named_in(line.head, "id")
+        self.refused.append({"stream": stream, "id": rid, "line": line.number})
+        self.complete = False
+        print(
+            f"target-capsule-backup: input line {line.number}: a {stream} record (id {rid}) is "
+            f"longer than {MAX_RECORD_CHARS} characters; refused, not backed up",
+            file=sys.stderr,
+        )
+
+    def unfinished(self, why: str) -> str:
+        """Close the files (they keep their `.partial` names): the folder is no backup."""
+        for stream, handle in self.files.items():
+            handle.close()
+            self.raw[stream].close()
+        self.files.clear()
+        return (
+            f"the backup in {self.folder} is unfinished ({why}): it has no {MANIFEST}, and "
+            "restore and verify refuse it. Run the backup again into a new folder"
+        )
+
     def finish(self) -> dict:
         """Close and rename the stream files, then write the manifest (last)."""
         for stream, count in sorted(self.counts.items()):
-            files_kept = (
+            kept = (
                 f", {len(self.attachments)} attachments"
                 if stream == "entries" and self.attachments
                 else ""
             )
-            self.progress.stream_done(stream, f"{count} records{files_kept}")
+            self.progress.stream_done(stream, f"{count} records{kept}")
         for stream, handle in self.files.items():
             handle.close()
             self.raw[stream].close()

@@ -52,7 +52,7 @@ def store(folder: Path, content: bytes) -> str:
     digest = sha256(content)
     target = folder / FOLDER / digest
     if not target.is_file():
-        write_private(target, content)  # 0600 in a 0700 folder, replaced atomically
+        write_private(target, content)  # 0600 in a 0700 folder, renamed into place
     return digest
 
 

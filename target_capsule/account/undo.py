@@ -16,6 +16,7 @@ it, and the record's `createdAt` is not before that line.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -158,7 +159,7 @@ class Undo:
             return done
         except CapsuleAPIError as exc:
             done.reason = f"Capsule refused it: {exc.capsule_message}"
-        except AmbiguousWriteError as exc:
+        except (AmbiguousWriteError, Unresolved) as exc:
             done.reason = f"{exc} Check this record in Capsule."
         return done
 
@@ -392,6 +393,12 @@ class Undo:
                 done.reason = f"{parent_key} {parent} no longer exists"
                 return done
 
+            @contextlib.contextmanager
+            def logged() -> t.Iterator[t.Callable[[], None]]:
+                """The undo's change-log line ahead of the POST, settled once it holds."""
+                with self.changes.writing(obj.stream, INSERT, None, None, keys=ids) as entry:
+                    yield lambda: self.changes.settle(entry, APPLIED)
+
             outcome = link_unless_linked(
                 self.session,
                 self.lookups,
@@ -399,7 +406,7 @@ class Undo:
                 parent,
                 child,
                 what=f"{obj.stream} undo",
-                log=self.changes,
+                around=logged,
             )
             if outcome == LINK_UNCHANGED:
                 done.outcome = UNCHANGED
