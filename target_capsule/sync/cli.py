@@ -1,0 +1,143 @@
+"""`capsule sync`: keep a PostgreSQL schema and Capsule equal, both ways.
+
+    capsule sync --config sync.json [--conflict capsule|database|newest] [--objects parties,tasks]
+
+Settings come from the JSON file, then from `CAPSULE_SYNC_<NAME>` environment variables (what
+Meltano passes its utility), then from the options. The database connection is `database_url`
+(a libpq connection string or URL); whatever it leaves out comes from the PG* variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import logging
+import os
+import sys
+import typing as t
+from pathlib import Path
+
+import psycopg
+
+from tap_capsule.api_client import CapsuleError, CapsuleSession, package_version
+from target_capsule.changelog import ChangeLog
+from target_capsule.sync.capsule import CapsuleSide
+from target_capsule.sync.database import Database, SyncBusyError
+from target_capsule.sync.engine import CONFLICT_RULES, Sync
+from target_capsule.sync.objects import BY_TABLE, OBJECTS
+
+SETTINGS = {
+    "access_token": "Capsule token (secret)",
+    "api_url": "Capsule API base URL",
+    "refresh_token": "OAuth refresh token (secret)",
+    "client_id": "OAuth client id",
+    "client_secret": "OAuth client secret (secret)",
+    "oauth_token_cache": "OAuth token cache file",
+    "rate_limit_reserve": "share of the hourly budget left for others",
+    "max_rate_limit_wait": "longest rate-limit wait (s)",
+    "max_retries": "retries of transient errors",
+    "request_timeout": "request timeout (s)",
+    "database_url": "PostgreSQL connection string (PG* variables fill the rest)",
+    "schema": "the sync schema (default capsule_sync)",
+    "conflict": "capsule, database or newest (default capsule)",
+    "objects": "which objects (default all: parties, opportunities, cases, tasks, notes)",
+    "change_log_path": "JSONL change log of the Capsule writes (capsule undo reverts them)",
+}
+DEFAULT_SCHEMA = "capsule_sync"
+ENV_PREFIX = "CAPSULE_SYNC_"
+
+
+class UsageError(ValueError):
+    """A setting the user must fix."""
+
+
+def load_settings(args: argparse.Namespace, environ: t.Mapping[str, str]) -> dict[str, t.Any]:
+    """Merge the file, the environment and the options; refuse unknown or wrong settings."""
+    config: dict[str, t.Any] = {}
+    if args.config:
+        try:
+            config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read --config {args.config}: {exc}") from None
+        if not isinstance(config, dict):
+            raise UsageError(f"--config {args.config} must hold a JSON object")
+    for name in SETTINGS:
+        value = environ.get(ENV_PREFIX + name.upper())
+        if value not in (None, ""):
+            config[name] = value
+    for name in ("conflict", "objects", "schema", "change_log_path"):
+        if getattr(args, name, None):
+            config[name] = getattr(args, name)
+    unknown = sorted(set(config) - set(SETTINGS))
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], list(SETTINGS), n=1)
+        more = f" (did you mean {hint[0]}?)" if hint else ""
+        raise UsageError(f"unknown setting {unknown[0]}{more}")
+    if not config.get("access_token"):
+        raise UsageError("access_token is required (--config, or CAPSULE_SYNC_ACCESS_TOKEN)")
+    conflict = config.setdefault("conflict", "capsule")
+    if conflict not in CONFLICT_RULES:
+        raise UsageError(f"conflict must be one of {', '.join(CONFLICT_RULES)}, not {conflict!r}")
+    objects = config.get("objects") or [o.table for o in OBJECTS]
+    if isinstance(objects, str):
+        objects = [o.strip() for o in objects.replace("[", "").replace("]", "").split(",")]
+        objects = [o.strip("\"' ") for o in objects if o.strip("\"' ")]
+    wrong = [o for o in objects if o not in BY_TABLE]
+    if wrong:
+        raise UsageError(f"objects: {wrong[0]!r} is not one of {', '.join(BY_TABLE)}")
+    config["objects"] = [o.table for o in OBJECTS if o.table in objects]  # parties first
+    return config
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(
+        prog="capsule sync",
+        description="Two-way sync between Capsule and a PostgreSQL schema.",
+    )
+    p.add_argument("--config", help="JSON settings file")
+    p.add_argument("--conflict", choices=CONFLICT_RULES, help="who wins a conflict")
+    p.add_argument("--objects", help="comma-separated objects to sync (default: all)")
+    p.add_argument("--schema", help=f"the sync schema (default {DEFAULT_SCHEMA})")
+    p.add_argument("--change-log-path", dest="change_log_path", help="JSONL change log file")
+    return p
+
+
+def run(config: t.Mapping[str, t.Any]) -> Sync:
+    """One sync with checked settings; the finished Sync (its counts)."""
+    session = CapsuleSession(config, user_agent=f"capsule-sync/{package_version()}")
+    change_log = ChangeLog(config.get("change_log_path"))
+    database = Database(config.get("database_url") or "", config.get("schema") or DEFAULT_SCHEMA)
+    try:
+        sync = Sync(database, CapsuleSide(session, change_log), config["conflict"])
+        sync.run([BY_TABLE[name] for name in config["objects"]])
+    finally:
+        change_log.close()
+        database.close()
+    return sync
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    """Run `capsule sync`; 0 when done, 1 with one line on a user's mistake or a failure."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_settings(args, os.environ)
+        sync = run(config)
+    except (UsageError, SyncBusyError, CapsuleError) as exc:
+        print(f"capsule sync: {exc}", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"capsule sync: cannot reach PostgreSQL: {first}", file=sys.stderr)
+        return 1
+    total = sum(c.writes for c in sync.counts.values())
+    conflicts = sum(c.conflicts for c in sync.counts.values())
+    print(f"capsule sync: done, {total} write(s), {conflicts} conflict(s)", file=sys.stderr)
+    return 0
+
+
+def entry() -> None:
+    """Console script entry point."""
+    sys.exit(main())
