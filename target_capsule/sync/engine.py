@@ -163,6 +163,7 @@ class Sync:
         rows = self.db.rows(obj)
         base = self.db.base(obj)
         by_id = {r.capsule_id: r for r in rows if r.capsule_id is not None}
+        self.recreated: set[int] = set()  # rows the base pass already sent to Capsule
         failed = False
         for capsule_id, (_, base_values) in base.items():
             record = seen.records.get(capsule_id)
@@ -188,7 +189,7 @@ class Sync:
                 self.arrived(obj, capsule_id, record, by_id.get(capsule_id))
         taken = set(base) | set(by_id) | set(seen.records)
         for row in rows:
-            if row.capsule_id is None and not row.deleted:
+            if row.capsule_id is None and not row.deleted and row.row_id not in self.recreated:
                 failed |= not self.create(obj, row, taken)
         if not failed:
             with self.db.transaction():
@@ -277,6 +278,7 @@ class Sync:
                 self.db.update_row(obj, row.row_id, capsule_id=None, **target)
             self.after_write()
             row.capsule_id, row.values = None, target
+            self.recreated.add(row.row_id)
             return self.create(obj, row, set())
         if database_values is None:  # deleted in the database, Capsule's edit won: restore
             with self.db.transaction():
@@ -372,6 +374,7 @@ class Sync:
         self.counts[obj.table].capsule_created += 1
         self.after_write()
         taken.add(capsule_id)
+        row.capsule_id = capsule_id  # the caller's list of rows holds this row too
         with self.db.transaction():
             self.db.update_row(obj, row.row_id, capsule_id=capsule_id)
             self.db.set_base(obj, capsule_id, row.row_id, row.values)
