@@ -19,6 +19,7 @@ them true:
 from __future__ import annotations
 
 import dataclasses
+import time
 import typing as t
 
 import psycopg
@@ -30,6 +31,9 @@ from target_capsule.sync.objects import OBJECTS, SQL_TYPES, SyncObject, Values, 
 if t.TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Iterator
+
+
+LOCK_TRIES, LOCK_WAIT = 10, 0.5  # tries of the schema's lock, seconds between them
 
 
 class SyncBusyError(RuntimeError):
@@ -67,18 +71,26 @@ class Database:
         """Connect (libpq's PG* variables fill what `conninfo` leaves out) and lock the schema."""
         self.schema = schema
         self.conn = psycopg.connect(conninfo, autocommit=True)
-        key = sql.SQL("SELECT pg_try_advisory_lock(hashtext({}))").format(
-            sql.Literal(f"capsule-sync:{schema}")
-        )
-        row = self.conn.execute(key).fetchone()
-        if not row or not row[0]:
-            self.conn.close()
-            raise SyncBusyError(
-                f"another capsule sync is running on schema {schema}; try again later"
-            )
+        self._lock_key = sql.Literal(f"capsule-sync:{schema}")
+        lock = sql.SQL("SELECT pg_try_advisory_lock(hashtext({}))").format(self._lock_key)
+        # A killed run's server process lets go of its lock a moment after the kill: wait a little.
+        for attempt in range(LOCK_TRIES):
+            row = self.conn.execute(lock).fetchone()
+            if row and row[0]:
+                return
+            if attempt + 1 < LOCK_TRIES:
+                time.sleep(LOCK_WAIT)
+        self.conn.close()
+        raise SyncBusyError(f"another capsule sync is running on schema {schema}; try again later")
 
     def close(self) -> None:
-        """Close the connection (the lock goes with it)."""
+        """Let go of the lock, then close the connection."""
+        if not self.conn.closed:
+            try:
+                unlock = sql.SQL("SELECT pg_advisory_unlock(hashtext({}))")
+                self.conn.execute(unlock.format(self._lock_key))
+            except psycopg.Error:
+                pass  # the lock goes with the connection anyway
         self.conn.close()
 
     def _name(self, table: str) -> sql.Composed:

@@ -63,6 +63,21 @@ class SyncDB:
             out[row["capsule_id"]] = {f.column: _norm(f.kind, row[f.column]) for f in obj.fields}
         return out
 
+    def live_with_ids(self, name: str) -> dict[int, dict | None]:
+        """capsule_id -> synced values, None for a row deleted (marked or removed) since."""
+        out: dict[int, dict | None] = dict.fromkeys(
+            r["capsule_id"] for r in self.select(name, "deleted AND capsule_id IS NOT NULL")
+        )
+        out.update(self.live_or_pending(name))
+        return out
+
+    def live_or_pending(self, name: str) -> dict[int, dict]:
+        obj = BY_TABLE[name]
+        return {
+            row["capsule_id"]: {f.column: _norm(f.kind, row[f.column]) for f in obj.fields}
+            for row in self.select(name, "NOT deleted AND capsule_id IS NOT NULL")
+        }
+
     def insert(self, table_name: str, /, **values) -> int:
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in values)
         marks = sql.SQL(", ").join(sql.Placeholder() for _ in values)
