@@ -151,7 +151,7 @@ class SyncMachine(RuleBasedStateMachine):
         out = {}
         for cid, base in self.base.items():
             c, d = capsule.get(cid), database.get(cid)
-            if c == base or d == base or c == d:
+            if c in (base, d) or d == base:
                 continue
             if c is None or d is None:
                 out[cid, RECORD] = c if winner == "capsule" else d
