@@ -5,6 +5,8 @@
 #   make demo  - sandbox -> `meltano run tap-capsule-csv target-csv` -> CSV files under demo-output/,
 #                and the same into demo-output/warehouse.duckdb with one SQL query's result
 #   make sql   - only the DuckDB part of the demo (or SQL_ENV=prod: your account)
+#   make sandbox       - the demo's sandbox in the foreground, for the recipes in docs/recipes.md
+#   make docs-settings - rewrite docs/settings.md's tables from `--about`
 #
 # Meltano lives in its own virtualenv (.venv-meltano): its pins (sqlalchemy<2.1, click<8.6, pip>=25)
 # differ from what the project's venv resolves next to singer-sdk 0.54, and the tests should run
@@ -20,7 +22,7 @@ PYTEST_ARGS ?=
 # The pipeline tests find meltano through MELTANO_BIN.
 export MELTANO_BIN := $(CURDIR)/$(MELTANO_VENV)/bin/meltano
 
-.PHONY: test lint demo demo-clean sql install meltano clean
+.PHONY: test lint demo demo-clean sql install meltano clean sandbox docs-settings
 
 install: $(VENV)/.installed
 
@@ -73,3 +75,16 @@ demo-clean:
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano demo-output output .pytest_cache
+
+# The Capsule sandbox in the foreground, as `make demo` starts it (port 8765, token demo-token,
+# 200 parties, seed 1): what the examples/*.sandbox.json files and the `demo` environment point at.
+# Ctrl-C stops it. `make sandbox SANDBOX_PORT=8766` moves it (then edit api_url to match).
+SANDBOX_PORT ?= 8765
+sandbox: install
+	@echo "Capsule sandbox: token demo-token, 200 parties, seed 1; Ctrl-C stops it" >&2
+	@$(VENV)/bin/capsule sandbox --port $(SANDBOX_PORT) --token demo-token --scale 200 --seed 1
+
+# Rewrite the settings tables of docs/settings.md from `tap-capsule --about` and
+# `target-capsule --about` (tests/test_docs.py fails when they disagree).
+docs-settings: install
+	$(VENV)/bin/python docs/generate_settings.py
