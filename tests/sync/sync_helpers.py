@@ -12,11 +12,11 @@ import pytest
 from psycopg import sql
 
 from tap_capsule.api_client import CapsuleSession
+from target_capsule.account.sync.capsule import CapsuleSide
+from target_capsule.account.sync.database import Database
+from target_capsule.account.sync.engine import Sync
+from target_capsule.account.sync.objects import BY_TABLE, OBJECTS, normalise
 from target_capsule.changelog import ChangeLog
-from target_capsule.sync.capsule import CapsuleSide
-from target_capsule.sync.database import Database
-from target_capsule.sync.engine import Sync
-from target_capsule.sync.objects import BY_TABLE, OBJECTS, normalise
 
 if t.TYPE_CHECKING:
     from tap_capsule.sandbox import Sandbox

@@ -7,12 +7,13 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from sync_helpers import TOKEN, capsule_live, run_sync
 
 from tap_capsule.api_client import CapsuleSession
-from target_capsule.sync.objects import OBJECTS
+from target_capsule.account.sync.objects import OBJECTS
 
 pytestmark = pytest.mark.postgres
 
@@ -187,7 +188,7 @@ def test_the_command_line(sandbox, schema, tmp_path):
 
     def capsule_sync(*args):
         return subprocess.run(
-            [sys.executable, "-m", "target_capsule.sync", *args],
+            [str(Path(sys.executable).parent / "capsule"), "sync", *args],
             capture_output=True,
             text=True,
             timeout=120,
@@ -204,7 +205,7 @@ def test_the_command_line(sandbox, schema, tmp_path):
     wrong = capsule_sync("--config", str(config))
     assert wrong.returncode == 1
     assert wrong.stderr.strip().splitlines()[-1] == (
-        "capsule sync: unknown setting conflcit (did you mean conflict?)"
+        "capsule sync: error: unknown setting conflcit (did you mean conflict?)"
     )
     assert "Traceback" not in wrong.stderr
     assert TOKEN not in wrong.stderr

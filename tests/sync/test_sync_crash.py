@@ -16,7 +16,7 @@ from sync_helpers import TOKEN, SyncDB, capsule_live, make_sync, postgres_reacha
 
 from tap_capsule.api_client import CapsuleSession
 from tap_capsule.sandbox import Sandbox
-from target_capsule.sync.objects import OBJECTS
+from target_capsule.account.sync.objects import OBJECTS
 
 pytestmark = pytest.mark.postgres
 

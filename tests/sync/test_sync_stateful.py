@@ -20,8 +20,8 @@ from sync_helpers import TOKEN, SyncDB, capsule_live, postgres_reachable, run_sy
 
 from tap_capsule.api_client import CapsuleSession
 from tap_capsule.sandbox import Sandbox
-from target_capsule.sync.engine import RECORD
-from target_capsule.sync.objects import BY_TABLE
+from target_capsule.account.sync.engine import RECORD
+from target_capsule.account.sync.objects import BY_TABLE
 
 pytestmark = pytest.mark.postgres
 

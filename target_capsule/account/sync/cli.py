@@ -2,6 +2,8 @@
 
     capsule sync --config sync.json [--conflict capsule|database|newest] [--objects parties,tasks]
 
+A subcommand of `capsule` (its dispatcher calls `main(argv, prog)`).
+
 Settings come from the JSON file, then from `CAPSULE_SYNC_<NAME>` environment variables (what
 Meltano passes its utility), then from the options. The database connection is `database_url`
 (a libpq connection string or URL); whatever it leaves out comes from the PG* variables.
@@ -9,7 +11,6 @@ Meltano passes its utility), then from the options. The database connection is `
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import logging
@@ -21,11 +22,15 @@ from pathlib import Path
 import psycopg
 
 from tap_capsule.api_client import CapsuleError, CapsuleSession, package_version
+from target_capsule.account.cli import Parser, error
+from target_capsule.account.sync.capsule import CapsuleSide
+from target_capsule.account.sync.database import Database, SyncBusyError
+from target_capsule.account.sync.engine import CONFLICT_RULES, Sync
+from target_capsule.account.sync.objects import BY_TABLE, OBJECTS
 from target_capsule.changelog import ChangeLog
-from target_capsule.sync.capsule import CapsuleSide
-from target_capsule.sync.database import Database, SyncBusyError
-from target_capsule.sync.engine import CONFLICT_RULES, Sync
-from target_capsule.sync.objects import BY_TABLE, OBJECTS
+
+if t.TYPE_CHECKING:
+    import argparse
 
 SETTINGS = {
     "access_token": "Capsule token (secret)",
@@ -90,18 +95,18 @@ def load_settings(args: argparse.Namespace, environ: t.Mapping[str, str]) -> dic
     return config
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line."""
-    p = argparse.ArgumentParser(
-        prog="capsule sync",
-        description="Two-way sync between Capsule and a PostgreSQL schema.",
+DESCRIPTION = "Two-way sync between Capsule and a PostgreSQL schema."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`capsule sync`'s options (each overrides the same setting of --config)."""
+    parser.add_argument("--config", help="JSON settings file")
+    parser.add_argument("--conflict", choices=CONFLICT_RULES, help="who wins a conflict")
+    parser.add_argument("--objects", help="comma-separated objects to sync (default: all)")
+    parser.add_argument("--schema", help=f"the sync schema (default {DEFAULT_SCHEMA})")
+    parser.add_argument(
+        "--change-log-path", dest="change_log_path", help="JSONL change log of the Capsule writes"
     )
-    p.add_argument("--config", help="JSON settings file")
-    p.add_argument("--conflict", choices=CONFLICT_RULES, help="who wins a conflict")
-    p.add_argument("--objects", help="comma-separated objects to sync (default: all)")
-    p.add_argument("--schema", help=f"the sync schema (default {DEFAULT_SCHEMA})")
-    p.add_argument("--change-log-path", dest="change_log_path", help="JSONL change log file")
-    return p
 
 
 def run(config: t.Mapping[str, t.Any]) -> Sync:
@@ -118,26 +123,21 @@ def run(config: t.Mapping[str, t.Any]) -> Sync:
     return sync
 
 
-def main(argv: t.Sequence[str] | None = None) -> int:
-    """Run `capsule sync`; 0 when done, 1 with one line on a user's mistake or a failure."""
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def main(argv: list[str] | None = None, prog: str = "capsule sync") -> int:
+    """Entry point of `capsule sync`: 0 when done, 1 with one line for what to fix."""
+    parser = Parser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         config = load_settings(args, os.environ)
         sync = run(config)
     except (UsageError, SyncBusyError, CapsuleError) as exc:
-        print(f"capsule sync: {exc}", file=sys.stderr)
-        return 1
+        return error(prog, str(exc))
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"capsule sync: cannot reach PostgreSQL: {first}", file=sys.stderr)
-        return 1
+        return error(prog, f"cannot reach PostgreSQL: {first}")
     total = sum(c.writes for c in sync.counts.values())
     conflicts = sum(c.conflicts for c in sync.counts.values())
-    print(f"capsule sync: done, {total} write(s), {conflicts} conflict(s)", file=sys.stderr)
+    print(f"{prog}: done, {total} write(s), {conflicts} conflict(s)", file=sys.stderr)
     return 0
-
-
-def entry() -> None:
-    """Console script entry point."""
-    sys.exit(main())

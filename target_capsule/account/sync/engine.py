@@ -24,9 +24,9 @@ import typing as t
 from tap_capsule.api_client import CapsuleAPIError
 
 if t.TYPE_CHECKING:
-    from target_capsule.sync.capsule import CapsuleSide
-    from target_capsule.sync.database import Database, Row
-    from target_capsule.sync.objects import SyncObject, Values
+    from target_capsule.account.sync.capsule import CapsuleSide
+    from target_capsule.account.sync.database import Database, Row
+    from target_capsule.account.sync.objects import SyncObject, Values
 
 logger = logging.getLogger("capsule.sync")
 

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from target_capsule.sync.objects import OBJECTS, SQL_TYPES, SyncObject, Values, normalise
+from target_capsule.account.sync.objects import OBJECTS, SQL_TYPES, SyncObject, Values, normalise
 
 if t.TYPE_CHECKING:
     import datetime as dt

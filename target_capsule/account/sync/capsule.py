@@ -17,8 +17,8 @@ from target_capsule.writes import Check, write
 
 if t.TYPE_CHECKING:
     from tap_capsule.api_client import CapsuleSession
+    from target_capsule.account.sync.objects import SyncObject, Values
     from target_capsule.changelog import ChangeLog
-    from target_capsule.sync.objects import SyncObject, Values
 
 MARGIN = 5  # seconds: a read `since` a point starts this much earlier (Capsule's clock ticks in s)
 
