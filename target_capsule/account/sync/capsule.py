@@ -68,10 +68,14 @@ class CapsuleSide:
 
     def read(self, obj: SyncObject, since: str | None) -> Seen:
         """What changed since `since`: incremental where Capsule has a deleted feed, else all."""
-        next_since = self.now_mark()
         capsule = obj.capsule
         incremental = since is not None and capsule.since and capsule.deleted_path is not None
+        started, before = time.monotonic(), self.session.pacer.server_now()
         records = self.listing(obj, since if incremental else None)
+        if before is None:  # Capsule's clock was unknown before this read: go back from its end
+            now = self.session.pacer.server_now() or time.time()
+            before = now - (time.monotonic() - started)
+        next_since = iso(before - MARGIN)
         gone: dict[int, str] = {}
         if incremental and capsule.deleted_path:
             for body in self.session.pages(capsule.deleted_path, {"since": since}):

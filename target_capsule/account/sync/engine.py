@@ -207,6 +207,7 @@ class Sync:
                 found = self.capsule.find_created(obj, p.values, p.mark, taken)
                 with self.db.transaction():
                     if found is not None:
+                        taken.add(found)
                         logger.info(
                             "%s row %s: matched to %s, created before a stop",
                             obj.table,
@@ -218,8 +219,17 @@ class Sync:
                     self.db.settle(p.id)
             elif p.op == "update" and p.capsule_id is not None:
                 record = self.capsule.get(obj, p.capsule_id)
-                if record is not None:
-                    self.capsule.update(obj, p.capsule_id, p.values, obj.from_capsule(record))
+                held = obj.from_capsule(record) if record is not None else None
+                try:
+                    if held is not None:
+                        self.capsule.update(obj, p.capsule_id, p.values, held)
+                except CapsuleAPIError as exc:
+                    self.reject(obj, f"capsule_id {p.capsule_id}", str(exc))
+                    with self.db.transaction():  # Capsule kept its values: so does the base
+                        row_id = base.get(p.capsule_id, (None, {}))[0]
+                        self.db.set_base(obj, p.capsule_id, row_id, {**p.values, **(held or {})})
+                        self.db.settle(p.id)
+                    continue
                 with self.db.transaction():
                     self.db.settle(p.id)
             elif p.op == "delete" and p.capsule_id is not None:
