@@ -9,6 +9,7 @@ bookkeeping not. A stop before a write is the stop after the one before it.
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from psycopg import sql
@@ -93,9 +94,10 @@ def scenario(schema_name: str, stop_at: int | None) -> tuple[dict, int]:
 
 def test_a_sync_stopped_at_any_write_then_rerun_equals_a_clean_run():
     postgres_reachable()
-    clean, writes = scenario("sync_crash_clean", None)
+    run = uuid.uuid4().hex[:8]  # schemas of this run only
+    clean, writes = scenario(f"sync_crash_{run}_clean", None)
     assert writes >= 10  # the scenario writes on both sides
     assert clean["parties"].count(json.dumps({}, sort_keys=True)) == 0
     for stop_at in range(1, writes + 1):
-        stopped, _ = scenario(f"sync_crash_{stop_at}", stop_at)
+        stopped, _ = scenario(f"sync_crash_{run}_{stop_at}", stop_at)
         assert stopped == clean, f"stopped after write {stop_at}"
