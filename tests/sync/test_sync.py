@@ -212,3 +212,14 @@ def test_the_command_line(sandbox, schema, tmp_path):
     config.write_text(json.dumps({"access_token": TOKEN, "objects": ["parties", "emails"]}))
     wrong = capsule_sync("--config", str(config))
     assert wrong.returncode == 1 and "'emails' is not one of" in wrong.stderr
+    unreachable = {
+        "access_token": TOKEN,
+        "api_url": sandbox.url,
+        "database_url": "host=127.0.0.1 port=1 connect_timeout=3 password=pg-secret-7",
+    }
+    config.write_text(json.dumps(unreachable))
+    wrong = capsule_sync("--config", str(config))
+    assert wrong.returncode == 1, wrong.stderr
+    assert wrong.stderr.strip().startswith("capsule sync: error: cannot reach PostgreSQL")
+    assert len(wrong.stderr.strip().splitlines()) == 1
+    assert "pg-secret-7" not in wrong.stderr and TOKEN not in wrong.stderr

@@ -101,3 +101,38 @@ def test_a_sync_stopped_at_any_write_then_rerun_equals_a_clean_run():
     for stop_at in range(1, writes + 1):
         stopped, _ = scenario(f"sync_crash_{run}_{stop_at}", stop_at)
         assert stopped == clean, f"stopped after write {stop_at}"
+
+
+def test_a_first_sync_stopped_midway_then_rerun_copies_everything_once():
+    postgres_reachable()
+    schema = f"sync_crash_first_{uuid.uuid4().hex[:8]}"
+    db = SyncDB(schema)
+    try:
+        with Sandbox(token=TOKEN, scale=6, seed=9) as sb:
+            for stop_at in (1, 9, 15):  # one stop per run: the copy goes on where it stopped
+                sync = make_sync(sb, schema)
+                seen = 0
+
+                def after_write(limit: int = stop_at) -> None:
+                    nonlocal seen
+                    seen += 1
+                    if seen == limit:
+                        raise Stop
+
+                sync.after_write = after_write
+                with pytest.raises(Stop):
+                    try:
+                        sync.run(list(OBJECTS))
+                    finally:
+                        sync.db.close()
+                        sync.capsule.change_log.close()
+            sb.reset_requests()
+            run_sync(sb, schema)
+            assert sb.requests()["writes"] == 0  # the copy never writes into Capsule
+            for obj in OBJECTS:
+                ids = [r["capsule_id"] for r in db.select(obj.table)]
+                assert len(ids) == len(set(ids)), obj.table
+                assert db.live(obj.table) == capsule_live(sb, obj.table), obj.table
+    finally:
+        db.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        db.conn.close()
