@@ -26,8 +26,10 @@ from tap_capsule.api_client import (
     check_connection_settings,
     connection_settings,
 )
+from target_capsule.changelog import ChangeLogError
+from target_capsule.lock import LockError
 from target_capsule.messages import CapsuleMessageReader, MalformedInput, UnusableMessage
-from target_capsule.run import WriteRun
+from target_capsule.run import OutputPathError, WriteRun
 from target_capsule.sinks import CapsuleSink
 from target_capsule.unsupported_settings import drop_unsupported, refusal, supported_capabilities
 
@@ -36,7 +38,13 @@ if t.TYPE_CHECKING:
 from target_capsule.validation import show
 
 STATE_KEY = "target_capsule"
-FATAL = (CapsuleAuthError, CapsuleConfigError, CapsuleRateLimitError, CapsuleRetryError)
+FATAL = (
+    CapsuleAuthError,
+    CapsuleConfigError,
+    CapsuleRateLimitError,
+    CapsuleRetryError,
+    LockError,  # another run writes to the account
+)
 
 
 def writable_streams() -> list[str]:
@@ -76,10 +84,12 @@ class TargetCapsule(Target):
             "change_log_path",
             th.StringType,
             title="Change log file",
-            description="JSONL file, one line per write applied (planned, in a dry run): run "
-            "id, stream, operation, Capsule id, the fields written and their values before the "
-            "write; a DELETE keeps the whole record. Appended to; `capsule-undo` reverts the "
-            "run it names. Deletes then cost one read each where the record is not cached.",
+            description="JSONL file, written ahead: a `pending` line before each write (run "
+            "id, account, stream, operation, Capsule id, the fields written and their values "
+            "before; a DELETE keeps the whole record), then `applied`, `failed` or `unresolved` "
+            "after the answer (a dry run writes `planned` lines). Created 0600 and opened before "
+            "the first request; appended to; `capsule undo` reverts the run it names. Deletes "
+            "then cost one read each where the record is not cached.",
         ),
         th.Property(
             "fail_on_rejects",
@@ -133,7 +143,11 @@ class TargetCapsule(Target):
             self.logger.error("%s", exc)
             raise SystemExit(1) from None
         self.max_parallelism = 1  # records are written in input order
-        self.run = WriteRun(self.config, self.logger)
+        try:
+            self.run = WriteRun(self.config, self.logger)
+        except (ChangeLogError, OutputPathError) as exc:
+            self.logger.error("%s", exc)
+            raise SystemExit(1) from None
         self._state_written = False
         self._last_stream: str | None = None
         if isinstance(self.message_reader, CapsuleMessageReader):
@@ -230,6 +244,7 @@ class TargetCapsule(Target):
             super().process_endofpipe()
         if not had_state:
             self._write_state_message({})
+        self.run.close()
         self.run.log_summary()
         unresolved = self.run.summary.total("unresolved")
         if unresolved:
@@ -267,8 +282,11 @@ class TargetCapsule(Target):
 
     def abort(self, message: str, summary: bool = True) -> t.NoReturn:
         """End the run with exit code 1 and `message` as its last log line (no traceback)."""
-        if summary:
-            self.run.log_summary()
+        run = getattr(self, "run", None)
+        if run is not None:
+            run.close()
+        if summary and run is not None:
+            run.log_summary()
         self.logger.error("%s", message)  # last, so it is the line a user sees
         raise SystemExit(1)
 

@@ -10,10 +10,10 @@ from reversible_helpers import (
     TOKEN,
     config_file,
     diff_snapshots,
-    read_jsonl,
     snapshot,
     target,
     undo,
+    writes_of,
 )
 
 from tap_capsule.sandbox import Sandbox
@@ -77,7 +77,11 @@ def import_records(state: dict) -> tuple[list[tuple[str, dict]], dict]:
 def recreated(change_log: Path, run_id: str) -> dict:
     """stream → {new id: old id} from the undo's id map next to the change log."""
     ids = json.loads(change_log.with_name(f"{change_log.stem}.undo-{run_id}.ids.json").read_text())
-    return {stream: {new: old for old, new in pairs.items()} for stream, pairs in ids.items()}
+    return {
+        stream: {new: old for old, new in pairs.items()}
+        for stream, pairs in ids.items()
+        if isinstance(pairs, dict)
+    }
 
 
 def test_change_log_lines_then_undo_leaves_the_account_as_it_was(account, tmp_path):
@@ -90,7 +94,7 @@ def test_change_log_lines_then_undo_leaves_the_account_as_it_was(account, tmp_pa
     result = target(config, records)
     assert "Change log: 7 change(s) of run" in result.stderr
     assert str(change_log) in result.stderr
-    lines = read_jsonl(change_log)
+    lines = writes_of(change_log)
     assert [(x["stream"], x["operation"]) for x in lines] == [
         ("parties", "INSERT"),
         ("parties", "INSERT"),
@@ -118,7 +122,7 @@ def test_change_log_lines_then_undo_leaves_the_account_as_it_was(account, tmp_pa
     # The recreated note's author is the token's user: Capsule sets it (the README's limits),
     # and `creator` is read-only, so the snapshot leaves it out.
     assert after == before, diff_snapshots(before, after)
-    undo_lines = read_jsonl(change_log.with_name("changes.undo.jsonl"))
+    undo_lines = writes_of(change_log.with_name("changes.undo.jsonl"))
     # 7 reverts, and the tag definition that naming "Imported" made Capsule create is gone again
     assert len(undo_lines) == 8
     assert ("party_tags", "DELETE") in {(x["stream"], x["operation"]) for x in undo_lines}
@@ -142,7 +146,7 @@ def test_undo_skips_records_changed_after_the_import(account, tmp_path):
             ("parties", {"type": "organisation", "name": "Untouched Ltd"}),
         ],
     )
-    lines = read_jsonl(change_log)
+    lines = writes_of(change_log)
     created = lines[1]["id"]
     account.touch("parties", person["id"], about="A colleague's edit")
     account.touch("parties", created, name="Renamed Ltd")
@@ -173,7 +177,7 @@ def test_dry_run_logs_planned_lines_and_undo_refuses_them(account, tmp_path):
         ],
     )
     assert account.requests()["writes"] == 0
-    lines = read_jsonl(change_log)
+    lines = writes_of(change_log)
     assert [(x["operation"], x["status"]) for x in lines] == [
         ("UPDATE", "planned"),
         ("INSERT", "planned"),
@@ -195,7 +199,7 @@ def test_the_change_log_costs_no_extra_request_on_updates(account, tmp_path):
         target(config, [("parties", {"id": p["id"], "about": f"Run {n}"}) for p in people])
         counts.append(account.requests()["total"])
     assert counts[0] == counts[1]
-    assert len(read_jsonl(tmp_path / "changes.jsonl")) == 3
+    assert len(writes_of(tmp_path / "changes.jsonl")) == 3
 
 
 def test_undo_of_the_undo_puts_the_import_back(account, tmp_path):
@@ -255,7 +259,7 @@ def test_undo_puts_back_rows_a_replace_import_removed(account, tmp_path):
             )
         ],
     )
-    line = read_jsonl(change_log)[0]
+    line = writes_of(change_log)[0]
     assert any(item.get("_delete") for item in line["written"]["tags"])
     assert snapshot(account.state()) != before
     run, report = undo(config, change_log)
@@ -283,3 +287,39 @@ def test_undo_recreates_each_deleted_record_once_when_answers_are_lost(account, 
     assert len(after) == len(before)  # each note recreated once, none twice
     new_ids = recreated(change_log, report["run_id"])["entries"]
     assert {int(new) for new in new_ids} <= {e["id"] for e in after}
+
+
+def test_undo_after_a_remap_puts_the_person_back_in_the_recreated_organisation(account, tmp_path):
+    """One run moves a person from organisation A to B, then deletes A (Capsule clears the
+    organisation of A's other people). The undo recreates A under a new id, puts the moved
+    person back in it (the logged before-value names the old id) and links A's other people
+    to it again."""
+    state = account.state()
+    orgs = [p for p in state["parties"] if p["type"] == "organisation"]
+    org_a, org_b = orgs[0], orgs[1]
+    people = [p for p in state["parties"] if p["type"] == "person"]
+    moved, stayed = people[0], people[1]
+    stub = {"id": org_a["id"], "name": org_a["name"]}
+    for person in (moved, stayed):
+        account.touch("parties", person["id"], organisation=stub)
+    change_log = tmp_path / "changes.jsonl"
+    config = config_file(tmp_path, account.url, change_log_path=str(change_log))
+    target(
+        config,
+        [
+            ("parties", {"id": moved["id"], "organisation": {"id": org_b["id"]}}),
+            ("parties", {"id": org_a["id"], "_sdc_deleted_at": "2026-01-01T00:00:00Z"}),
+        ],
+    )
+    parties = {p["id"]: p for p in account.state()["parties"]}
+    assert org_a["id"] not in parties and parties[stayed["id"]]["organisation"] is None
+
+    run, report = undo(config, change_log)
+    assert report["totals"] == {**report["totals"], "reverted": 2, "failed": 0}, run.stderr
+    new_a = recreated(change_log, report["run_id"])["parties"]
+    (new_id,) = [int(k) for k, v in new_a.items() if str(v) == str(org_a["id"])]
+    parties = {p["id"]: p for p in account.state()["parties"]}
+    assert parties[new_id]["name"] == org_a["name"]
+    assert parties[moved["id"]]["organisation"]["id"] == new_id  # before-value remapped
+    assert parties[stayed["id"]]["organisation"]["id"] == new_id  # re-linked
+    assert "of its people linked to it again" in run.stderr
