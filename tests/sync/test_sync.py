@@ -200,6 +200,15 @@ def test_the_command_line(sandbox, schema, tmp_path):
     assert schema.live("parties") == capsule_live(sandbox, "parties")
     tasks = schema.conn.execute("SELECT to_regclass(%s)", [f"{schema.schema}.tasks"]).fetchone()
     assert tasks == (None,)  # --objects parties: no other table
+    # The schema is tied to the account it was synced with.
+    schema.conn.execute(
+        f'UPDATE "{schema.schema}"._sync_account SET account = %s', ["other.example"]
+    )
+    other = capsule_sync("--config", str(config), "--schema", schema.schema, "--objects", "parties")
+    assert other.returncode == 1
+    last = other.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"capsule sync: error: schema {schema.schema} is synced with account")
+    assert "other.example, not " in last
 
     config.write_text(json.dumps({"access_token": TOKEN, "conflcit": "capsule"}))
     wrong = capsule_sync("--config", str(config))

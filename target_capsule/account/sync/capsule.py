@@ -13,6 +13,7 @@ import typing as t
 
 from tap_capsule.api_client import CapsuleNotFound, raise_for_capsule_status, response_json
 from target_capsule import rules
+from target_capsule.changelog import APPLIED
 from target_capsule.writes import Check, write
 
 if t.TYPE_CHECKING:
@@ -123,22 +124,25 @@ class CapsuleSide:
             found = self.find_created(obj, values, mark, taken)
             return Check(applied=found is not None, found=found)
 
-        done = write(
-            self.session,
-            "POST",
-            capsule.create_path or capsule.path,
-            {capsule.item_key: body},
-            check=check,
-            what=f"{obj.table} create",
-        )
-        if done.found is not None:
-            capsule_id = int(done.found)
-            record = self.get(obj, capsule_id) or {}
-        else:
-            record = (done.answer or {}).get(capsule.item_key) or {}
-            capsule_id = int(record["id"])
+        with self.change_log.writing(
+            capsule.stream, "INSERT", None, body, list_path=capsule.path
+        ) as entry:
+            done = write(
+                self.session,
+                "POST",
+                capsule.create_path or capsule.path,
+                {capsule.item_key: body},
+                check=check,
+                what=f"{obj.table} create",
+            )
+            if done.found is not None:
+                capsule_id = int(done.found)
+                record = self.get(obj, capsule_id) or {}
+            else:
+                record = (done.answer or {}).get(capsule.item_key) or {}
+                capsule_id = int(record["id"])
+            self.change_log.settle(entry, APPLIED, capsule_id)
         self.writes += 1
-        self.change_log.write(capsule.stream, "INSERT", capsule_id, body)
         return capsule_id, record
 
     def update(
@@ -159,15 +163,16 @@ class CapsuleSide:
             applied = held is not None and all(held[c] == v for c, v in changed.items())
             return Check(applied=applied, found=record)
 
+        old = obj.body({c: before.get(c) for c in changed}, create=False)
         try:
-            done = write(
-                self.session, "PUT", path, {capsule.item_key: body}, check=check, what=path
-            )
+            with self.change_log.writing(capsule.stream, "UPDATE", capsule_id, body, old) as entry:
+                done = write(
+                    self.session, "PUT", path, {capsule.item_key: body}, check=check, what=path
+                )
+                self.change_log.settle(entry, APPLIED)
         except CapsuleNotFound:
             return None
         self.writes += 1
-        old = obj.body({c: before.get(c) for c in changed}, create=False)
-        self.change_log.write(capsule.stream, "UPDATE", capsule_id, body, old)
         if done.found is not None:
             return t.cast("t.Mapping[str, t.Any]", done.found)
         return (done.answer or {}).get(capsule.item_key)
@@ -184,8 +189,11 @@ class CapsuleSide:
             return Check(applied=self.get(obj, capsule_id) is None)
 
         try:
-            write(self.session, "DELETE", path, None, check=check, what=path)
+            with self.change_log.writing(
+                capsule.stream, "DELETE", capsule_id, None, record=record
+            ) as entry:
+                write(self.session, "DELETE", path, None, check=check, what=path)
+                self.change_log.settle(entry, APPLIED)
         except CapsuleNotFound:
             return
         self.writes += 1
-        self.change_log.write(capsule.stream, "DELETE", capsule_id, None, record=record)

@@ -24,10 +24,14 @@ import psycopg
 from tap_capsule.api_client import CapsuleError, CapsuleSession, package_version
 from target_capsule.account.cli import Parser, error
 from target_capsule.account.sync.capsule import CapsuleSide
-from target_capsule.account.sync.database import Database, SyncBusyError
+from target_capsule.account.sync.database import Database, SchemaAccountError, SyncBusyError
 from target_capsule.account.sync.engine import CONFLICT_RULES, Sync
 from target_capsule.account.sync.objects import BY_TABLE, OBJECTS
-from target_capsule.changelog import ChangeLog
+from target_capsule.changelog import ChangeLog, ChangeLogError
+from target_capsule.lock import Lock, LockError, account_key
+from target_capsule.lookups import Lookups
+from target_capsule.settle import settle_pending
+from target_capsule.site import account_of, read_site
 
 if t.TYPE_CHECKING:
     import argparse
@@ -110,16 +114,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(config: t.Mapping[str, t.Any]) -> Sync:
-    """One sync with checked settings; the finished Sync (its counts)."""
+    """One sync with checked settings; the finished Sync (its counts).
+
+    Like target-capsule, it names the account (`GET /site`) in its change log and holds the
+    account's writer lock, so it never runs at the same time as another writer on this machine.
+    """
     session = CapsuleSession(config, user_agent=f"capsule-sync/{package_version()}")
+    schema = config.get("schema") or DEFAULT_SCHEMA
+    site = read_site(session)
+    here = account_of(site)
+    lock = Lock(account_key(session.api_url, site), f"capsule sync of schema {schema}").acquire()
     change_log = ChangeLog(config.get("change_log_path"))
-    database = Database(config.get("database_url") or "", config.get("schema") or DEFAULT_SCHEMA)
+    database: Database | None = None
     try:
+        change_log.account = here
+        change_log.clock = session.pacer.server_now
+        change_log.open()
+        settle_pending(session, Lookups(session), change_log, here)  # a killed run's lines
+        database = Database(config.get("database_url") or "", schema)
+        database.bind(here)
         sync = Sync(database, CapsuleSide(session, change_log), config["conflict"])
         sync.run([BY_TABLE[name] for name in config["objects"]])
     finally:
         change_log.close()
-        database.close()
+        if database is not None:
+            database.close()
+        lock.release()
     return sync
 
 
@@ -132,7 +152,14 @@ def main(argv: list[str] | None = None, prog: str = "capsule sync") -> int:
     try:
         config = load_settings(args, os.environ)
         sync = run(config)
-    except (UsageError, SyncBusyError, CapsuleError) as exc:
+    except (
+        UsageError,
+        SyncBusyError,
+        SchemaAccountError,
+        CapsuleError,
+        LockError,
+        ChangeLogError,
+    ) as exc:
         return error(prog, str(exc))
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

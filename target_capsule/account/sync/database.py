@@ -14,6 +14,7 @@ them true:
   delete). The next run finishes or matches each one before it reads anything.
 - `_sync_points`: per object, the Capsule time the next run reads changes from.
 - `_sync_conflicts`: every conflict, with the values of both sides, the rule and the winner.
+- `_sync_account`: the Capsule account the schema is synced with; another one is refused.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ LOCK_TRIES, LOCK_WAIT = 10, 0.5  # tries of the schema's lock, seconds between t
 
 class SyncBusyError(RuntimeError):
     """Another sync holds this schema."""
+
+
+class SchemaAccountError(RuntimeError):
+    """The schema was synced with another Capsule account."""
 
 
 @dataclasses.dataclass
@@ -150,6 +155,26 @@ class Database:
                 strict=True,
             ):
                 self.conn.execute(sql.SQL(ddl).format(self._name(state_table)))
+
+    def bind(self, account: str) -> None:
+        """Tie the schema to one Capsule account on its first run; refuse any other after."""
+        table = self._name("_sync_account")
+        with self.transaction():
+            schema = sql.Identifier(self.schema)
+            self.conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            self.conn.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} (account text NOT NULL)").format(table)
+            )
+            row = self.conn.execute(sql.SQL("SELECT account FROM {}").format(table)).fetchone()
+            if row is None:
+                self.conn.execute(
+                    sql.SQL("INSERT INTO {} (account) VALUES (%s)").format(table), (account,)
+                )
+            elif row[0] != account:
+                raise SchemaAccountError(
+                    f"schema {self.schema} is synced with account {row[0]}, not {account} (the "
+                    "token's); sync this account into another schema"
+                )
 
     # --- reads --------------------------------------------------------------------------------
 
