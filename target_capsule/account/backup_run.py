@@ -7,6 +7,10 @@ tap fails the backup target is stopped before it can finish, the folder stays un
 
 The tap reads every stream, the link and track streams included (`child_streams`), and keeps
 tombstones out (`tombstones: off`): a backup holds what exists.
+
+An unfinished backup (killed, or its tap failed) resumes: run the same command on the same folder.
+The target's `checkpoint.json` there is the tap's last STATE, so the tap continues each read from
+its checkpoint and the target continues its files.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import threading
 import typing as t
 from pathlib import Path
 
+from target_capsule.account.backup import CHECKPOINT, MANIFEST
 from target_capsule.account.cli import Parser, error
 
 if t.TYPE_CHECKING:
@@ -71,7 +76,12 @@ def main(argv: list[str] | None = None, prog: str = "capsule backup") -> int:
         )
         overlay.chmod(0o600)
         configs = ["--config", str(config), "--config", str(overlay)]
-        return _pipe(prog, [tap, *configs], [target, *configs], args.backup_dir)
+        resume = Path(args.backup_dir) / CHECKPOINT
+        state = []
+        if resume.is_file() and not (Path(args.backup_dir) / MANIFEST).exists():
+            print(f"{prog}: resuming the unfinished backup in {args.backup_dir}", file=sys.stderr)
+            state = ["--state", str(resume)]
+        return _pipe(prog, [tap, *configs, *state], [target, *configs], args.backup_dir)
 
 
 def _pipe(prog: str, tap_command: list[str], target_command: list[str], folder: str) -> int:
