@@ -21,12 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def plugin_modules() -> list:
-    """Every module of both packages except the sandbox (which never imports the SDK)."""
+    """Every module of both packages except the sandbox (which never imports the SDK) and the
+    `python -m` entry points."""
     return [
         importlib.import_module(info.name)
         for package in (tap_capsule, target_capsule)
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
         if not info.name.startswith("tap_capsule.sandbox")
+        and not info.name.endswith(".__main__")  # runs its command on import
     ]
 
 
