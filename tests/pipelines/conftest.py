@@ -74,6 +74,23 @@ class MeltanoResult:
     returncode: int
     output: str
 
+    def metrics(self, plugin: str) -> list[dict]:
+        """The SDK's METRIC lines another plugin logged, parsed (tap-capsule logs them at DEBUG:
+        its figures are in its closing table, see `records`)."""
+        points = []
+        for line in self.output.splitlines():
+            if plugin not in line or "METRIC: " not in line:
+                continue
+            raw = line.split("METRIC: ", 1)[1].strip()
+            try:
+                points.append(json.loads(raw))
+            except ValueError:
+                try:
+                    points.append(json.loads(raw.encode().decode("unicode_escape")))
+                except ValueError:
+                    continue
+        return points
+
     def records(self, stream: str) -> int:
         """Records the tap emitted for `stream`, from its closing table (0 if it did not run)."""
         return table_rows(self.output).get(stream, (0, 0, 0))[0]

@@ -305,7 +305,10 @@ def undo(text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.Fixtur
         before = account.state()["parties"]
         out = shell.run(text, cwd=tmp)
         after = account.state()["parties"]
-    changes = (tmp / "output" / "changes.jsonl").read_text().splitlines()
+    lines = [json.loads(x) for x in (tmp / "output" / "changes.jsonl").read_text().splitlines()]
+    # Written ahead: a `pending` line before each write, then its outcome.
+    changes = [x for x in lines if x.get("status") == "applied"]
+    assert len(lines) == 2 * len(changes), lines
     rejects = (tmp / "output" / "rejects.jsonl").read_text().splitlines()
     assert (len(changes), len(rejects)) == (6, 2), out  # as the recipe says
     assert [p["id"] for p in after] == [p["id"] for p in before], "the undo removed the import"
