@@ -29,7 +29,12 @@ from tap_capsule.api_client import (
 from target_capsule.messages import CapsuleMessageReader, MalformedInput, UnusableMessage
 from target_capsule.run import WriteRun
 from target_capsule.sinks import CapsuleSink
-from target_capsule.unsupported_settings import drop_unsupported, refusal, supported_capabilities
+from target_capsule.unsupported_settings import (
+    UNSUPPORTED,
+    drop_unsupported,
+    refusal,
+    supported_capabilities,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
@@ -52,6 +57,8 @@ class TargetCapsule(Target):
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = supported_capabilities(Target.capabilities)
     default_sink_class = CapsuleSink
     message_reader_class = CapsuleMessageReader  # blank lines skipped, bad lines end cleanly
+    # SDK settings refused with their own reason (not as unknown names): see unsupported_settings.
+    refused_setting_names: t.ClassVar[tuple[str, ...]] = tuple(UNSUPPORTED)
 
     config_jsonschema = th.PropertiesList(
         *connection_settings().wrapped.values(),

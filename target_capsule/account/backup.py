@@ -26,13 +26,17 @@ from pathlib import Path
 from tap_capsule.api_client import (
     CapsuleError,
     CapsuleSession,
+    connection_settings,
     raise_for_capsule_status,
     response_json,
 )
+from tap_capsule.setting_names import unknown_setting
 
 MANIFEST = "manifest.json"
 SCHEMAS = "schemas.json"
 FORMAT = 1
+# The backup target's own settings; the connection settings (token, URL, pacing) come on top.
+BACKUP_SETTINGS = ("backup_dir",)
 
 
 class BackupError(Exception):
@@ -172,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
             config.update(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
         print(f"target-capsule-backup: cannot read --config: {exc}", file=sys.stderr)
+        return 1
+    known = {*connection_settings().wrapped, *BACKUP_SETTINGS}
+    if problem := unknown_setting("target-capsule-backup", config, known):
+        print(f"target-capsule-backup: {problem}", file=sys.stderr)
         return 1
     folder = config.get("backup_dir")
     if not isinstance(folder, str) or not folder.strip():

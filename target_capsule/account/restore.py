@@ -34,6 +34,7 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
+from tap_capsule.setting_names import account_config_problem
 from target_capsule.account.refs import REFERENCE_STREAMS, IdMap, positive_id
 from target_capsule.account.restore_plan import LINK, MATCH, ORDER, SETTING
 from target_capsule.account.revert import creation_body, differences
@@ -56,6 +57,10 @@ OPTIONAL_REFERENCES = frozenset({"owner", "team"})
 # Fields a task created by its track gets from the track definition; the backup's values are
 # written afterwards with one PUT where they differ.
 TRACK_TASK_FIELDS = ("description", "detail", "dueOn", "dueTime", "status", "owner", "category")
+
+
+# Settings of capsule-restore on top of target-capsule's (its config is the target's).
+RESTORE_SETTINGS = ("default_owner", "owner_map")
 
 
 class RestoreError(Exception):
@@ -569,6 +574,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        from target_capsule.target import TargetCapsule  # its settings name the config's keys
+
+        if problem := account_config_problem(
+            "capsule-restore", config, TargetCapsule, *RESTORE_SETTINGS
+        ):
+            raise RestoreError(problem)
         backup = read_backup(Path(args.backup))
         session = CapsuleSession(config, user_agent="capsule-restore/0.1")
         response = session.call("GET", "/site")

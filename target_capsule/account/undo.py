@@ -28,6 +28,7 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
+from tap_capsule.setting_names import account_config_problem
 from target_capsule.account.refs import IdMap, positive_id
 from target_capsule.account.revert import creation_body, differences, restore_body
 from target_capsule.changelog import APPLIED, ChangeLog, ChangeLogError, read
@@ -337,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         print(f"capsule-undo: cannot read --config {args.config}: {exc}", file=sys.stderr)
+        return 1
+    from target_capsule.target import TargetCapsule  # its settings name the config's keys
+
+    if problem := account_config_problem("capsule-undo", config, TargetCapsule):
+        print(f"capsule-undo: {problem}", file=sys.stderr)
         return 1
     try:
         run_id, lines = read(args.change_log, args.run_id)

@@ -26,6 +26,8 @@ import typing as t
 from pathlib import Path
 
 from tap_capsule import catalogue as cat
+from tap_capsule.cli import tap_setting_names
+from tap_capsule.setting_names import unknown_setting
 from target_capsule.account.backup import MANIFEST
 from target_capsule.account.refs import REFERENCE_STREAMS, IdMap
 from target_capsule.account.restore_plan import WRITTEN
@@ -266,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        if problem := unknown_setting("capsule-verify", config, tap_setting_names()):
+            raise VerifyError(problem)
         expected = read_backup(Path(args.backup))
         ids = IdMap(args.id_map) if args.id_map else IdMap()
         if args.id_map and not Path(args.id_map).is_file():
