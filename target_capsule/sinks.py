@@ -284,6 +284,10 @@ class CapsuleSink(BatchSink):
                     raise Rejected(UPDATE, rule)
                 self._check(UPDATE, view)
                 found = self.run.lookups.cached(path, matched[0])
+                if self.on_content and found is not None:
+                    # Matched because Capsule holds the same text up to case and spaces:
+                    # its own spelling stays ("john " does not overwrite "John").
+                    body = {k: v for k, v in body.items() if not nk.matches(v, found.get(k))}
                 return self.update(record, body, matched[0], path, found), UPDATE
         try:
             full = payload.insert_body(body)
