@@ -56,13 +56,15 @@ class ChangeLog:
         record: t.Mapping[str, t.Any] | None = None,
         keys: t.Mapping[str, t.Any] | None = None,
         created_tags: t.Sequence[str] | None = None,
+        kept: t.Mapping[str, t.Any] | None = None,
     ) -> None:
         """One applied (or planned) operation.
 
         `written`: the body sent (a PUT's diff, a POST's body); `before`: Capsule's values of those
         fields before a PUT; `record`: Capsule's copy of a deleted record; `keys`: the path ids of a
         child or link record (e.g. `opportunityId`, `partyId`), which its URL needs;
-        `created_tags`: tag names no definition had, which Capsule creates along with the write.
+        `created_tags`: tag names no definition had, which Capsule creates along with the write;
+        `kept`: fields `fill_empty` did not write, with the value Capsule kept (not reverted).
         """
         if self.path is None:
             return
@@ -82,6 +84,8 @@ class ChangeLog:
                 "record": dict(record) if record is not None else None,
                 "created_tags": list(created_tags) if created_tags else None,
             }
+            if kept:
+                line["kept"] = dict(kept)
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = self.path.open("a", encoding="utf-8")

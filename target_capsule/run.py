@@ -9,9 +9,12 @@ from __future__ import annotations
 import functools
 import typing as t
 
+from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleSession, package_version
-from target_capsule.changelog import ChangeLog
+from target_capsule.fill_empty import FillEmpty
 from target_capsule.lookups import Lookups
+from target_capsule.pending import MAX_ATTEMPTS, RetryingRejects, pending_path
+from target_capsule.plan import PlannedChangeLog
 from target_capsule.rejects import Rejects, secrets_of
 from target_capsule.summary import Summary
 
@@ -31,8 +34,20 @@ class WriteRun:
         self.match_on_content = bool(config.get("match_on_content", True))
         self.nested_lists = dict(config.get("nested_lists") or {})
         self.summary = Summary(dry_run=self.dry_run)
-        self.rejects = Rejects(config.get("rejects_path"), secrets_of(config))
-        self.changes = ChangeLog(config.get("change_log_path"), dry_run=self.dry_run)
+        self.retry = bool(config.get("retry_rejected"))
+        self.pending_path = pending_path(config) if self.retry else None
+        retrying = self.retry and not self.dry_run  # a dry run plans them, keeps the file as is
+        self.rejects = (RetryingRejects if retrying else Rejects)(
+            config.get("rejects_path"), secrets_of(config)
+        )
+        self.plan_path = config.get("plan_path")
+        self.changes = PlannedChangeLog(
+            config.get("change_log_path"),
+            dry_run=self.dry_run,
+            keep=self.dry_run,  # a dry run's plan: the Markdown table, the guardrails' counts
+        )
+        self.fill_empty = FillEmpty(config.get("fill_empty") or (), cat.BY_STREAM)
+        self.label = "Dry run (no writes sent)" if self.dry_run else "Load"
 
     @functools.cached_property
     def session(self) -> CapsuleSession:
@@ -55,14 +70,35 @@ class WriteRun:
         reason: str,
         record: t.Mapping[str, t.Any],
         http_status: int | None = None,
+        retry: bool = True,
     ) -> None:
-        """Write the record to the rejects file and count it."""
-        self.rejects.write(stream, operation, reason, record, http_status)
+        """Write the record to the rejects file and count it (`retry`: worth sending again)."""
+        extra = None if retry else {"retried": False}
+        self.rejects.write(stream, operation, reason, record, http_status, extra)
         self.summary.add(stream, operation, "rejected")
+
+    def save_pending(self, schema_of: t.Callable[[str], dict | None]) -> None:
+        """Keep this run's rejected records for the next one (`retry_rejected`)."""
+        if isinstance(self.rejects, RetryingRejects) and self.pending_path is not None:
+            self.rejects.save(self.pending_path, schema_of)
+            kept, given_up = len(self.rejects.kept), self.rejects.given_up
+            self.logger.info(
+                "Pending file %s: %d record(s) to send again next run%s",
+                self.pending_path,
+                kept,
+                f"; {given_up} failed {MAX_ATTEMPTS} times for the same reason and stay "
+                "in the rejects file only"
+                if given_up
+                else "",
+            )
+
+    def records_seen(self) -> set[tuple[str, str]]:
+        """(stream, id) of the existing records the run read (none when it read nothing)."""
+        return self.lookups.records_seen() if "lookups" in self.__dict__ else set()
 
     def log_summary(self) -> None:
         """Log the outcome counts and the requests the run spent of Capsule's hourly budget."""
-        mode = "Dry run (no writes sent)" if self.dry_run else "Load"
+        mode = self.label
         totals = self.summary.as_dict()["totals"]
         self.logger.info(
             "%s finished: %s",
@@ -73,6 +109,13 @@ class WriteRun:
             self.logger.info("  %s", line)
         if self.changes.enabled:
             self.logger.info("%s", self.changes.describe())
+        if self.dry_run and self.plan_path:
+            file = self.changes.save_markdown(
+                self.plan_path,
+                f"Planned changes of run {self.changes.run_id}",
+                self.summary.lines(),
+            )
+            self.logger.info("Plan (record, field, current -> new value): %s", file)
         if "session" in self.__dict__:
             self.logger.info(
                 "%d requests to Capsule; %s",

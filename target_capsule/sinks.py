@@ -76,6 +76,7 @@ class CapsuleSink(BatchSink):
         self.on_content = False  # the last match was made on content, not on a natural key
         self.refused: dict[str, str] = {}  # operation -> the 403 reason Capsule gave for it
         self.upcoming: list[int] = []  # ids the rest of the batch will update
+        self.kept: dict[str, t.Any] = {}  # fields `fill_empty` kept in the last diff
 
     @property
     @override
@@ -441,7 +442,11 @@ class CapsuleSink(BatchSink):
             current = self.current_or_reject(rid, path)
         single = cat.fill_path(self.obj.single_path, {"id": rid})
         diff = self.diff(record, body, current)
+        kept = self.kept
+        if kept:
+            self.run.summary.count(self.stream_name, "kept_by_fill_empty", len(kept))
         if not diff:
+            self.run.changes.note_kept(self.stream_name, rid, kept)
             return "unchanged"
         if self.obj.replace_on_update:
             return self.replace_record(rid, current, diff, path)
@@ -450,7 +455,7 @@ class CapsuleSink(BatchSink):
         if self.run.dry_run:
             self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
             self.run.changes.write(
-                self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags
+                self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags, kept=kept
             )
             return "applied"
 
@@ -485,7 +490,9 @@ class CapsuleSink(BatchSink):
         if isinstance(updated, dict):
             lookups.remember(self.obj, path, updated)
         self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
-        self.run.changes.write(self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags)
+        self.run.changes.write(
+            self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags, kept=kept
+        )
         return "applied"
 
     def replace_record(self, rid: object, current: dict, diff: dict, path: str | None) -> str:
@@ -562,6 +569,14 @@ class CapsuleSink(BatchSink):
         try:
             diff = payload.update_body(self.obj, body, current, self.replace)
             diff.update(self.extras(record, current))
+            self.kept = self.run.fill_empty.apply(
+                self.obj,
+                diff,
+                current,
+                (lambda: self.run.lookups.field_definitions(self.obj))
+                if self.obj.custom_fields
+                else None,
+            )
         except PayloadError as exc:
             raise Rejected(UPDATE, f"{self.stream_name} UPDATE: {exc}") from None
         return diff
