@@ -3,6 +3,8 @@
 #                then the whole suite
 #   make lint  - ruff check, ruff format --check and mypy (the same checks as .pre-commit-config.yaml)
 #   make demo  - sandbox -> `meltano run tap-capsule-csv target-csv` -> CSV files under demo-output/
+#   make sandbox       - the demo's sandbox in the foreground, for the recipes in docs/recipes.md
+#   make docs-settings - rewrite docs/settings.md's tables from `--about`
 #
 # Meltano lives in its own virtualenv (.venv-meltano): its pins (sqlalchemy<2.1, click<8.6, pip>=25)
 # differ from what the project's venv resolves next to singer-sdk 0.54, and the tests should run
@@ -18,7 +20,7 @@ PYTEST_ARGS ?=
 # The pipeline tests find meltano through MELTANO_BIN.
 export MELTANO_BIN := $(CURDIR)/$(MELTANO_VENV)/bin/meltano
 
-.PHONY: test lint demo demo-clean install meltano clean
+.PHONY: test lint demo demo-clean install meltano clean sandbox docs-settings
 
 install: $(VENV)/.installed
 
@@ -56,3 +58,16 @@ demo-clean:
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano demo-output output .pytest_cache
+
+# The Capsule sandbox in the foreground, as `make demo` starts it (port 8765, token demo-token,
+# 200 parties, seed 1): what the examples/*.sandbox.json files and the `demo` environment point at.
+# Ctrl-C stops it. `make sandbox SANDBOX_PORT=8766` moves it (then edit api_url to match).
+SANDBOX_PORT ?= 8765
+sandbox: install
+	@echo "Capsule sandbox: token demo-token, 200 parties, seed 1; Ctrl-C stops it" >&2
+	@$(VENV)/bin/capsule sandbox --port $(SANDBOX_PORT) --token demo-token --scale 200 --seed 1
+
+# Rewrite the settings tables of docs/settings.md from `tap-capsule --about` and
+# `target-capsule --about` (tests/test_docs.py fails when they disagree).
+docs-settings: install
+	$(VENV)/bin/python docs/generate_settings.py

@@ -145,6 +145,26 @@ class NaturalKey:
 # --- The object entry ---------------------------------------------------------------------------
 
 
+# How `capsule restore` brings an object back. A matched object is never created: the destination
+# has its own (users, pipelines…), and records are paired by the fields that name them. A setting is
+# created when no record of that name exists. Content and links are created, in `order`.
+RESTORE_MATCH, RESTORE_SETTING, RESTORE_CONTENT, RESTORE_LINK = (
+    "match",
+    "setting",
+    "content",
+    "link",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Restore:
+    """How a restore recreates an object: its kind, its rank, and the fields that name a record."""
+
+    kind: str
+    order: int  # a restore walks objects by rank, so what a record refers to exists before it
+    names: tuple[str, ...] = ()
+
+
 @dataclasses.dataclass(frozen=True)
 class CapsuleObject:
     """One Capsule object, as a stream (read) and a sink (write).
@@ -191,6 +211,11 @@ class CapsuleObject:
     searchable: bool = False  # `GET {path}/search?q=` and `POST {path}/filters/results` exist
     # Capsule's built-in records of this object have negative ids (activity type -1 is "Note").
     builtin_negative_ids: bool = False
+    # Account tools: record field -> the stream whose ids it holds (nested `party: {id}` and flat
+    # `opportunityId`), so an id map can carry references from old ids to new ones.
+    references: t.Mapping[str, str] = dataclasses.field(default_factory=dict)
+    restore: Restore | None = None
+    not_restored: str = ""  # why a restore leaves this object out (when `restore` is None)
 
     @property
     def list_query(self) -> dict[str, str]:
@@ -256,9 +281,10 @@ _REPEAT = open_object(frequency=STRING, interval=INTEGER, on=STRING, repeatOn=ST
 _NAME_DEFINITION = (NaturalKey(("name",)),)
 
 
-def _tag_definitions(stream: str, entity_path: str) -> CapsuleObject:
+def _tag_definitions(stream: str, entity_path: str, rank: int) -> CapsuleObject:
     return CapsuleObject(
         stream=stream,
+        restore=Restore(RESTORE_SETTING, rank, ("name",)),
         path=f"{entity_path}/tags",
         list_key="tags",
         item_key="tag",
@@ -270,9 +296,10 @@ def _tag_definitions(stream: str, entity_path: str) -> CapsuleObject:
     )
 
 
-def _field_definitions(stream: str, entity_path: str) -> CapsuleObject:
+def _field_definitions(stream: str, entity_path: str, rank: int) -> CapsuleObject:
     return CapsuleObject(
         stream=stream,
+        restore=Restore(RESTORE_SETTING, rank, ("name",)),
         path=f"{entity_path}/fields/definitions",
         list_key="definitions",
         item_key="definition",
@@ -297,9 +324,13 @@ def _field_definitions(stream: str, entity_path: str) -> CapsuleObject:
     )
 
 
-def _party_links(stream: str, parent: str, parent_path: str, parent_key: str) -> CapsuleObject:
+def _party_links(
+    stream: str, parent: str, parent_path: str, parent_key: str, rank: int
+) -> CapsuleObject:
     return CapsuleObject(
         stream=stream,
+        references={parent_key: parent, "partyId": "parties", "party": "parties"},
+        restore=Restore(RESTORE_LINK, rank),
         path=f"{parent_path}/{{{parent_key}}}/parties",
         list_key="parties",
         item_key="party",
@@ -317,10 +348,12 @@ def _party_links(stream: str, parent: str, parent_path: str, parent_key: str) ->
 
 
 def _tracks(
-    stream: str, parent: str, parent_path: str, parent_key: str, capture: str
+    stream: str, parent: str, parent_path: str, parent_key: str, capture: str, rank: int
 ) -> CapsuleObject:
     return CapsuleObject(
         stream=stream,
+        references={parent_key: parent},
+        restore=Restore(RESTORE_CONTENT, rank),
         path=f"{parent_path}/{{{parent_key}}}/tracks",
         list_key="tracks",
         item_key="track",
@@ -351,6 +384,8 @@ def _tracks(
 OBJECTS: tuple[CapsuleObject, ...] = (
     CapsuleObject(
         stream="parties",
+        references={"organisation": "parties", "owner": "users", "team": "teams"},
+        restore=Restore(RESTORE_CONTENT, 200),
         path="/parties",
         list_key="parties",
         item_key="party",
@@ -394,6 +429,14 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="opportunities",
+        references={
+            "party": "parties",
+            "milestone": "milestones",
+            "lostReason": "lost_reasons",
+            "owner": "users",
+            "team": "teams",
+        },
+        restore=Restore(RESTORE_CONTENT, 210),
         path="/opportunities",
         list_key="opportunities",
         item_key="opportunity",
@@ -432,6 +475,14 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="cases",
+        references={
+            "party": "parties",
+            "opportunity": "opportunities",
+            "stage": "stages",
+            "owner": "users",
+            "team": "teams",
+        },
+        restore=Restore(RESTORE_CONTENT, 220),
         path="/kases",
         list_key="kases",
         item_key="kase",
@@ -467,6 +518,13 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="entries",
+        references={
+            "party": "parties",
+            "opportunity": "opportunities",
+            "kase": "cases",
+            "activityType": "activity_types",
+        },
+        restore=Restore(RESTORE_CONTENT, 270),
         path="/entries",
         list_key="entries",
         item_key="entry",
@@ -498,6 +556,14 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="tasks",
+        references={
+            "party": "parties",
+            "opportunity": "opportunities",
+            "kase": "cases",
+            "category": "categories",
+            "owner": "users",
+        },
+        restore=Restore(RESTORE_CONTENT, 280),
         path="/tasks",
         list_key="tasks",
         item_key="task",
@@ -549,6 +615,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="pipelines",
+        restore=Restore(RESTORE_MATCH, 30, ("name",)),
         path="/pipelines",
         list_key="pipelines",
         item_key="pipeline",
@@ -565,6 +632,8 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="milestones",
+        references={"pipeline": "pipelines", "pipelineId": "pipelines"},
+        restore=Restore(RESTORE_SETTING, 170, ("pipeline.id", "name")),
         path="/pipelines/{pipelineId}/milestones",
         list_key="milestones",
         item_key="milestone",
@@ -592,6 +661,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="lost_reasons",
+        restore=Restore(RESTORE_SETTING, 150, ("name",)),
         path="/lostreasons",
         list_key="lostReasons",
         item_key="lostReason",
@@ -603,6 +673,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="teams",
+        restore=Restore(RESTORE_MATCH, 20, ("name",)),
         path="/teams",
         list_key="teams",
         item_key="team",
@@ -617,6 +688,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="track_definitions",
+        restore=Restore(RESTORE_MATCH, 60, ("description",)),
         path="/trackdefinitions",
         list_key="trackDefinitions",
         item_key="trackDefinition",
@@ -651,6 +723,8 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="resthooks",
+        not_restored="REST hooks belong to the OAuth app that registered them (and need an "
+        "administrator); a backup's hooks point at that app's URLs, so its owner re-subscribes",
         path="/resthooks",
         list_key="restHooks",
         item_key="restHook",
@@ -672,6 +746,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="boards",
+        restore=Restore(RESTORE_MATCH, 40, ("name",)),
         path="/boards",
         list_key="boards",
         item_key="board",
@@ -687,6 +762,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="stages",
+        restore=Restore(RESTORE_MATCH, 50, ("board.name", "name")),
         path="/stages",
         list_key="stages",
         item_key="stage",
@@ -704,6 +780,8 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="users",
+        references={"party": "parties"},
+        restore=Restore(RESTORE_MATCH, 10, ("username",)),
         path="/users",
         list_key="users",
         item_key="user",
@@ -730,6 +808,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="categories",
+        restore=Restore(RESTORE_SETTING, 130, ("name",)),
         path="/categories",
         list_key="categories",
         item_key="category",
@@ -740,6 +819,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="activity_types",
+        restore=Restore(RESTORE_SETTING, 140, ("name",)),
         path="/activitytypes",
         list_key="activityTypes",
         item_key="activityType",
@@ -763,6 +843,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="custom_titles",
+        restore=Restore(RESTORE_SETTING, 160, ("title",)),
         path="/titles",
         list_key="personTitles",
         item_key="personTitle",
@@ -774,6 +855,7 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="countries",
+        not_restored="Capsule's own fixed list: every account has the same countries",
         path="/countries",
         list_key="countries",
         item_key="country",
@@ -788,27 +870,42 @@ OBJECTS: tuple[CapsuleObject, ...] = (
     ),
     CapsuleObject(
         stream="currencies",
+        not_restored="Capsule's own fixed list: every account has the same currencies",
         path="/currencies",
         list_key="currencies",
         item_key="currency",
         schema={"code": STRING, "symbol": STRING, "name": STRING, "pluralName": STRING},
         key_properties=("code",),
     ),
-    _tag_definitions("party_tags", "/parties"),
-    _tag_definitions("opportunity_tags", "/opportunities"),
-    _tag_definitions("case_tags", "/kases"),
-    _field_definitions("party_custom_fields", "/parties"),
-    _field_definitions("opportunity_custom_fields", "/opportunities"),
-    _field_definitions("case_custom_fields", "/kases"),
-    _party_links("opportunity_parties", "opportunities", "/opportunities", "opportunityId"),
-    _party_links("case_parties", "cases", "/kases", "caseId"),
+    _tag_definitions("party_tags", "/parties", 70),
+    _tag_definitions("opportunity_tags", "/opportunities", 80),
+    _tag_definitions("case_tags", "/kases", 90),
+    _field_definitions("party_custom_fields", "/parties", 100),
+    _field_definitions("opportunity_custom_fields", "/opportunities", 110),
+    _field_definitions("case_custom_fields", "/kases", 120),
+    _party_links("opportunity_parties", "opportunities", "/opportunities", "opportunityId", 230),
+    _party_links("case_parties", "cases", "/kases", "caseId", 240),
     _tracks(
-        "opportunity_tracks", "opportunities", "/opportunities", "opportunityId", "OPPORTUNITY"
+        "opportunity_tracks", "opportunities", "/opportunities", "opportunityId", "OPPORTUNITY", 250
     ),
-    _tracks("case_tracks", "cases", "/kases", "caseId", "CASEFILE"),
+    _tracks("case_tracks", "cases", "/kases", "caseId", "CASEFILE", 260),
 )
 
 BY_STREAM: dict[str, CapsuleObject] = {o.stream: o for o in OBJECTS}
+
+
+def _reference_streams() -> dict[str, str]:
+    """Every object's reference fields in one map; a field means the same stream everywhere."""
+    merged: dict[str, str] = {}
+    for obj in OBJECTS:
+        for field, stream in obj.references.items():
+            if merged.setdefault(field, stream) != stream:
+                raise ValueError(f"{field} refers to {merged[field]} and {stream}")
+    return merged
+
+
+# Record field -> the stream whose ids it holds, over the whole catalogue (the id map's view).
+REFERENCE_STREAMS: dict[str, str] = _reference_streams()
 
 
 def get(stream: str) -> CapsuleObject:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import sys
 import typing as t
@@ -46,6 +47,45 @@ FILE_OPTIONS = {"--config": "config", "--state": "state", "--catalog": "catalog"
 
 class UserError(Exception):
     """A file or option on the command line the user has to fix."""
+
+
+# The SDK's log lines that say nothing a user can act on: at the default level they are dropped,
+# at `--log-level debug` they show as DEBUG. Matched on the message's format string, which is
+# stable across runs (its arguments are not). The SDK's METRIC lines go the same way: the tap's
+# closing table carries the same figures, one row per stream.
+SDK_CHATTER = frozenset(
+    {
+        "Beginning sync of '%s' in %s mode",
+        "Starting incremental sync of '%s' with bookmark value: %s",
+        "Skipping deselected stream '%s'.",
+        "Added '%s' as child stream to '%s'",
+        "Skipping parse of env var settings...",
+        # Settings lists whose records carry no `updatedAt` (the tap tolerates them).
+        "New replication value is null",
+        # Capsule's lists have no documented order, so every incremental stream is unsorted.
+        "Stream is assumed to be unsorted, progress is not resumable if interrupted",
+    }
+)
+METRICS_LOGGER = "singer_sdk.metrics"
+
+
+class SdkChatter(logging.Filter):
+    """Demotes the SDK's chatter and METRIC lines to DEBUG (dropped unless DEBUG is on)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102 - logging's own contract
+        if record.name == METRICS_LOGGER or record.msg in SDK_CHATTER:
+            if not logging.getLogger().isEnabledFor(logging.DEBUG):
+                return False
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+def quiet_sdk_chatter() -> None:
+    """Put `SdkChatter` on every handler the SDK set up (root and metrics loggers), once."""
+    for name in ("", METRICS_LOGGER):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, SdkChatter) for f in handler.filters):
+                handler.addFilter(SdkChatter())
 
 
 def take_log_level(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -189,7 +229,9 @@ def run(load: t.Callable[[], type[PluginBase]], name: str, argv: list[str] | Non
             raise UserError(problem)  # before the values: a misspelt name explains a "missing" one
         if configs and not describes and (problem := settings_problem(plugin, name, configs)):
             raise UserError(problem)
-        plugin.cli.main(args=args, prog_name=name)
+        command = plugin.cli  # sets up the SDK's console logging
+        quiet_sdk_chatter()
+        command.main(args=args, prog_name=name)
     except UserError as exc:
         fail(name, str(exc))
     except Exception as exc:

@@ -229,6 +229,7 @@ class CapsuleStream(RESTStream):
         )
         for stub in pages:
             self.progress.records += 1
+            self.progress.tombstones += 1
             yield tombstone(stub, stamp)
 
     @override
@@ -472,6 +473,7 @@ class DeletedRecordsStream(Stream):
         for stub in deleted_stubs(session, self.obj, read, self.config, progress.request_made):
             deleted_at = capsule_time(stub["deletedAt"]) if stub.get("deletedAt") else stamp
             progress.records += 1
+            progress.tombstones += 1
             yield {"id": stub["id"], "deletedAt": deleted_at, "restricted": stub["restricted"]}
         progress.finish()
 

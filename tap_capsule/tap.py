@@ -24,6 +24,7 @@ from tap_capsule.bookmarks import (
     state_bookmarks,
 )
 from tap_capsule.custom_fields import CustomFieldMap
+from tap_capsule.progress import run_table
 from tap_capsule.streams import (
     TOMBSTONE_MODES,
     CapsuleStream,
@@ -166,16 +167,23 @@ class TapCapsule(Tap):
         return streams
 
     def log_sync_end(self) -> None:
-        """The run's totals, called by the last stream's `log_sync_costs` (`sync_all` is final)."""
+        """The run's table and totals, called by the last stream's `log_sync_costs`.
+
+        (`sync_all` is final in the SDK, so the last stream to finish calls it.)
+        """
+        figures = []
         for stream in self.streams.values():
-            if "progress" in vars(stream):  # streams that ran and have not said so yet
-                t.cast("CapsuleStream", stream).progress.finish()
+            if "progress" in vars(stream):  # streams that ran
+                progress = t.cast("CapsuleStream", stream).progress
+                progress.finish()
+                figures.append(progress)
         pacer = self.capsule_session.pacer
         self.logger.info(
-            "Sync finished: %d requests to Capsule, %.0f s spent waiting on the rate limit; %s",
+            "Sync finished: %d requests to Capsule, %.0f s spent waiting on the rate limit; %s\n%s",
             pacer.requests_sent,
             pacer.waited_seconds,
             pacer.budget_line(),
+            run_table(figures),
         )
 
 

@@ -41,14 +41,14 @@ def sandbox_factory(sandbox_token: str):
 
 
 def sandbox_command() -> list[str]:
-    script = Path(sys.executable).parent / "capsule-sandbox"
+    script = Path(sys.executable).parent / "capsule"
     if script.exists():
-        return [str(script)]
+        return [str(script), "sandbox"]
     return [sys.executable, "-m", "tap_capsule.sandbox"]
 
 
 class CliSandbox(SandboxClient):
-    """A `capsule-sandbox` subprocess; `.url` is the API base URL it printed first."""
+    """A `capsule sandbox` subprocess; `.url` is the API base URL it printed first."""
 
     def __init__(self, args: list[str]) -> None:
         self.process = subprocess.Popen(
@@ -57,7 +57,7 @@ class CliSandbox(SandboxClient):
         first = self.process.stdout.readline().strip()
         if not first.startswith("http"):
             self.stop()
-            raise RuntimeError(f"capsule-sandbox did not start: {first!r} {self.stderr!r}")
+            raise RuntimeError(f"capsule sandbox did not start: {first!r} {self.stderr!r}")
         self.first_line = first
         self.stderr = ""
         super().__init__(first)
@@ -91,7 +91,7 @@ def sandbox_cli_factory(sandbox_token: str):
 
 @pytest.fixture
 def sandbox_cli(sandbox_cli_factory):
-    """`capsule-sandbox --port 0 --token <sandbox_token> --scale 30 --seed 7` as a subprocess."""
+    """`capsule sandbox --port 0 --token <sandbox_token> --scale 30 --seed 7` as a subprocess."""
     return sandbox_cli_factory("--scale", "30", "--seed", "7")
 
 

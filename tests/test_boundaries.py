@@ -1,7 +1,8 @@
 """The package boundaries, checked on the source (every import statement) and at run time.
 
-- `target_capsule` uses only the shared core of `tap_capsule`: the catalogue, the HTTP layer, custom
-  fields and the token cache; never the tap, its streams, its bookmarks or the sandbox.
+- `target_capsule` uses only the shared core of `tap_capsule`: the catalogue, the HTTP layer (the
+  `api_client` package and its modules), custom fields and the token cache; never the tap, its
+  streams, its bookmarks or the sandbox.
 - `tap_capsule/sandbox/` uses only the catalogue: never the tap, the target, the Singer SDK or
   requests (it must behave like Capsule, not like our client).
 - The tap never imports the target.
@@ -29,6 +30,11 @@ SHARED_CORE = {
     "tap_capsule.cli",  # both plugins' entry points: one-line errors for user mistakes
     "tap_capsule.setting_names",  # every command refuses unknown setting names the same way
 }
+CORE_PACKAGES = ("tap_capsule.api_client",)  # the shared core includes their modules too
+
+
+def in_shared_core(module: str) -> bool:
+    return module in SHARED_CORE or module.startswith(tuple(f"{p}." for p in CORE_PACKAGES))
 
 
 def module_name(path: Path) -> str:
@@ -77,9 +83,12 @@ def sources(directory: str, exclude: str | None = None) -> list[Path]:
 
 
 def test_target_imports_only_the_shared_core_of_the_tap():
-    allowed = SHARED_CORE | {"tap_capsule"}
     bad = {
-        file: sorted(m for m in modules if m.startswith("tap_capsule") and m not in allowed)
+        file: sorted(
+            m
+            for m in modules
+            if m.startswith("tap_capsule") and m != "tap_capsule" and not in_shared_core(m)
+        )
         for file, modules in project_imports(sources("target_capsule")).items()
     }
     assert {f: m for f, m in bad.items() if m} == {}
@@ -131,6 +140,12 @@ def test_the_scan_sees_imports():
     """The scans above would see a forbidden import: they see the allowed ones."""
     target = project_imports([ROOT / "target_capsule" / "target.py"])["target_capsule/target.py"]
     assert {"tap_capsule.catalogue", "tap_capsule.api_client"} <= target
+    # A module inside the HTTP layer's package is seen as itself, so the rules above judge it.
+    session = ROOT / "tap_capsule" / "api_client" / "session.py"
+    assert (
+        "tap_capsule.api_client.errors"
+        in project_imports([session])["tap_capsule/api_client/session.py"]
+    )
     assert "tap_capsule.catalogue" in imports_of(
         ROOT / "tap_capsule" / "sandbox" / "__init__.py"
     ) | {m for f in sources("tap_capsule/sandbox") for m in imports_of(f)}
@@ -141,5 +156,13 @@ def test_target_loads_only_the_shared_core_at_run_time(entry):
     code = f"import json, sys, {entry}\nprint(json.dumps(sorted(sys.modules)))\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = {m for m in json.loads(out.stdout) if m.startswith("tap_capsule")}
-    assert "tap_capsule.api_client" in loaded or entry != "target_capsule.target"
-    assert loaded - SHARED_CORE - {"tap_capsule"} == set()
+    assert "tap_capsule.api_client.session" in loaded or entry != "target_capsule.target"
+    assert {m for m in loaded if m != "tap_capsule" and not in_shared_core(m)} == set()
+
+
+def test_the_shared_core_rule_takes_the_http_layer_modules_only():
+    assert in_shared_core("tap_capsule.api_client")
+    assert in_shared_core("tap_capsule.api_client.pacing")
+    assert not in_shared_core("tap_capsule.api_client_extra")
+    assert not in_shared_core("tap_capsule.streams")
+    assert not in_shared_core("tap_capsule.sandbox.app")

@@ -1,4 +1,4 @@
-"""`python -m tap_capsule.sandbox` is the same as the `capsule-sandbox` console script."""
+"""`python -m tap_capsule.sandbox` is the same as `capsule sandbox`."""
 
 from tap_capsule.sandbox.cli import main
 

@@ -1,4 +1,4 @@
-"""`capsule-sandbox`: serve a seeded Capsule emulator until SIGINT/SIGTERM.
+"""`capsule sandbox`: serve a seeded Capsule emulator until SIGINT/SIGTERM.
 
 The first stdout line is the API base URL (flushed), so scripts and test fixtures can start it with
 `--port 0` and read where it listens. Bad arguments end with one specific line on stderr, exit 2.
@@ -78,12 +78,18 @@ def _grant_error(spec: str) -> str:
     return ""
 
 
-def build_parser() -> argparse.ArgumentParser:
+DESCRIPTION = "A local emulator of the Capsule CRM API v2 with seeded data."
+
+
+def build_parser(prog: str = "capsule sandbox") -> argparse.ArgumentParser:
     """The command line: where to listen, the tokens, the seed and the faults to inject."""
-    p = _Parser(
-        prog="capsule-sandbox",
-        description="A local emulator of the Capsule CRM API v2 with seeded data.",
-    )
+    parser = _Parser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The sandbox's options, on any parser (its own, or `capsule`'s for shell completion)."""
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=0, help="0 picks a free port")
     p.add_argument(
@@ -145,12 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply a write before answering it with the injected error/drop",
     )
-    return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "capsule sandbox") -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop, 1 when it cannot start, 2 on bad arguments."""
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("--token is required (or set CAPSULE_SANDBOX_TOKEN)")
@@ -206,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         server = SandboxHTTPServer((args.host, args.port), app)
     except (OSError, ValueError) as exc:
-        print(f"capsule-sandbox: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
 
     stop = threading.Event()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
-import importlib.metadata
 import json
 import os
 import sys
@@ -27,6 +26,7 @@ from tap_capsule.api_client import (
     CapsuleError,
     CapsuleSession,
     connection_settings,
+    package_version,
     raise_for_capsule_status,
     response_json,
 )
@@ -52,10 +52,23 @@ def stream_file(stream: str) -> str:
 
 def tap_version() -> str:
     """The installed tap-capsule version (one distribution holds both plugins)."""
-    try:
-        return importlib.metadata.version("tap-capsule")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    return package_version()
+
+
+def read_backup(folder: Path) -> dict[str, list[dict]]:
+    """Every stream of a finished backup folder."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise BackupError(f"{folder} holds no {MANIFEST}: not a finished backup")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    out: dict[str, list[dict]] = {}
+    for stream, info in (manifest.get("streams") or {}).items():
+        name = str(info.get("file") or "")
+        if "/" in name or "\\" in name or not name.endswith(".jsonl.gz"):
+            raise BackupError(f"manifest names an unexpected file {name!r} for {stream}")
+        with gzip.open(folder / name, "rt", encoding="utf-8") as handle:
+            out[stream] = [json.loads(line) for line in handle if line.strip()]
+    return out
 
 
 class Backup:

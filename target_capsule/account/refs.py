@@ -13,26 +13,10 @@ import os
 import typing as t
 from pathlib import Path
 
-# Record field → the stream whose ids it holds: nested references (`party: {id}`) and the flat
-# parent/link keys of child records (`opportunityId`).
-REFERENCE_STREAMS: dict[str, str] = {
-    "party": "parties",
-    "organisation": "parties",
-    "partyId": "parties",
-    "opportunity": "opportunities",
-    "opportunityId": "opportunities",
-    "kase": "cases",
-    "caseId": "cases",
-    "milestone": "milestones",
-    "lostReason": "lost_reasons",
-    "category": "categories",
-    "activityType": "activity_types",
-    "pipeline": "pipelines",
-    "pipelineId": "pipelines",
-    "stage": "stages",
-    "owner": "users",
-    "team": "teams",
-}
+from tap_capsule import catalogue as cat
+
+# Record field → the stream whose ids it holds, from the catalogue's per-object `references`.
+REFERENCE_STREAMS: dict[str, str] = cat.REFERENCE_STREAMS
 
 
 def positive_id(value: t.Any) -> int | None:  # noqa: ANN401 - any untrusted JSON value

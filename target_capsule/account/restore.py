@@ -1,4 +1,4 @@
-"""`capsule-restore`: write a backup folder back into Capsule, in dependency order.
+"""`capsule restore`: write a backup folder back into Capsule, in dependency order.
 
 Modes: `same` (the account the backup came from) recreates only what no longer exists; `copy`
 (another account) recreates everything. Order: users, teams, pipelines, boards, stages and track
@@ -14,7 +14,6 @@ nothing. What cannot be matched or created is a rejection with a reason in the r
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
@@ -35,14 +34,19 @@ from tap_capsule.api_client import (
     response_json,
 )
 from tap_capsule.setting_names import account_config_problem
+from target_capsule.account.backup import BackupError, read_backup
+from target_capsule.account.cli import Parser, error, version
 from target_capsule.account.refs import REFERENCE_STREAMS, IdMap, positive_id
 from target_capsule.account.restore_plan import LINK, MATCH, ORDER, SETTING
 from target_capsule.account.revert import creation_body, differences
-from target_capsule.account.verify import VerifyError, limit_of, read_backup
+from target_capsule.account.verify import VerifyError, limit_of
 from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError, blank, same
 from target_capsule.rejects import Rejects, secrets_of
 from target_capsule.writes import Check, Unresolved, Written, write
+
+if t.TYPE_CHECKING:
+    import argparse
 
 logger = logging.getLogger("capsule-restore")
 
@@ -555,12 +559,11 @@ def table(counts: dict[str, Counts], writes: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `capsule-restore`."""
-    parser = argparse.ArgumentParser(
-        prog="capsule-restore",
-        description="Restore a target-capsule-backup folder into Capsule (same account or copy).",
-    )
+DESCRIPTION = "Restore a backup folder into Capsule (the same account, or a copy)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`capsule restore`'s options."""
     parser.add_argument("--config", required=True, help="target-capsule's config JSON file")
     parser.add_argument("backup", metavar="BACKUP_DIR")
     parser.add_argument(
@@ -570,18 +573,22 @@ def main(argv: list[str] | None = None) -> int:
         help="same: recreate only what no longer exists; copy: recreate everything",
     )
     parser.add_argument("--state", help="a STATE from an earlier run (its id map is merged)")
+
+
+def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
+    """Entry point of `capsule restore`."""
+    parser = Parser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
         from target_capsule.target import TargetCapsule  # its settings name the config's keys
 
-        if problem := account_config_problem(
-            "capsule-restore", config, TargetCapsule, *RESTORE_SETTINGS
-        ):
+        if problem := account_config_problem(prog, config, TargetCapsule, *RESTORE_SETTINGS):
             raise RestoreError(problem)
         backup = read_backup(Path(args.backup))
-        session = CapsuleSession(config, user_agent="capsule-restore/0.1")
+        session = CapsuleSession(config, user_agent=f"capsule-restore/{version()}")
         response = session.call("GET", "/site")
         raise_for_capsule_status(response)
         site = (response_json(response) or {}).get("site") or {}
@@ -602,9 +609,8 @@ def main(argv: list[str] | None = None) -> int:
             counts = restore.run()
         finally:
             ids.close()
-    except (VerifyError, RestoreError, CapsuleError, OSError, ValueError) as exc:
-        print(f"capsule-restore: {exc}", file=sys.stderr)
-        return 1
+    except (BackupError, VerifyError, RestoreError, CapsuleError, OSError, ValueError) as exc:
+        return error(prog, str(exc))
     print(table(counts, restore.writes), file=sys.stderr)
     print(f"Id map: {ids.path}", file=sys.stderr)
     return 0

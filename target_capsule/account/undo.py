@@ -1,4 +1,4 @@
-"""`capsule-undo`: revert one target-capsule run from its change log, newest change first.
+"""`capsule undo`: revert one target-capsule run from its change log, newest change first.
 
 It deletes what the run created, gives what the run updated its values from before, and recreates
 what the run deleted (from the copy the change log keeps), pointing references at the recreated
@@ -10,7 +10,6 @@ nothing twice.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
@@ -29,12 +28,16 @@ from tap_capsule.api_client import (
     response_json,
 )
 from tap_capsule.setting_names import account_config_problem
+from target_capsule.account.cli import Parser, error, version
 from target_capsule.account.refs import IdMap, positive_id
 from target_capsule.account.revert import creation_body, differences, restore_body
 from target_capsule.changelog import APPLIED, ChangeLog, ChangeLogError, read
 from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError
 from target_capsule.writes import Check, Unresolved, write
+
+if t.TYPE_CHECKING:
+    import argparse
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
 REVERTED, SKIPPED, ALREADY_GONE, UNCHANGED, FAILED = (
@@ -318,56 +321,55 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `capsule-undo`."""
-    parser = argparse.ArgumentParser(
-        prog="capsule-undo",
-        description="Revert one target-capsule run, newest change first, from its change log.",
-    )
+DESCRIPTION = "Revert one target-capsule run, newest change first, from its change log."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`capsule undo`'s options."""
     parser.add_argument("--config", required=True, help="target-capsule's config JSON file")
     parser.add_argument("change_log", metavar="CHANGE_LOG", help="the run's change log (JSONL)")
     parser.add_argument("--run-id", help="the run to revert (default: the newest in the file)")
     parser.add_argument(
         "--undo-log",
         help="the undo's own change log (default: CHANGE_LOG with .undo.jsonl); "
-        "capsule-undo on it reverts the undo",
+        "`capsule undo` on it reverts the undo",
     )
+
+
+def main(argv: list[str] | None = None, prog: str = "capsule undo") -> int:
+    """Entry point of `capsule undo`."""
+    parser = Parser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        print(f"capsule-undo: cannot read --config {args.config}: {exc}", file=sys.stderr)
-        return 1
+        return error(prog, f"cannot read --config {args.config}: {exc}")
     from target_capsule.target import TargetCapsule  # its settings name the config's keys
 
-    if problem := account_config_problem("capsule-undo", config, TargetCapsule):
-        print(f"capsule-undo: {problem}", file=sys.stderr)
-        return 1
+    if problem := account_config_problem(prog, config, TargetCapsule):
+        return error(prog, problem)
     try:
         run_id, lines = read(args.change_log, args.run_id)
     except ChangeLogError as exc:
-        print(f"capsule-undo: {exc}", file=sys.stderr)
-        return 1
+        return error(prog, str(exc))
     planned = [line for line in lines if line.get("status") != APPLIED]
     if planned:
-        print(
-            f"capsule-undo: run {run_id} was a dry run (its changes are planned, not applied): "
-            "nothing to undo",
-            file=sys.stderr,
+        return error(
+            prog,
+            f"run {run_id} was a dry run (its changes are planned, not applied): nothing to undo",
         )
-        return 1
     base = Path(args.change_log)
     undo_log = args.undo_log or str(base.with_name(base.stem + ".undo.jsonl"))
     ids = IdMap(base.with_name(f"{base.stem}.undo-{run_id}.ids.json"))
     changes = ChangeLog(undo_log)
     try:
-        session = CapsuleSession(config, user_agent="capsule-undo/0.1")
+        session = CapsuleSession(config, user_agent=f"capsule-undo/{version()}")
         undo = Undo(session, changes, ids)
         outcomes = undo.revert_all(lines)
     except CapsuleError as exc:
-        print(f"capsule-undo: {exc}", file=sys.stderr)
-        return 1
+        return error(prog, str(exc))
     finally:
         changes.close()
         ids.save()

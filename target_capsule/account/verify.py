@@ -1,4 +1,4 @@
-"""`capsule-verify`: read an account back through tap-capsule and compare it with a backup.
+"""`capsule verify`: read an account back through tap-capsule and compare it with a backup.
 
 Records are paired through the id map of a restore (or an undo): a backed-up record with id 11004
 is looked for under the id it was recreated with, and every reference inside it (party,
@@ -16,7 +16,6 @@ outside those limits differs or is missing.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import shutil
 import subprocess
@@ -28,7 +27,8 @@ from pathlib import Path
 from tap_capsule import catalogue as cat
 from tap_capsule.cli import tap_setting_names
 from tap_capsule.setting_names import unknown_setting
-from target_capsule.account.backup import MANIFEST
+from target_capsule.account.backup import BackupError, read_backup
+from target_capsule.account.cli import Parser, error
 from target_capsule.account.refs import REFERENCE_STREAMS, IdMap
 from target_capsule.account.restore_plan import WRITTEN
 from target_capsule.payload import CONTACT_LISTS, is_ref
@@ -52,29 +52,13 @@ def limit_of(stream: str, record: t.Mapping[str, t.Any]) -> str | None:
     return None
 
 
-def read_backup(folder: Path) -> dict[str, list[dict]]:
-    """Every stream of a finished backup folder."""
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        raise VerifyError(f"{folder} holds no {MANIFEST}: not a finished backup")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    out: dict[str, list[dict]] = {}
-    for stream, info in (manifest.get("streams") or {}).items():
-        name = str(info.get("file") or "")
-        if "/" in name or "\\" in name or not name.endswith(".jsonl.gz"):
-            raise VerifyError(f"manifest names an unexpected file {name!r} for {stream}")
-        with gzip.open(folder / name, "rt", encoding="utf-8") as handle:
-            out[stream] = [json.loads(line) for line in handle if line.strip()]
-    return out
-
-
 def read_account(config: Path) -> dict[str, list[dict]]:
     """Every stream of the account, as tap-capsule reads it now (tombstones left out)."""
     tap = shutil.which("tap-capsule", path=str(Path(sys.executable).parent)) or shutil.which(
         "tap-capsule"
     )
     if tap is None:
-        raise VerifyError("tap-capsule is not installed next to capsule-verify")
+        raise VerifyError("tap-capsule is not installed next to capsule verify")
     # Every stream, child streams included; the deleted feeds are left out below anyway.
     settings = {**json.loads(config.read_text()), "child_streams": True, "tombstones": "off"}
     with tempfile.TemporaryDirectory() as folder:
@@ -249,37 +233,49 @@ def table(report: t.Mapping[str, t.Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `capsule-verify`."""
-    parser = argparse.ArgumentParser(
-        prog="capsule-verify",
-        description="Compare an account (read through tap-capsule) with a backup folder.",
-    )
+DESCRIPTION = "Compare an account (read through tap-capsule) with a backup folder."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`capsule verify`'s options (`--mode` as `capsule restore` names it)."""
     parser.add_argument("--config", required=True, help="tap-capsule config of the account")
     parser.add_argument("backup", metavar="BACKUP_DIR", help="a folder target-capsule-backup wrote")
     parser.add_argument(
-        "--id-map", help="old id -> new id per stream (written by capsule-restore or capsule-undo)"
+        "--id-map", help="old id -> new id per stream (written by capsule restore or capsule undo)"
     )
     parser.add_argument(
-        "--copy",
-        action="store_true",
-        help="the account is a copy (capsule-restore --mode copy): records pair only through "
-        "the id map",
+        "--mode",
+        choices=("same", "copy"),
+        default="same",
+        help="copy: the account is a copy (capsule restore --mode copy), so records pair only "
+        "through the id map",
     )
+    # The flag's old spelling, kept for one release.
+    parser.add_argument("--copy", action="store_true", help=argparse.SUPPRESS)
+
+
+def main(argv: list[str] | None = None, prog: str = "capsule verify") -> int:
+    """Entry point of `capsule verify`."""
+    parser = Parser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        if problem := unknown_setting("capsule-verify", config, tap_setting_names()):
+        if problem := unknown_setting(prog, config, tap_setting_names()):
             raise VerifyError(problem)
         expected = read_backup(Path(args.backup))
         ids = IdMap(args.id_map) if args.id_map else IdMap()
         if args.id_map and not Path(args.id_map).is_file():
             raise VerifyError(f"--id-map {args.id_map} does not exist")
         found = read_account(Path(args.config))
-    except (VerifyError, OSError, ValueError) as exc:
-        print(f"capsule-verify: {exc}", file=sys.stderr)
-        return 1
-    report = compare(expected, found, ids, args.copy)
+    except (VerifyError, BackupError, OSError, ValueError) as exc:
+        return error(prog, str(exc))
+    if args.copy:
+        print(
+            f"{prog}: --copy is now --mode copy; the old flag goes in the next release",
+            file=sys.stderr,
+        )
+    report = compare(expected, found, ids, args.copy or args.mode == "copy")
     print(json.dumps(report))
     print(table(report), file=sys.stderr)
     return 1 if report["differences"] else 0

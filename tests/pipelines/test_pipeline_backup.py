@@ -37,7 +37,8 @@ def test_meltano_backup_job_writes_every_stream(meltano, meltano_db, tmp_path, t
         config.write_text(json.dumps({"access_token": token, "api_url": sb.url}))
         verify = subprocess.run(
             [
-                str(Path(sys.executable).parent / "capsule-verify"),
+                str(Path(sys.executable).parent / "capsule"),
+                "verify",
                 "--config",
                 str(config),
                 str(folder),

@@ -1,9 +1,9 @@
-"""The database import recipe (README, "Database → Capsule").
+"""The database import recipe (docs/recipes.md, "Database → Capsule").
 
 People in a PostgreSQL table, shaped by a view, read by tap-postgres from PyPI and loaded into
 Capsule by target-capsule (`meltano run tap-postgres target-capsule`, job `postgres-to-capsule`).
 
-The recipe runs as the README gives it: the README's SQL block creates the table and the view,
+The recipe runs as the docs give it: the page's SQL block creates the table and the view,
 its YAML block must be the `tap-postgres` entry of meltano.yml, and meltano reads the connection
 from the PG* variables. The test has a database of its own (`pg_database`), so the stream is
 `public-capsule_contacts` exactly as configured.
@@ -36,9 +36,9 @@ PEOPLE = [
 
 
 def recipe_section() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index("### Database → Capsule")
-    return text[start : text.index("\n### ", start + 1)]
+    text = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
+    start = text.index("## Database → Capsule")
+    return text[start : text.index("\n## ", start + 1)]
 
 
 def code_block(section: str, lang: str) -> str:
@@ -77,7 +77,7 @@ def test_postgres_rows_into_capsule_with_rejects_and_an_idempotent_rerun(
     meltano, meltano_db, pg_database, tmp_path, token
 ):
     db = pg_database
-    db.execute(code_block(recipe_section(), "sql"))  # the README's table and view
+    db.execute(code_block(recipe_section(), "sql"))  # the recipe's table and view
 
     rejects = tmp_path / "rejects.jsonl"
     with Sandbox(token=token, scale=10, seed=41) as sb:

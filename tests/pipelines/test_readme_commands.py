@@ -1,16 +1,20 @@
-"""Every shell block of the README runs, as written, against the Capsule sandbox.
+"""Every shell block of the README and of docs/*.md runs, as written, against the Capsule sandbox.
 
-The blocks are read from README.md itself, so a command changed there is tested as changed, and a
-new block fails `test_every_block_has_a_plan` until it gets a plan here. The substitutions, all:
+The blocks are read from the pages themselves, so a command changed there is tested as changed, and
+a new block fails `test_every_block_has_a_plan` until it gets a plan here. A block that must not run
+is written as ```console instead of ```bash. The substitutions, all:
 
 - ports and hosts: the sandbox runs on a free port, and its URL reaches the plugins through the
-  documented settings variables (`TAP_CAPSULE_API_URL`, `TARGET_CAPSULE_API_URL`); `capsule-sandbox
-  --port 8765` becomes a free port, and that server runs in the background for the other lines;
-- secrets written as `...`: the sandbox's token;
+  documented settings variables (`TAP_CAPSULE_API_URL`, `TARGET_CAPSULE_API_URL`); `capsule sandbox
+  --port 8765` and `make sandbox` get a free port, and that server runs in the background for the
+  other lines; blocks that use the files in examples/ run in the test's tmp folder, on copies whose
+  `http://127.0.0.1:8765/api/v2` (and the block's) is the test sandbox's URL;
+- secrets written as `...`: the sandbox's token (`demo-token`, the token of `make sandbox`, so the
+  `demo` environment and the examples reach it as they are);
 - paths: output folders, rejects files and Meltano's system database go to the test's tmp
   folder (`TARGET_CSV_OUTPUT_PATH`, `TARGET_CAPSULE_REJECTS_PATH`, `MELTANO_DATABASE_URI`), plugins
-  come from the test session's Meltano folder, and `target-jsonl` from the venv Meltano installed it
-  into (the README assumes it is installed);
+  come from the test session's Meltano folder, and `target-jsonl` and `tap-spreadsheets` from the
+  venvs Meltano installed them into (the docs assume they are installed);
 - PostgreSQL: the PG* values of the test's server, and a schema of the test's own
   (`TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA`) instead of "capsule";
 - the benchmark runs small (`--repeat 1 --small 100 --large 300`): it prints figures only.
@@ -20,9 +24,12 @@ Blocks that cannot run here are skipped with the reason in `PLAN`.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -35,30 +42,44 @@ from tap_capsule.sandbox import Sandbox
 pytestmark = pytest.mark.meltano
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-BLOCKS = re.findall(r"^```bash\n(.*?)^```", README, flags=re.S | re.M)
-TOKEN = "readme-token-93b1f0"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCKS = [
+    block
+    for page in PAGES
+    for block in re.findall(r"^```bash\n(.*?)^```", page.read_text(encoding="utf-8"), re.S | re.M)
+]
+TOKEN = "demo-token"  # the token of `make sandbox`, the demo environment and examples/
+EXAMPLE_URL = "http://127.0.0.1:8765/api/v2"
 POSTGRES = "needs a view in PostgreSQL: test_pipeline_db_import.py runs this recipe as written"
 
 
 def first_line(block: str) -> str:
-    return next(line for line in block.splitlines() if line.strip()).split("#")[0].strip()
+    line = next(line for line in block.splitlines() if line.strip()).split("#")[0].strip()
+    return line.removesuffix("\\").strip()  # a command continued on the next line
 
 
 # First line of a block (comment stripped) -> the runner below, or the reason it is skipped.
 PLAN: dict[str, str] = {
     "make demo": "skip: tests/pipelines/test_pipeline_demo.py runs the demo (twice, free port)",
     "make test": "skip: the whole suite itself; .ci/run runs it in CI",
-    "tap-capsule --config config.json --discover > catalog.json": "tap_examples",
+    "python3 -m venv .venv && .venv/bin/pip install .": "skip: installs into the checkout's .venv; "
+    "`make install` does it (editable) before every test run",
+    "tap-capsule --version": "tap_examples",
     "make meltano": "meltano_run",
+    "export TAP_CAPSULE_ACCESS_TOKEN=...": "meltano_prod",
     "export PGHOST=... PGUSER=... PGPASSWORD=... PGDATABASE=...": "postgres_run",
-    "meltano --environment=prod select tap-capsule --list --all": "select_list",
-    "tap-capsule --config tap.json --discover > catalog.json": "pipe",
+    "meltano --environment=demo select tap-capsule --list --all": "select_list",
+    "tap-capsule --config examples/tap-capsule.sandbox.json --discover > catalog.json": "pipe",
     "meltano --environment=demo run csv-to-capsule": "csv_import",
+    "tap-spreadsheets --config examples/csv.json": "undo",
+    "rm -rf output/backups/sandbox": "backup_restore",
+    "make sandbox": "make_sandbox",
+    "make docs-settings": "skip: rewrites docs/settings.md in the checkout; "
+    "tests/test_docs.py runs the same comparison",
     "meltano install extractor tap-postgres": f"skip: {POSTGRES}",
     "meltano add --no-install --from-ref $CHECKOUT/plugins/extractors/tap-capsule.yml "
     "--plugin-type extractor tap-capsule": "hub",
-    "capsule-sandbox --port 8765 --token test-token --scale 1000 --seed 1": "sandbox",
+    "capsule sandbox --port 8765 --token test-token --scale 1000 --seed 1": "sandbox",
     ".venv/bin/python benchmarks/tap_throughput.py": "benchmark",
     "make lint": "skip: `ruff format` rewrites the checkout; CI runs `make lint` in `make test`",
     ".venv/bin/pre-commit install": "skip: installs a git hook into this checkout",
@@ -66,11 +87,13 @@ PLAN: dict[str, str] = {
 
 
 def test_every_block_has_a_plan():
-    assert BLOCKS, "README.md has no ```bash blocks"
+    assert BLOCKS, "README.md and docs/*.md have no ```bash blocks"
     unplanned = [first_line(b) for b in BLOCKS if first_line(b) not in PLAN]
-    assert unplanned == [], "give these README blocks a plan in this test"
+    assert unplanned == [], "give these blocks a plan in this test"
     gone = set(PLAN) - {first_line(b) for b in BLOCKS}
-    assert gone == set(), "these planned blocks are no longer in README.md"
+    assert gone == set(), "these planned blocks are no longer in README.md or docs/*.md"
+    firsts = [first_line(b) for b in BLOCKS]
+    assert sorted({f for f in firsts if firsts.count(f) > 1}) == [], "start each block differently"
 
 
 def block(first: str) -> str:
@@ -90,7 +113,13 @@ class Shell:
         self.meltano = meltano
         self.tmp = tmp_path
         jsonl = meltano.sys_dir / "loaders" / "target-jsonl" / "venv" / "bin"
-        path = [str(Path(sys.executable).parent), str(Path(meltano.executable).parent), str(jsonl)]
+        sheets = meltano.sys_dir / "extractors" / "tap-spreadsheets" / "venv" / "bin"
+        path = [
+            str(Path(sys.executable).parent),
+            str(Path(meltano.executable).parent),
+            str(jsonl),
+            str(sheets),
+        ]
         self.base = {
             "PATH": os.pathsep.join([*path, os.environ.get("PATH", "")]),
             "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
@@ -123,6 +152,21 @@ def capsule():
         yield sb
 
 
+def examples(tmp: Path, url: str) -> None:
+    """examples/*.json in `tmp`, pointing at `url`, and the CSV file examples/csv.json reads."""
+    (tmp / "examples").mkdir()
+    for path in (ROOT / "examples").glob("*.json"):
+        (tmp / "examples" / path.name).write_text(path.read_text().replace(EXAMPLE_URL, url))
+    data = tmp / "tests" / "pipelines" / "data"
+    data.mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "pipelines" / "data" / "people.csv", data)
+
+
+def make_sandbox_account() -> Sandbox:
+    """The account `make sandbox` serves (200 parties, seed 1), which the docs' figures describe."""
+    return Sandbox(token=TOKEN, scale=200, seed=1)
+
+
 @pytest.mark.parametrize(
     "first", list(PLAN), ids=[p.split()[0] + f"-{i}" for i, p in enumerate(PLAN)]
 )
@@ -136,21 +180,32 @@ def test_readme_block_runs(first, shell, capsule, tmp_path, request):
 def tap_examples(
     text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
 ) -> None:
-    # "A config for the sandbox" in the README, with the sandbox's port.
-    (tmp / "config.json").write_text(json.dumps({"access_token": TOKEN, "api_url": sb.url}))
+    examples(tmp, sb.url)
     out = shell.run(text, cwd=tmp)
+    assert "tap-capsule v" in out
     catalog = json.loads((tmp / "catalog.json").read_text())
     assert {e["tap_stream_id"] for e in catalog["streams"]} >= {"parties", "opportunity_parties"}
-    assert [f for f in tmp.glob("parties*.jsonl") if f.stat().st_size], out
+    assert [f for f in (tmp / "output" / "jsonl").glob("parties*.jsonl") if f.stat().st_size], out
 
 
 def meltano_run(
     text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
 ) -> None:
-    script = text.replace("TAP_CAPSULE_ACCESS_TOKEN=...", f"TAP_CAPSULE_ACCESS_TOKEN={TOKEN}")
-    shell.run(script, TAP_CAPSULE_API_URL=sb.url, TARGET_CSV_OUTPUT_PATH=str(tmp / "csv"))
+    # The demo environment as it is (token demo-token); only the port is the test sandbox's.
+    shell.run(text, TAP_CAPSULE_API_URL=sb.url, TARGET_CSV_OUTPUT_PATH=str(tmp / "csv"))
     header = (tmp / "csv" / "parties.csv").read_text().splitlines()[0].split(",")
     assert "owner__name" in header and any(h.startswith("custom_fields__") for h in header)
+
+
+def meltano_prod(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    # The prod environment, with the sandbox standing in for Capsule's API.
+    script = text.replace("TAP_CAPSULE_ACCESS_TOKEN=...", f"TAP_CAPSULE_ACCESS_TOKEN={TOKEN}")
+    shell.run(script, TAP_CAPSULE_API_URL=sb.url, TARGET_CSV_OUTPUT_PATH=str(tmp / "csv"))
+    with (tmp / "csv" / "parties.csv").open(newline="", encoding="utf-8") as fh:
+        ids = {row["id"] for row in csv.DictReader(fh)}
+    assert ids >= {str(p["id"]) for p in sb.state()["parties"]}  # every party (and tombstones)
 
 
 def postgres_run(
@@ -182,11 +237,9 @@ def select_list(
 
 
 def pipe(text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> None:
-    # tap.json and target.json as the README describes them, with the sandbox's port.
-    (tmp / "tap.json").write_text(json.dumps({"access_token": TOKEN, "api_url": sb.url}))
-    (tmp / "target.json").write_text(json.dumps({"destination_path": str(tmp / "out")}))
-    (tmp / "out").mkdir()
+    examples(tmp, sb.url)
     shell.run(text, cwd=tmp)  # first run: no state.json yet
+    assert list((tmp / "output" / "jsonl").glob("parties*.jsonl"))
     first = json.loads((tmp / "state.json").read_text())
     assert first["bookmarks"]["parties"]["replication_key_value"]
     sb.touch("parties", sb.state()["parties"][0]["id"], about="changed")
@@ -243,6 +296,63 @@ def sandbox(
             proc.stdout.close()
 
 
+def undo(text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> None:
+    with make_sandbox_account() as account:
+        examples(tmp, account.url)
+        before = account.state()["parties"]
+        out = shell.run(text, cwd=tmp)
+        after = account.state()["parties"]
+    changes = (tmp / "output" / "changes.jsonl").read_text().splitlines()
+    rejects = (tmp / "output" / "rejects.jsonl").read_text().splitlines()
+    assert (len(changes), len(rejects)) == (6, 2), out  # as the recipe says
+    assert [p["id"] for p in after] == [p["id"] for p in before], "the undo removed the import"
+    report = next(line for line in out.splitlines() if line.startswith('{"run_id"'))
+    assert json.loads(report)["totals"]["reverted"] == 6, out
+
+
+def backup_restore(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    with make_sandbox_account() as account:
+        examples(tmp, account.url)
+        before = {p["id"] for p in account.state()["parties"]}
+        out = shell.run(text.replace(EXAMPLE_URL, account.url), cwd=tmp)
+        after = {p["id"] for p in account.state()["parties"]}
+    assert 11002 in before and 11002 not in after and len(after) == len(before), out
+    assert "0 difference(s) outside the documented limits" in out
+    assert json.loads((tmp / "verify.json").read_text())["differences"] == 0
+    id_map = (tmp / "output" / "backups" / "sandbox" / "restore-same-sandbox.ids.json").read_text()
+    assert "11002" in id_map
+
+
+def make_sandbox(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    # The block's `make sandbox`, on a free port, in a process group of its own to stop it.
+    port = free_port()
+    command = ["make", "-s", "--no-print-directory", *text.split("#")[0].split()[1:]]
+    proc = subprocess.Popen(
+        [command[0], *command[1:], f"SANDBOX_PORT={port}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=shell.meltano.env(shell.base),
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url == f"http://127.0.0.1:{port}/api/v2"
+        out = shell.run(f"curl -sf -H 'Authorization: Bearer {TOKEN}' {url}/parties?perPage=100")
+        assert len(json.loads(out)["parties"]) == 100  # 200 parties: the demo's account
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def benchmark(
     text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -253,11 +363,15 @@ def benchmark(
 RUNNERS = {
     "tap_examples": tap_examples,
     "meltano_run": meltano_run,
+    "meltano_prod": meltano_prod,
     "postgres_run": postgres_run,
     "select_list": select_list,
     "pipe": pipe,
     "csv_import": csv_import,
     "hub": hub,
     "sandbox": sandbox,
+    "undo": undo,
+    "backup_restore": backup_restore,
+    "make_sandbox": make_sandbox,
     "benchmark": benchmark,
 }

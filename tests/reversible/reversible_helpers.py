@@ -1,4 +1,4 @@
-"""Helpers of the reversibility tests: the real CLIs (target-capsule, capsule-undo, ...) against
+"""Helpers of the reversibility tests: the real CLIs (target-capsule, capsule undo, ...) against
 in-process sandboxes, and a normalised snapshot of a sandbox account for before/after comparisons.
 """
 
@@ -118,9 +118,10 @@ def snapshot(
 
 
 def undo(config: Path, change_log: Path, *extra: str, check: bool = True) -> tuple[Run, dict]:
-    """`capsule-undo --config CONFIG CHANGE_LOG`; the run and its JSON report."""
+    """`capsule undo --config CONFIG CHANGE_LOG`; the run and its JSON report."""
     result = run(
-        [str(BIN / "capsule-undo"), "--config", str(config), str(change_log), *extra], check=check
+        [str(BIN / "capsule"), "undo", "--config", str(config), str(change_log), *extra],
+        check=check,
     )
     lines = result.json_lines()
     return result, (lines[-1] if lines else {})
@@ -178,9 +179,9 @@ def backup(config: Path) -> Path:
 
 
 def verify(config: Path, folder: Path, *extra: str) -> tuple[Run, dict]:
-    """`capsule-verify --config C FOLDER ...`; the run and its JSON report."""
+    """`capsule verify --config C FOLDER ...`; the run and its JSON report."""
     result = run(
-        [str(BIN / "capsule-verify"), "--config", str(config), str(folder), *extra], check=False
+        [str(BIN / "capsule"), "verify", "--config", str(config), str(folder), *extra], check=False
     )
     lines = result.json_lines()
     return result, (lines[-1] if lines else {})
@@ -188,5 +189,5 @@ def verify(config: Path, folder: Path, *extra: str) -> tuple[Run, dict]:
 
 def restore(config: Path, folder: Path, *extra: str, check: bool = True) -> Run:
     return run(
-        [str(BIN / "capsule-restore"), "--config", str(config), str(folder), *extra], check=check
+        [str(BIN / "capsule"), "restore", "--config", str(config), str(folder), *extra], check=check
     )

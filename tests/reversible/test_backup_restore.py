@@ -181,7 +181,7 @@ def test_killed_restore_resumes_and_a_second_run_writes_nothing(account_a, empty
     config_b = config_file(tmp_path, empty_b.url, name="b")
     empty_b.set_faults(slow_every=1, slow_seconds=0.02)  # time to kill it midway
     proc = subprocess.Popen(
-        [str(BIN / "capsule-restore"), "--config", str(config_b), str(folder), "--mode", "copy"],
+        [str(BIN / "capsule"), "restore", "--config", str(config_b), str(folder), "--mode", "copy"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

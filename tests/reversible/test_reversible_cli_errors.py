@@ -11,18 +11,20 @@ from reversible_helpers import BIN, TOKEN, run
 @pytest.mark.parametrize(
     ("command", "args", "message"),
     [
-        ("capsule-restore", ["{config}", "{tmp}/nope"], "holds no manifest.json"),
-        ("capsule-verify", ["{config}", "{tmp}/nope"], "holds no manifest.json"),
-        ("capsule-undo", ["{config}", "{tmp}/nope.jsonl"], "does not exist"),
-        ("capsule-restore", ["{tmp}/missing.json", "{tmp}"], "missing.json"),
+        ("restore", ["{config}", "{tmp}/nope"], "holds no manifest.json"),
+        ("verify", ["{config}", "{tmp}/nope"], "holds no manifest.json"),
+        ("undo", ["{config}", "{tmp}/nope.jsonl"], "does not exist"),
+        ("restore", ["{tmp}/missing.json", "{tmp}"], "missing.json"),
+        ("backup", ["{tmp}/missing.json", "--backup-dir", "{tmp}/b"], "missing.json"),
     ],
 )
 def test_one_line_and_exit_1(tmp_path, command, args, message):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"access_token": TOKEN, "api_url": "http://127.0.0.1:9/api/v2"}))
     argv = [a.format(config=config, tmp=tmp_path) for a in args]
-    result = run([str(BIN / command), "--config", *argv], check=False)
+    result = run([str(BIN / "capsule"), command, "--config", *argv], check=False)
     assert result.returncode == 1
+    assert result.stderr.startswith(f"capsule {command}: error: "), result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr

@@ -1,4 +1,4 @@
-"""The `capsule-sandbox` script: URL on the first line, serving, clean stop, bad arguments."""
+"""The `capsule sandbox` command: URL on the first line, serving, clean stop, bad arguments."""
 
 import re
 import signal
@@ -10,8 +10,12 @@ import pytest
 
 
 def command() -> list[str]:
-    script = Path(sys.executable).parent / "capsule-sandbox"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "tap_capsule.sandbox"]
+    script = Path(sys.executable).parent / "capsule"
+    return (
+        [str(script), "sandbox"]
+        if script.exists()
+        else [sys.executable, "-m", "tap_capsule.sandbox"]
+    )
 
 
 def test_prints_api_url_first_and_serves(sandbox_cli, sandbox_http):

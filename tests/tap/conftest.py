@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,18 @@ class TapRun:
 
     def ids(self, stream: str) -> list:
         return [r.get("id") for r in self.records.get(stream, [])]
+
+    @property
+    def table(self) -> dict[str, tuple[int, int, int]]:
+        """{stream: (records, tombstones, requests)} from the run's closing table."""
+        return table_rows(self.stderr)
+
+
+TABLE_ROW = re.compile(r"^\| (\w+) +\| +(\d+) \| +(\d+) \| +(\d+) \|$", re.M)
+
+
+def table_rows(text: str) -> dict[str, tuple[int, int, int]]:
+    return {m[0]: (int(m[1]), int(m[2]), int(m[3])) for m in TABLE_ROW.findall(text)}
 
 
 def select(catalog: dict, streams: set[str]) -> dict:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import http.server
 import json
+import socket
+import threading
 import time
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,11 +22,16 @@ from tap_capsule.api_client import (
     CapsuleRateLimitError,
     CapsuleRetryError,
     CapsuleSession,
+    CapsuleUnreachableError,
     RateLimitPacer,
+    connection_refused,
+    package_version,
     raise_for_capsule_status,
     response_json,
+    user_agent,
     validate_api_url,
 )
+from tap_capsule.api_client import version as version_module
 
 API = "https://api.example.test/api/v2"
 TOKEN = "secret-token-9d8e7f"
@@ -332,3 +343,112 @@ def test_a_new_grant_in_the_settings_replaces_the_cache(requests_mock, clock, tm
     session(clock, refresh_token="grant-a", **base).call("GET", "/parties")
     fresh = session(clock, refresh_token="grant-b", **base)
     assert fresh.authenticator.refresh_token == "grant-b"
+
+
+# --- A refused connection is a setting to fix, not an outage ------------------------------------
+
+
+@pytest.fixture
+def closed_port():
+    """A local port that refuses connections: bound (so nobody else takes it) but not listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_refused_connection_fails_at_once_naming_the_api_url(clock, closed_port, method):
+    url = f"http://127.0.0.1:{closed_port}/api/v2"
+    with pytest.raises(CapsuleUnreachableError) as exc:
+        session(clock, api_url=url).call(method, "/parties", json_body={"party": {}})
+    assert str(exc.value) == (
+        f"could not connect to {url} (connection refused): is `api_url` right, is the sandbox "
+        "running?"
+    )
+    assert isinstance(exc.value, CapsuleConfigError)  # both CLIs end with one line for these
+    assert clock.sleeps == []  # no retries: nothing was listening, so nothing can come back
+
+
+def test_a_refusal_after_the_server_answered_is_retried_like_a_dropped_connection(clock):
+    """A server that answered and then refuses is restarting: the usual retries, then an outage."""
+
+    class Once(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"parties": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Once)
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    client = session(clock, api_url=f"http://127.0.0.1:{server.server_port}/api/v2", max_retries=2)
+    assert response_json(client.call("GET", "/parties")) == {"parties": []}
+    thread.join()
+    server.server_close()  # now the port refuses
+    with pytest.raises(CapsuleRetryError, match="after 2 retries"):
+        client.call("GET", "/parties")
+    assert clock.sleeps == [0.5, 1.0]
+
+
+def test_only_a_refusal_counts_as_refused():
+    refused = requests.exceptions.ConnectionError("pool")
+    refused.__context__ = ConnectionRefusedError(111, "Connection refused")
+    assert connection_refused(refused)
+    assert not connection_refused(requests.exceptions.ConnectionError("reset by peer"))
+    assert not connection_refused(requests.exceptions.ReadTimeout("slow"))
+
+
+# --- The User-Agent names the release -----------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_version():
+    package_version.cache_clear()
+    yield
+    package_version.cache_clear()
+
+
+def test_the_user_agent_carries_the_installed_version(requests_mock, clock):
+    requests_mock.get(f"{API}/parties", json={"parties": []})
+    session(clock).call("GET", "/parties")
+    installed = metadata.version("tap-capsule")
+    assert requests_mock.last_request.headers["User-Agent"] == f"tap-capsule/{installed}"
+    assert user_agent("capsule-undo") == f"capsule-undo/{installed}"
+
+
+def test_without_metadata_the_version_comes_from_the_source_tree(monkeypatch, fresh_version):
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    declared = next(
+        line.split('"')[1]
+        for line in pyproject.read_text().splitlines()
+        if line.startswith("version")
+    )
+    assert package_version() == declared
+    package_version.cache_clear()
+    monkeypatch.setattr(version_module, "_PYPROJECT", pyproject.with_name("missing.toml"))
+    assert package_version() == "0+unknown"
+
+
+def test_no_command_hard_codes_a_version_in_its_user_agent():
+    """Every `user_agent=` argument is computed from the installed version, never a literal."""
+    root = Path(__file__).resolve().parents[2]
+    files = [*root.glob("tap_capsule/**/*.py"), *root.glob("target_capsule/**/*.py")]
+    literal = [
+        f"{path.relative_to(root)}:{node.value.lineno}"
+        for path in files
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.keyword)
+        and node.arg == "user_agent"
+        and isinstance(node.value, ast.Constant)
+    ]
+    assert literal == []

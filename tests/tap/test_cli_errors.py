@@ -8,6 +8,7 @@ faulty one fails with one line that says what to fix, without a traceback and wi
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,28 @@ def test_a_rejected_token_is_one_line_without_the_token(plugin, sandbox, write_j
     else:
         assert_one_line(proc, "tap-capsule", "HTTP 401", "access_token")
     assert token not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("plugin", [TAP, TARGET])
+def test_a_closed_port_fails_at_once_saying_what_to_check(plugin, sandbox_token, write_json):
+    """Nothing listening at `api_url` is a wrong port or a stopped sandbox: one line, no retries."""
+    with socket.socket() as closed:  # bound, so no one else takes the port, but not listening
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/api/v2"
+        config = write_json("closed.json", {"access_token": sandbox_token, "api_url": url})
+        args = [plugin, "--config", config] + (["--discover"] if plugin == TAP else [])
+        proc = run(args, TARGET_INPUT)
+    expected = f"could not connect to {url} (connection refused): is `api_url` right"
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "retry" not in proc.stderr  # the clean failure comes before any retry
+    assert "Capsule may be having trouble" not in proc.stderr
+    if plugin == TAP:
+        assert_one_line(proc, "tap-capsule", expected, "is the sandbox running?")
+    else:  # target-capsule reports it in its own log line (after its INFO run summary)
+        lines = error_lines(proc.stderr)
+        assert len(lines) == 1, lines
+        assert expected in lines[0] and "is the sandbox running?" in lines[0]
 
 
 @pytest.mark.parametrize("plugin", [TAP, TARGET])

@@ -54,8 +54,9 @@ def test_progress_lines_give_records_requests_budget_and_pacing(caplog):
     for line in lines[:2]:
         assert "900 of 4000 requests left this hour" in line
         assert re.search(rf"pacing: about \d+\.\d s between requests until {reset_iso}", line)
-    assert lines[2].startswith("parties: finished, 10000 records from 100 requests to Capsule;")
-    assert len(lines) == 3
+    assert len(lines) == 2  # the closing line is DEBUG: the run's table carries its figures
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert debug == [] or debug[-1].startswith("parties: finished, 10000 records from 100")
     metrics = [r.getMessage() for r in caplog.records if "http_request_count" in r.getMessage()]
     assert sum(int(m) for m in re.findall(r'"value":(\d+)', " ".join(metrics))) == 100
 
@@ -79,4 +80,40 @@ def test_a_long_sync_logs_progress_every_50_requests(sandbox_factory, sandbox_to
     assert [int(req) for _, req in found] == list(range(50, n + 1, 50))
     # One party per page; the line comes as a page arrives, before its record is emitted.
     assert all(int(rec) == int(req) - 1 for rec, req in found)
-    assert f"parties: finished, {n} records from {n} requests to Capsule;" in run.stderr
+    assert run.table["parties"] == (n, 0, n)
+    # Quiet: the version line, the progress lines and the closing table (header, rule, row, total).
+    assert len(run.stderr.strip().splitlines()) == 1 + len(found) + 1 + 4, run.stderr
+
+
+def test_a_plain_run_is_quiet_and_debug_shows_the_rest(sandbox_factory, sandbox_token, tmp_path):
+    """Default level: the version line, one closing table; no METRIC or SDK chatter lines.
+    `--log-level debug` brings them back, so nothing is lost, only moved."""
+    import json
+    import os
+    import subprocess
+
+    from conftest import TAP, table_rows
+
+    from tap_capsule import catalogue as cat
+
+    sb = sandbox_factory(token=sandbox_token, scale=40, seed=2)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"access_token": sandbox_token, "api_url": sb.url}))
+    env = {k: v for k, v in os.environ.items() if "LOGLEVEL" not in k}
+    plain = subprocess.run([TAP, "--config", str(config)], capture_output=True, text=True, env=env)
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stderr.strip().splitlines()
+    streams = [o.stream for o in cat.OBJECTS if not o.parent or o.stream == "milestones"]
+    assert len(lines) <= 40, plain.stderr
+    for chatter in ("METRIC", "New replication value is null", "assumed to be unsorted",
+                    "Beginning sync of", "Skipping deselected"):  # fmt: skip
+        assert chatter not in plain.stderr
+    assert set(table_rows(plain.stderr)) == {*streams, "total"}
+    debug = subprocess.run(
+        [TAP, "--config", str(config), "--log-level", "debug"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert "METRIC" in debug.stderr and "Beginning sync of" in debug.stderr
+    assert "parties: finished," in debug.stderr

@@ -42,11 +42,8 @@ def test_sync_end_is_logged_once_after_every_stream(tap_config, run_tap):
     lines = run.stderr.splitlines()
     finished = [i for i, line in enumerate(lines) if "Sync finished:" in line]
     assert len(finished) == 1, run.stderr
-    per_stream = [
-        i for i, line in enumerate(lines) if re.search(r"requests? to Capsule; rate-limit", line)
-    ]
-    assert {"teams", "users", "tasks"} <= {
-        line.split(" | ")[-1].split(":")[0] for line in (lines[i] for i in per_stream)
-    }
-    assert max(per_stream) < finished[0]
+    # Every stream's row is in the one table that follows the closing line.
+    rows = [i for i, line in enumerate(lines) if re.match(r"\| (teams|users|tasks) ", line)]
+    assert len(rows) == 3 and min(rows) > finished[0]
+    assert set(run.table) == {"teams", "users", "tasks", "total"}
     assert "requests to Capsule," in lines[finished[0]]

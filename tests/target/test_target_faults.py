@@ -118,7 +118,7 @@ def run_in_process(
 @pytest.fixture
 def no_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff waits of zero: the same retries and checks, without the seconds in between."""
-    monkeypatch.setattr(api_client, "retry_delays", lambda: itertools.repeat(0.0))
+    monkeypatch.setattr(api_client.session, "retry_delays", lambda: itertools.repeat(0.0))
     monkeypatch.setattr(writes, "retry_delays", lambda: itertools.repeat(0.0))
 
 
