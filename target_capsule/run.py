@@ -22,6 +22,10 @@ if t.TYPE_CHECKING:
     import logging
 
 
+# Settings that need the whole plan of a dry run in memory (one small entry per change).
+PLAN_SETTINGS = ("plan_path", "max_deletes", "max_changed_share")
+
+
 class WriteRun:
     """One load: the settings in force, the shared session and lookups, the outcome counts."""
 
@@ -44,7 +48,8 @@ class WriteRun:
         self.changes = PlannedChangeLog(
             config.get("change_log_path"),
             dry_run=self.dry_run,
-            keep=self.dry_run,  # a dry run's plan: the Markdown table, the guardrails' counts
+            # A dry run's plan, kept for the Markdown table and the guardrails' counts.
+            keep=self.dry_run and any(config.get(k) is not None for k in PLAN_SETTINGS),
         )
         self.fill_empty = FillEmpty(config.get("fill_empty") or (), cat.BY_STREAM)
         self.label = "Dry run (no writes sent)" if self.dry_run else "Load"

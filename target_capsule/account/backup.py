@@ -25,17 +25,17 @@ from pathlib import Path
 from tap_capsule.api_client import (
     CapsuleError,
     CapsuleSession,
-    connection_settings,
     package_version,
     raise_for_capsule_status,
     response_json,
 )
+from tap_capsule.cli import tap_setting_names
 from tap_capsule.setting_names import unknown_setting
 
 MANIFEST = "manifest.json"
 SCHEMAS = "schemas.json"
 FORMAT = 1
-# The backup target's own settings; the connection settings (token, URL, pacing) come on top.
+# The backup target's own settings; tap-capsule's (token, URL, pacing, ...) come on top.
 BACKUP_SETTINGS = ("backup_dir",)
 
 
@@ -190,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"target-capsule-backup: cannot read --config: {exc}", file=sys.stderr)
         return 1
-    known = {*connection_settings().wrapped, *BACKUP_SETTINGS}
+    # Its config may be tap-capsule's (as `capsule backup` passes it): the tap's settings are
+    # known (and ignored), any other name is refused.
+    known = tap_setting_names() | set(BACKUP_SETTINGS)
     if problem := unknown_setting("target-capsule-backup", config, known):
         print(f"target-capsule-backup: {problem}", file=sys.stderr)
         return 1

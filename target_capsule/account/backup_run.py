@@ -63,15 +63,19 @@ def main(argv: list[str] | None = None, prog: str = "capsule backup") -> int:
     if tap is None or target is None:
         return error(prog, "tap-capsule and target-capsule-backup must be installed beside it")
     with tempfile.TemporaryDirectory() as folder:
-        # Settings on top of the user's config; no secret goes into this file.
-        overlay = Path(folder) / "backup.json"
-        overlay.write_text(
-            json.dumps({"child_streams": True, "tombstones": "off", "backup_dir": args.backup_dir}),
-            encoding="utf-8",
-        )
-        overlay.chmod(0o600)
-        configs = ["--config", str(config), "--config", str(overlay)]
-        return _pipe(prog, [tap, *configs], [target, *configs], args.backup_dir)
+        # Settings on top of the user's config, one file per command (each refuses a setting
+        # it does not have); no secret goes into these files.
+        overlays = {
+            "tap": {"child_streams": True, "tombstones": "off"},
+            "target": {"backup_dir": args.backup_dir},
+        }
+        commands = {"tap": [tap], "target": [target]}
+        for name, settings in overlays.items():
+            overlay = Path(folder) / f"{name}.json"
+            overlay.write_text(json.dumps(settings), encoding="utf-8")
+            overlay.chmod(0o600)
+            commands[name] += ["--config", str(config), "--config", str(overlay)]
+        return _pipe(prog, commands["tap"], commands["target"], args.backup_dir)
 
 
 def _pipe(prog: str, tap_command: list[str], target_command: list[str], folder: str) -> int:

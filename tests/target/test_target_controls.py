@@ -228,3 +228,21 @@ def test_newer_input_supersedes_a_pending_record_and_retries_are_bounded(
     assert [r.rejects[0].get("attempts") for r in runs[:3]] == [None, 2, 3]
     assert runs[2].rejects[0]["retried"] is False
     assert json.loads((tmp_path / "pending.json").read_text())["records"] == []
+
+
+def test_fill_empty_covers_an_insert_that_matched_by_email(capsule, run_target):
+    person = {
+        "type": "person",
+        "firstName": "Fill",
+        "lastName": "Matched",
+        "emailAddresses": [{"address": "fill.matched@example.com"}],
+    }
+    run_target(capsule, messages([("parties", person)]))
+    (created,) = people(capsule, "Fill", "Matched")
+    capsule.touch("parties", created["id"], jobTitle="Typed in Capsule")
+    again = {**person, "jobTitle": "From the CSV", "about": "From the CSV"}
+    run = run_target(capsule, messages([("parties", again)]), fill_empty=["parties.jobTitle"])
+    assert run.count("parties", "UPDATE", "applied") == 1, run.stderr
+    (now,) = people(capsule, "Fill", "Matched")
+    assert (now["jobTitle"], now["about"]) == ("Typed in Capsule", "From the CSV")
+    assert run.state["target_capsule"]["counters"]["parties"]["kept_by_fill_empty"] == 1
