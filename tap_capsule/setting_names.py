@@ -62,17 +62,26 @@ def _hint(name: str, known: t.Iterable[str], shown: t.Callable[[str], str]) -> s
     return f"; did you mean {shown(folded[close[0]])}?" if close else ""
 
 
+def _refusal(what: str, hint: str, listed_by: str) -> str:
+    return f"{what}{hint or '.'} Nothing was done; {listed_by} lists the settings"
+
+
 def unknown_setting(
-    program: str, config: t.Mapping[str, t.Any], known: t.Iterable[str]
+    program: str,
+    config: t.Mapping[str, t.Any],
+    known: t.Iterable[str],
+    listed_by: str | None = None,
 ) -> str | None:
-    """One line naming the first config key that is no setting of `program`, or None."""
+    """One line naming the first config key that is no setting of `program`, or None.
+
+    `listed_by`: what shows the settings, when not `<program> --about`.
+    """
     names = frozenset(known)
     for name in config:
         if name not in names:
             hint = _hint(name, names, lambda k: f"`{k}`")
-            return (
-                f"unknown setting `{name}` in the config{hint or '.'} Nothing was done; "
-                f"`{program} --about` lists the settings"
+            return _refusal(
+                f"unknown setting `{name}` in the config", hint, listed_by or f"`{program} --about`"
             )
     return None
 
@@ -113,9 +122,10 @@ def unknown_variable(
         ):
             continue
         hint = _hint(rest, upper, lambda k: f"{prefix}_{k}")
-        return (
-            f"environment variable {variable} names no setting of {program}"
-            f"{hint or '.'} Nothing was done; `{program} --about` lists the settings"
+        return _refusal(
+            f"environment variable {variable} names no setting of {program}",
+            hint,
+            f"`{program} --about`",
         )
     return None
 
@@ -124,4 +134,6 @@ def account_config_problem(
     program: str, config: t.Mapping[str, t.Any], plugin: type[PluginBase], *extra: str
 ) -> str | None:
     """An account command's config check: the keys `plugin` accepts, plus its own `extra`."""
-    return unknown_setting(program, config, plugin_setting_names(plugin) | frozenset(extra))
+    known = plugin_setting_names(plugin) | frozenset(extra)
+    listed = f"`{plugin.name} --about`" + (f" (plus {', '.join(extra)})" if extra else "")
+    return unknown_setting(program, config, known, listed)

@@ -124,24 +124,18 @@ class PlannedChangeLog(ChangeLog):
     def rows(self) -> t.Iterator[tuple[str, str, str, str]]:
         """(record, field, current value, new value) per field of every planned change."""
         for c in self.planned:
-            if c.operation == INSERT and c.keys:
+            if c.keys:  # a link between two records, added or removed
+                ends = ", ".join(f"{k} {v}" for k, v in c.keys.items())
+                linked = c.operation == INSERT
                 yield (
-                    c.stream + " link",
-                    ", ".join(f"{k} {v}" for k, v in c.keys.items()),
-                    "",
-                    "linked",
+                    f"{c.stream} link",
+                    ends,
+                    *(("(not linked)", "linked") if linked else ("linked", "(removed)")),
                 )
             elif c.operation == INSERT:
                 name = label(c.stream, None, c.written)
                 for field, value in (c.written or {}).items():
                     yield name, field, "(new record)", cell(value)
-            elif c.operation == DELETE and c.keys:
-                yield (
-                    c.stream + " link",
-                    ", ".join(f"{k} {v}" for k, v in c.keys.items()),
-                    "linked",
-                    "(removed)",
-                )
             elif c.operation == DELETE:
                 yield label(c.stream, c.rid, c.record), "(whole record)", "exists", "(deleted)"
             else:
@@ -156,7 +150,12 @@ class PlannedChangeLog(ChangeLog):
         counts: dict[str, int] = {}
         for c in self.planned:
             counts[c.operation] = counts.get(c.operation, 0) + 1
-        words = {INSERT: "insert(s)", UPDATE: "update(s)", DELETE: "delete(s)", KEPT: "kept only"}
+        words = {
+            INSERT: "insert(s)",
+            UPDATE: "update(s)",
+            DELETE: "delete(s)",
+            KEPT: "record(s) left as they are by fill_empty",
+        }
         lines = [
             f"# {title}",
             "",

@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     # Its config may be tap-capsule's (as `capsule backup` passes it): the tap's settings are
     # known (and ignored), any other name is refused.
     known = tap_setting_names() | set(BACKUP_SETTINGS)
-    if problem := unknown_setting("target-capsule-backup", config, known):
+    listed = f"`tap-capsule --about` (plus {', '.join(BACKUP_SETTINGS)})"
+    if problem := unknown_setting("target-capsule-backup", config, known, listed):
         print(f"target-capsule-backup: {problem}", file=sys.stderr)
         return 1
     folder = config.get("backup_dir")

@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None, prog: str = "capsule verify") -> int:
     args = parser.parse_args(argv)
     try:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        if problem := unknown_setting(prog, config, tap_setting_names()):
+        if problem := unknown_setting(prog, config, tap_setting_names(), "`tap-capsule --about`"):
             raise VerifyError(problem)
         expected = read_backup(Path(args.backup))
         ids = IdMap(args.id_map) if args.id_map else IdMap()

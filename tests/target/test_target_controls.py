@@ -246,3 +246,28 @@ def test_fill_empty_covers_an_insert_that_matched_by_email(capsule, run_target):
     (now,) = people(capsule, "Fill", "Matched")
     assert (now["jobTitle"], now["about"]) == ("Typed in Capsule", "From the CSV")
     assert run.state["target_capsule"]["counters"]["parties"]["kept_by_fill_empty"] == 1
+
+
+def test_plan_table_rows_for_every_kind_of_change(tmp_path):
+    from target_capsule.plan import PlannedChangeLog
+
+    plan = PlannedChangeLog(None, dry_run=True, keep=True)
+    plan.write("parties", "INSERT", None, {"firstName": "Ann", "lastName": "Lee"})
+    plan.write("parties", "UPDATE", 5, {"about": "a | b\nc"}, {"about": None}, kept={"x": 1})
+    plan.write("parties", "DELETE", 6, None, record={"name": "Acme"})
+    plan.write("opportunity_parties", "INSERT", None, None, keys={"opportunityId": 1, "id": 2})
+    plan.write("opportunity_parties", "DELETE", None, None, keys={"opportunityId": 1, "id": 3})
+    plan.note_kept("parties", 7, {"jobTitle": "Boss"})
+    rows = list(plan.rows())
+    assert ("parties new (Ann Lee)", "firstName", "(new record)", "Ann") in rows
+    assert ("parties 5", "about", "(empty)", "a \\| b c") in rows
+    assert ("parties 5", "x", "1", "(kept: fill_empty)") in rows
+    assert ("parties 6 (Acme)", "(whole record)", "exists", "(deleted)") in rows
+    assert ("opportunity_parties link", "opportunityId 1, id 2", "(not linked)", "linked") in rows
+    assert ("opportunity_parties link", "opportunityId 1, id 3", "linked", "(removed)") in rows
+    assert ("parties 7", "jobTitle", "Boss", "(kept: fill_empty)") in rows
+    assert plan.deletes() == 2
+    assert plan.changed() == {("parties", "5"), ("parties", "6")}
+    text = plan.save_markdown(tmp_path / "p.md", "T", ["parties INSERT: 1 planned"]).read_text()
+    assert text.startswith("# T\n\n2 insert(s), 1 update(s), 2 delete(s), 1 record(s) left")
+    assert "| Record | Field | Current value | New value |" in text
