@@ -297,6 +297,12 @@ class TargetCapsule(Target):
         # The first hook after the configuration is read, before the SDK acts on any setting.
         if (refused := refusal(self.config)) is not None:
             self.abort(refused, summary=False)
+        if self.config.get("retry_rejected") and pending.pending_path(self.config) is None:
+            self.abort(
+                "retry_rejected needs a file to keep the records in: set pending_path, or "
+                "rejects_path (the pending file is then kept next to it)",
+                summary=False,
+            )
         super().setup_mapper()
 
     @override
@@ -409,6 +415,11 @@ class TargetCapsule(Target):
 
     def stop_on_malformed(self, error: MalformedInput) -> t.NoReturn:
         """Finish what the lines before `error` started (STATE and summary), then exit 1."""
+        if self.planner:  # the guardrails' plan: nothing was written, nothing is to be finished
+            self.abort(
+                f"Stopped at {error}. Nothing was written: with a guardrail set the whole input "
+                "is planned before any write. Fix or remove that line and run again."
+            )
         with self.fatal_ends_run():
             self.drain_all(is_endofpipe=True)  # writes the latest STATE received, if any
         if not self._state_written:

@@ -271,3 +271,47 @@ def test_plan_table_rows_for_every_kind_of_change(tmp_path):
     text = plan.save_markdown(tmp_path / "p.md", "T", ["parties INSERT: 1 planned"]).read_text()
     assert text.startswith("# T\n\n2 insert(s), 1 update(s), 2 delete(s), 1 record(s) left")
     assert "| Record | Field | Current value | New value |" in text
+
+
+def test_guardrail_edges_dry_run_warns_malformed_input_writes_nothing(capsule, run_target):
+    import json
+
+    ids = sorted(p["id"] for p in capsule.state()["parties"])[:3]
+    dry = run_target(capsule, messages(tombstones(ids)), dry_run=True, max_deletes=1)
+    assert dry.returncode == 0
+    assert "Guardrail: the run would delete 3 record(s), more than max_deletes 1" in dry.stderr
+    text = "".join(json.dumps(m) + "\n" for m in messages(tombstones(ids))) + "{not json\n"
+    capsule.reset_requests()
+    bad = run_target(capsule, text, check=False, max_deletes=10)
+    assert bad.returncode == 1
+    assert capsule.requests()["writes"] == 0  # the plan stopped at line 5: nothing was sent
+    assert "Stopped at input line 5" in bad.stderr and "Nothing was written" in bad.stderr
+    assert set(ids) <= {p["id"] for p in capsule.state()["parties"]}
+
+
+def test_retry_rejected_needs_a_file(capsule, run_target):
+    run = run_target(capsule, messages([]), check=False, retry_rejected=True, rejects_path=None)
+    assert run.returncode == 1
+    assert "retry_rejected needs a file" in run.stderr
+
+
+def test_folded_text_matches_whatever_its_case_and_spacing():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from target_capsule.natural_keys import fold, matches
+
+    words = st.lists(st.text("abcdeéßXYZ", min_size=1, max_size=6), min_size=1, max_size=3)
+    spaces = st.text(" \t", min_size=1, max_size=3)
+
+    @settings(max_examples=50, deadline=None)
+    @given(words, spaces, st.booleans())
+    def check(parts, gap, upper):
+        name = " ".join(parts)
+        sloppy = gap + gap.join(p.upper() if upper else p for p in parts) + gap
+        assert fold(sloppy) == fold(name)
+        assert matches({"name": sloppy}, {"name": name})
+        assert matches(sloppy, name) and not matches(name + "x", name)
+        assert matches({"id": 5}, {"id": 5}) and not matches({"id": 5}, {"id": 50})
+
+    check()
