@@ -35,6 +35,9 @@ from tap_capsule.streams import (
 )
 from tap_capsule.writer import CapsuleMessageWriter
 
+# The key of the final STATE's end-of-sync mark (`{"complete": true}`); never read back as state.
+SYNC_MARK = "tap_capsule_sync"
+
 
 def refuse_if(problem: str | None) -> None:
     """End the run on a user's mistake: the CLI prints the one line that says what to fix."""
@@ -126,6 +129,7 @@ class TapCapsule(Tap):
         "successfully" with nothing, and write the bookmark back. It is refused with the fix.
         """
         refuse_if(start_date_problem(self.config.get("start_date")))
+        state = {k: v for k, v in state.items() if k != SYNC_MARK}  # last run's end is no news
         if state.get("bookmarks"):
             # Discovery's own requests (the custom-field definitions, needed for the schemas
             # anyway) measure Capsule's clock, which decides what "later" means.
@@ -185,6 +189,10 @@ class TapCapsule(Tap):
             pacer.budget_line(),
             run_table(figures),
         )
+        # The last message: a STATE that says every selected stream was read to its end, so a
+        # backup can tell a finished read from a killed one (whose last message may be a STATE).
+        final: dict[str, t.Any] = {**dict(self.state), SYNC_MARK: {"complete": True}}
+        self.state_writer.write_state(t.cast("t.Any", final))
 
 
 def flattenable(schema: dict) -> dict:

@@ -15,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 import typing as t
 from pathlib import Path
+
+from tap_capsule.private_files import write_private
+
+if t.TYPE_CHECKING:
+    import os
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +58,4 @@ class TokenCache:
             "refresh_token": refresh_token,
             "expires_at": time.time() + expires_in if expires_in else None,
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(self.path, json.dumps(data))

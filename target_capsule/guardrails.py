@@ -18,9 +18,10 @@ for upsert matching is 0.01; updating 10 records by id is 1.0.
 
 from __future__ import annotations
 
-import os
 import shutil
 import typing as t
+
+from tap_capsule.private_files import open_private
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -57,7 +58,6 @@ def crossed(plan: WriteRun, config: t.Mapping[str, t.Any]) -> str | None:
 def spool(source: t.IO[str], folder: Path) -> Path:
     """Copy the input to a private file in `folder` (0600), so it can be read twice."""
     path = folder / "input.jsonl"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+    with open_private(path, "w") as handle:
         shutil.copyfileobj(source, handle)
     return path

@@ -233,3 +233,29 @@ def content_of(obj: cat.CapsuleObject, body: t.Mapping[str, t.Any]) -> dict:
 def holds_scalars(body: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any]) -> bool:
     """Content match: every set field of the body equals Capsule's value (texts folded)."""
     return all(matches(v, current.get(k)) for k, v in body.items() if not blank(v))
+
+
+# Fields Capsule may set itself on a create, whatever was sent: an opportunity's probability comes
+# from its milestone, its close date and stage-change time follow the milestone too. A check
+# after a lost answer never compares them.
+SET_BY_CAPSULE = frozenset({"probability", "closedOn", "lastStageChangedAt", "lastOpenMilestone"})
+
+
+def made_from(
+    obj: cat.CapsuleObject, keys: t.Sequence[cat.NaturalKey] | None, body: t.Mapping[str, t.Any]
+) -> t.Callable[[t.Mapping[str, t.Any]], bool]:
+    """Does a record of Capsule's look like the one a create with `body` made?
+
+    On the upsert key when the body has a value for one; else on the fields Capsule stores as
+    sent (never on what it sets, defaults or normalises itself).
+    """
+    keys = tuple(keys or ())
+    own = set(record_keys(body, keys))
+    wanted = {k: v for k, v in content_of(obj, body).items() if k not in SET_BY_CAPSULE}
+
+    def matches(record: t.Mapping[str, t.Any]) -> bool:
+        if own:
+            return bool(own & set(record_keys(record, keys)))
+        return holds_scalars(wanted, record)
+
+    return matches

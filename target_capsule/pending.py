@@ -17,11 +17,11 @@ same records cost in any run.
 from __future__ import annotations
 
 import json
-import os
 import typing as t
 from pathlib import Path
 
 from tap_capsule import catalogue as cat
+from tap_capsule.private_files import write_private
 from target_capsule import natural_keys as nk
 from target_capsule.rejects import Rejects
 from target_capsule.values import blank
@@ -39,18 +39,6 @@ def pending_path(config: t.Mapping[str, t.Any]) -> Path | None:
         rejects = Path(str(config["rejects_path"])).expanduser()
         return rejects.with_name(rejects.name + ".pending.json")
     return None
-
-
-def write_private(path: Path, text: str) -> None:
-    """Replace `path` with `text` atomically; the file is created 0600 (it holds CRM data)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
 
 
 def load(path: Path | None) -> dict[str, t.Any]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import typing as t
 from pathlib import Path
 
-from target_capsule.changelog import ChangeLog
+from tap_capsule.private_files import write_private
+from target_capsule.changelog import ChangeLog, Entry
 
 INSERT, UPDATE, DELETE, KEPT = "INSERT", "UPDATE", "DELETE", "KEPT"
 LABEL_FIELDS = ("name", "title", "subject", "description", "content")
@@ -75,16 +75,16 @@ class PlannedChangeLog(ChangeLog):
         self.keep = keep
         self.planned: list[Change] = []
 
-    def write(
+    def ahead(
         self,
         stream: str,
         operation: str,
         rid: object,
         written: t.Mapping[str, t.Any] | None,
         before: t.Mapping[str, t.Any] | None = None,
-        **kwargs: t.Any,  # noqa: ANN401 - ChangeLog.write's keywords
-    ) -> None:
-        """Log the change (with a path) and keep it for the plan (when wanted)."""
+        **kwargs: t.Any,  # noqa: ANN401 - ChangeLog.ahead's keywords
+    ) -> Entry:
+        """Log the change ahead of its write (with a path) and keep it for the plan (if wanted)."""
         if self.keep:
             self.planned.append(
                 Change(
@@ -98,7 +98,7 @@ class PlannedChangeLog(ChangeLog):
                     dict(kwargs["kept"]) if kwargs.get("kept") else None,
                 )
             )
-        super().write(stream, operation, rid, written, before, **kwargs)
+        return super().ahead(stream, operation, rid, written, before, **kwargs)
 
     def note_kept(self, stream: str, rid: object, kept: t.Mapping[str, t.Any]) -> None:
         """Fields `fill_empty` kept on a record that needs no write otherwise (plan only)."""
@@ -170,10 +170,7 @@ class PlannedChangeLog(ChangeLog):
         return "\n".join(lines) + "\n"
 
     def save_markdown(self, path: str | Path, title: str, summary: t.Sequence[str]) -> Path:
-        """Write the plan to `path` (created 0600: it holds CRM data)."""
+        """Write the plan to `path` (a private file: it holds CRM data)."""
         file = Path(path).expanduser()
-        file.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(self.markdown(title, summary))
+        write_private(file, self.markdown(title, summary))
         return file

@@ -13,6 +13,7 @@ import pathlib
 import threading
 import typing as t
 
+from tap_capsule.private_files import open_private
 from tap_capsule.secrets import Redactor, secret_values
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,7 @@ class Rejects:
         self.key_redactor = Redactor(secrets, min_length=8)
         self._lock = threading.Lock()
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text("", encoding="utf-8")
+            open_private(self.path, "w").close()
 
     def write(
         self,
@@ -88,7 +88,7 @@ class Rejects:
         text = json.dumps(line, default=_jsonable, ensure_ascii=False)
         with self._lock:
             if self.path is not None:
-                with self.path.open("a", encoding="utf-8") as handle:
+                with open_private(self.path, "a") as handle:
                     handle.write(text + "\n")
         rid = record.get("id")
         logger.warning(

@@ -8,15 +8,50 @@ from __future__ import annotations
 
 import functools
 import typing as t
+from pathlib import Path
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleSession, package_version
 from target_capsule.fill_empty import FillEmpty
+from target_capsule.lock import Lock, account_key
 from target_capsule.lookups import Lookups
 from target_capsule.pending import MAX_ATTEMPTS, RetryingRejects, pending_path
 from target_capsule.plan import PlannedChangeLog
 from target_capsule.rejects import Rejects, secrets_of
+from target_capsule.settle import settle_pending
+from target_capsule.site import account_of, read_site
 from target_capsule.summary import Summary
+
+# Settings that name a file the run writes: no two may be the same file (a rejects file truncated
+# at the start of a run must never be the change log).
+OUTPUT_SETTINGS = (
+    "change_log_path",
+    "rejects_path",
+    "oauth_token_cache",
+    "pending_path",
+    "plan_path",
+)
+
+
+class OutputPathError(ValueError):
+    """Two output settings name one file."""
+
+
+def check_output_paths(config: t.Mapping[str, t.Any], names: t.Sequence[str]) -> None:
+    """Refuse settings in `names` that point at the same file (one line naming both)."""
+    seen: dict[Path, str] = {}
+    for name in names:
+        value = config.get(name)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        path = Path(value).expanduser().resolve()
+        if path in seen:
+            raise OutputPathError(
+                f"{seen[path]} and {name} both name {path}; each must be its own file "
+                "(the run would overwrite one with the other)"
+            )
+        seen[path] = name
+
 
 if t.TYPE_CHECKING:
     import logging
@@ -38,6 +73,7 @@ class WriteRun:
         self.match_on_content = bool(config.get("match_on_content", True))
         self.nested_lists = dict(config.get("nested_lists") or {})
         self.summary = Summary(dry_run=self.dry_run)
+        check_output_paths(config, OUTPUT_SETTINGS)
         self.retry = bool(config.get("retry_rejected"))
         self.pending_path = pending_path(config) if self.retry else None
         retrying = self.retry and not self.dry_run  # a dry run plans them, keeps the file as is
@@ -51,13 +87,54 @@ class WriteRun:
             # A dry run's plan, kept for the Markdown table and the guardrails' counts.
             keep=self.dry_run and any(config.get(k) is not None for k in PLAN_SETTINGS),
         )
+        self.changes.open()  # an unwritable change log ends the run before any request
         self.fill_empty = FillEmpty(config.get("fill_empty") or (), cat.BY_STREAM)
         self.label = "Dry run (no writes sent)" if self.dry_run else "Load"
+        self.account: str | None = None
+        self.lock: Lock | None = None
+
+    def begin(self) -> None:
+        """Before the first other request: the account (`GET /site`), its lock, leftovers.
+
+        The account names every change-log line; the lock keeps a second writer off the account
+        (a dry run writes nothing and takes none); pending lines a killed run left in the change
+        log are settled first, so the log holds every write that reached Capsule.
+        """
+        if self.account is not None:
+            return
+        site = read_site(self.session)
+        self.account = account_of(site)
+        self.changes.account = self.account
+        self.changes.clock = self.session.pacer.server_now
+        if not self.dry_run:
+            self.lock = Lock(
+                account_key(self.session.api_url, site),
+                f"target-capsule run {self.changes.run_id}",
+            ).acquire()
+            settle_pending(self.session, self.lookups, self.changes, self.account, self.upsert_keys)
+
+    def close(self) -> None:
+        """The end of the run: close the change log, release the account's lock."""
+        self.changes.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     @functools.cached_property
     def session(self) -> CapsuleSession:
-        """The one HTTP session of the run (auth, pacing, retries), opened on first use."""
-        return CapsuleSession(self.config, user_agent=f"target-capsule/{package_version()}")
+        """The one HTTP session of the run (auth, pacing, retries), opened on first use.
+
+        Its first request reads the account and takes its lock (`begin`): a run that needs no
+        request (every record refused by a rule) makes none.
+        """
+        session = CapsuleSession(self.config, user_agent=f"target-capsule/{package_version()}")
+        self.__dict__["session"] = session  # begin() uses it
+        try:
+            self.begin()
+        except BaseException:
+            del self.__dict__["session"]
+            raise
+        return session
 
     @functools.cached_property
     def lookups(self) -> Lookups:

@@ -19,18 +19,28 @@ from tap_capsule.api_client import (
     CapsuleAPIError,
     CapsuleNotFound,
     CapsulePermissionError,
-    raise_for_capsule_status,
 )
 from target_capsule import natural_keys as nk
 from target_capsule import payload, rules, validation
+from target_capsule.changelog import APPLIED, FAILED, UNRESOLVED
 from target_capsule.payload import PayloadError
 from target_capsule.permissions import missing_permission
 from target_capsule.run import WriteRun
 from target_capsule.values import blank, ref_id
-from target_capsule.writes import Check, Unresolved, since_mark, write
+from target_capsule.writes import (
+    GONE,
+    Check,
+    Unresolved,
+    capsule_time,
+    check_created,
+    delete,
+    write,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk import Target
+
+    from target_capsule.changelog import Entry
 
 INSERT, UPDATE, DELETE = cat.INSERT, cat.UPDATE, cat.DELETE
 
@@ -298,7 +308,7 @@ class CapsuleSink(BatchSink):
         if self.run.dry_run:
             if keys is not None and path is not None:
                 self.run.lookups.remember(self.obj, path, {"id": f"planned:{id(record)}", **full})
-            self.run.changes.write(
+            self.run.changes.ahead(
                 self.stream_name, INSERT, None, full, created_tags=self.new_tags(full)
             )
             return "applied", INSERT
@@ -343,63 +353,43 @@ class CapsuleSink(BatchSink):
         target_path = cat.fill_path(self.obj.post_path, record)
         new_tags = self.new_tags(full)
         check = None
-        if keys is not None and path is not None:
-            since = since_mark(self.run.session)
-            check = functools.partial(self.check_created, body, keys, path, since)
-        try:
-            written = write(
+        if path is not None:
+            since = capsule_time(self.run.session)  # before the write, on Capsule's clock
+            check = functools.partial(
+                check_created,
                 self.run.session,
-                "POST",
-                target_path,
-                {self.obj.item_key: full},
-                check=check,
-                what=f"{self.stream_name} INSERT",
+                self.obj,
+                path,
+                since,
+                nk.made_from(self.obj, keys, body),
             )
-        except CapsuleAPIError as exc:
-            raise self.refusal(INSERT, exc) from None
-        if written.found is not None:  # created by a try whose answer was lost
-            assert path is not None
-            self.run.lookups.remember(self.obj, path, written.found)
-            self.run.changes.write(
-                self.stream_name, INSERT, written.found["id"], full, created_tags=new_tags
-            )
-            self.update(record, body, written.found["id"], path, written.found)
-            return "applied", INSERT
-        created = (written.answer or {}).get(self.obj.item_key)
+        changes = self.run.changes
+        with changes.writing(
+            self.stream_name, INSERT, None, full, created_tags=new_tags, list_path=path
+        ) as entry:
+            try:
+                written = write(
+                    self.run.session,
+                    "POST",
+                    target_path,
+                    {self.obj.item_key: full},
+                    check=check,
+                    what=f"{self.stream_name} INSERT",
+                )
+            except CapsuleAPIError as exc:
+                raise self.refusal(INSERT, exc) from None
+            created = written.found or (written.answer or {}).get(self.obj.item_key)
+            rid = created.get("id") if isinstance(created, dict) else None
+            changes.settle(entry, APPLIED, rid)
         if isinstance(created, dict):
             self.run.lookups.remember(self.obj, path, created)
-        rid = created.get("id") if isinstance(created, dict) else None
-        self.run.changes.write(self.stream_name, INSERT, rid, full, created_tags=new_tags)
+        if written.found is not None:  # created by a try whose answer was lost
+            # What the found record lacks is sent, except what Capsule sets itself on a create
+            # (an opportunity's probability follows its milestone): a clean run leaves it so.
+            assert path is not None
+            kept = {k: v for k, v in body.items() if k not in nk.SET_BY_CAPSULE}
+            self.update(record, kept, written.found["id"], path, written.found)
         return "applied", INSERT
-
-    def check_created(
-        self,
-        body: dict,
-        keys: t.Sequence[cat.NaturalKey],
-        path: str,
-        since: t.Callable[[], str],
-    ) -> Check:
-        """After an ambiguous POST: does Capsule now hold a record that matches `body`?
-
-        Objects with `since` are checked in the records changed since just before the POST (one
-        short read); others in their list, which for them is a small settings list.
-        """
-        if self.obj.since and path == self.obj.path:
-            params = {**self.obj.list_query, "since": since()}
-            records = list(self.run.session.paginate(path, self.obj.list_key, params))
-            index = nk.Index(keys, records)
-            found = [index.by_id[i] for i in self.match_in(index, body, content=True)]
-        else:
-            ids = self.match(body, keys, path, content=True, refresh=True)
-            index = self.run.lookups.index(self.obj, path, keys)
-            found = [index.by_id[i] for i in ids]
-        if len(found) > 1:
-            raise Rejected(
-                INSERT,
-                f"{self.stream_name} INSERT: after an ambiguous failure {len(found)} records "
-                f"match it (ids {', '.join(str(r.get('id')) for r in found)}); check Capsule.",
-            )
-        return Check(applied=bool(found), found=found[0] if found else None)
 
     def extras(self, record: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any] | None) -> dict:
         """Tags and custom values Capsule does not hold yet."""
@@ -454,7 +444,7 @@ class CapsuleSink(BatchSink):
         new_tags = self.new_tags(diff)
         if self.run.dry_run:
             self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
-            self.run.changes.write(
+            self.run.changes.ahead(
                 self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags, kept=kept
             )
             return "applied"
@@ -467,32 +457,34 @@ class CapsuleSink(BatchSink):
             rest = self.diff(record, body, fresh)
             return Check(applied=not rest, found=fresh, body={self.obj.item_key: rest})
 
-        try:
-            written = write(
-                self.run.session,
-                "PUT",
-                single,
-                {self.obj.item_key: diff},
-                check=check,
-                what=f"{self.stream_name} UPDATE of record {rid}",
-            )
-        except CapsuleNotFound:
-            lookups.forget(self.obj, rid)
-            raise Rejected(
-                UPDATE,
-                f"{self.stream_name} UPDATE: record {rid} does not exist "
-                "in Capsule (it may have been deleted)",
-                404,
-            ) from None
-        except CapsuleAPIError as exc:
-            raise self.refusal(UPDATE, exc) from None
+        changes = self.run.changes
+        with changes.writing(
+            self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags, kept=kept
+        ) as entry:
+            try:
+                written = write(
+                    self.run.session,
+                    "PUT",
+                    single,
+                    {self.obj.item_key: diff},
+                    check=check,
+                    what=f"{self.stream_name} UPDATE of record {rid}",
+                )
+            except CapsuleNotFound:
+                lookups.forget(self.obj, rid)
+                raise Rejected(
+                    UPDATE,
+                    f"{self.stream_name} UPDATE: record {rid} does not exist "
+                    "in Capsule (it may have been deleted)",
+                    404,
+                ) from None
+            except CapsuleAPIError as exc:
+                raise self.refusal(UPDATE, exc) from None
+            changes.settle(entry, APPLIED)
         updated = (written.answer or {}).get(self.obj.item_key)
         if isinstance(updated, dict):
             lookups.remember(self.obj, path, updated)
         self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
-        self.run.changes.write(
-            self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags, kept=kept
-        )
         return "applied"
 
     def replace_record(self, rid: object, current: dict, diff: dict, path: str | None) -> str:
@@ -504,9 +496,10 @@ class CapsuleSink(BatchSink):
         full = payload.insert_body(
             {**{k: v for k, v in current.items() if k in self.obj.schema and k != "id"}, **diff}
         )
+        changes = self.run.changes
         if self.run.dry_run:
-            self.run.changes.write(self.stream_name, INSERT, None, full)
-            self.run.changes.write(self.stream_name, DELETE, rid, None, record=current)
+            changes.ahead(self.stream_name, INSERT, None, full)
+            changes.ahead(self.stream_name, DELETE, rid, None, record=current)
             return "applied"
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
 
@@ -525,36 +518,33 @@ class CapsuleSink(BatchSink):
             found = holding(refresh=True)
             return Check(applied=bool(found), found=found[0] if found else None)
 
+        # Logged as what happens: a create and a delete (an undo deletes the one, recreates the
+        # other). A title that already existed was not created by this run.
         try:
             existing = holding(refresh=False)  # the new title exists already: only delete
             if existing:
                 created: t.Any = existing[0]
             else:
-                written = write(
-                    self.run.session,
-                    "POST",
-                    self.obj.post_path,
-                    {self.obj.item_key: full},
-                    check=check,
-                    what=f"{self.stream_name} UPDATE of record {rid} (create the new one)",
-                )
-                created = written.found or (written.answer or {}).get(self.obj.item_key) or {}
-            response = self.run.session.call(
-                "DELETE", cat.fill_path(self.obj.single_path, {"id": rid})
-            )
-            if response.status_code != 404:
-                raise_for_capsule_status(response)
+                with changes.writing(self.stream_name, INSERT, None, full) as entry:
+                    written = write(
+                        self.run.session,
+                        "POST",
+                        self.obj.post_path,
+                        {self.obj.item_key: full},
+                        check=check,
+                        what=f"{self.stream_name} UPDATE of record {rid} (create the new one)",
+                    )
+                    created = written.found or (written.answer or {}).get(self.obj.item_key) or {}
+                    changes.settle(entry, APPLIED, created.get("id"))
+            with changes.writing(self.stream_name, DELETE, rid, None, record=current) as entry:
+                single = cat.fill_path(self.obj.single_path, {"id": rid})
+                if delete(self.run.session, single) != GONE:
+                    changes.settle(entry, APPLIED)
         except CapsuleAPIError as exc:
             raise self.refusal(UPDATE, exc) from None
         self.run.lookups.forget(self.obj, rid)
         if isinstance(created, dict) and created.get("id") is not None:
             self.run.lookups.remember(self.obj, path, created)
-        # Logged as what happened: a create and a delete (an undo deletes the one, recreates
-        # the other).
-        new_id = created.get("id") if isinstance(created, dict) else None
-        if not existing:  # a title that already existed was not created by this run
-            self.run.changes.write(self.stream_name, INSERT, new_id, full)
-        self.run.changes.write(self.stream_name, DELETE, rid, None, record=current)
         self.logger.info(
             "%s UPDATE: record %s replaced by new record %s (Capsule has no update for %s)",
             self.stream_name,
@@ -610,19 +600,22 @@ class CapsuleSink(BatchSink):
                 )
             single = cat.fill_path(self.obj.single_path, {"id": record["id"]})
         content = self.deleted_content(record)
+        entry = self.log_delete(record, content)  # the pending line (planned in a dry run)
         if self.run.dry_run:
-            self.log_delete(record, content)
             return "applied"
-        response = self.run.session.call("DELETE", single)
-        if response.status_code == 404:
-            outcome = "already_gone"
-        else:
-            try:
-                raise_for_capsule_status(response)
-            except CapsuleAPIError as exc:
-                raise self.refusal(DELETE, exc) from None
-            outcome = "applied"  # 200, 202 (a job) or 204
-            self.log_delete(record, content)
+        changes = self.run.changes
+        try:
+            gone = delete(self.run.session, single)
+        except CapsuleAPIError as exc:
+            changes.settle(entry, FAILED, reason=str(exc))
+            raise self.refusal(DELETE, exc) from None
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                changes.settle(entry, UNRESOLVED, reason=str(exc))
+            raise
+        # 200, 202 (a job) or 204; or a 404 after a try whose answer was lost: this run did it.
+        outcome = "already_gone" if gone == GONE else "applied"
+        changes.settle(entry, APPLIED if outcome == "applied" else FAILED, reason=gone)
         if self.obj.is_link:
             self.run.lookups.link_changed(
                 self.obj, record[self.obj.parent_key], record[self.obj.child_key], linked=False
@@ -669,13 +662,12 @@ class CapsuleSink(BatchSink):
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
         return self.run.lookups.current(self.obj, record["id"], self.path_of(record), keys)
 
-    def log_delete(self, record: dict, content: dict | None) -> None:
-        """One DELETE line: a link's two ids, or the deleted record's whole content."""
+    def log_delete(self, record: dict, content: dict | None) -> Entry:
+        """The DELETE's pending line: a link's two ids, or the record's whole content."""
         if self.obj.is_link:
             link = {k: record[k] for k in (self.obj.parent_key, self.obj.child_key) if k}
-            self.run.changes.write(self.stream_name, DELETE, None, None, keys=link)
-        else:
-            self.run.changes.write(self.stream_name, DELETE, record["id"], None, record=content)
+            return self.run.changes.ahead(self.stream_name, DELETE, None, None, keys=link)
+        return self.run.changes.ahead(self.stream_name, DELETE, record["id"], None, record=content)
 
     # --- links (additional parties) -------------------------------------------------------
 
@@ -697,7 +689,7 @@ class CapsuleSink(BatchSink):
             return "unchanged"
         link = {parent_key: parent_id, child_key: child_id}
         if self.run.dry_run:
-            self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
+            self.run.changes.ahead(self.stream_name, INSERT, None, None, keys=link)
             return "applied"
         path = cat.fill_path(self.obj.post_path, record)
 
@@ -706,16 +698,18 @@ class CapsuleSink(BatchSink):
             now = lookups.linked_ids(self.obj, parent_id, refresh=True) or set()
             return Check(applied=str(child_id) in now)
 
-        try:
-            write(
-                self.run.session,
-                "POST",
-                path,
-                check=check,
-                what=f"{self.stream_name} INSERT",
-            )
-        except CapsuleAPIError as exc:
-            raise self.refusal(INSERT, exc) from None
+        changes = self.run.changes
+        with changes.writing(self.stream_name, INSERT, None, None, keys=link) as entry:
+            try:
+                write(
+                    self.run.session,
+                    "POST",
+                    path,
+                    check=check,
+                    what=f"{self.stream_name} INSERT",
+                )
+            except CapsuleAPIError as exc:
+                raise self.refusal(INSERT, exc) from None
+            changes.settle(entry, APPLIED)
         lookups.link_changed(self.obj, parent_id, child_id, linked=True)
-        self.run.changes.write(self.stream_name, INSERT, None, None, keys=link)
         return "applied"

@@ -29,8 +29,10 @@ from tap_capsule.api_client import (
     connection_settings,
 )
 from target_capsule import guardrails, pending
+from target_capsule.changelog import ChangeLogError
+from target_capsule.lock import LockError
 from target_capsule.messages import CapsuleMessageReader, MalformedInput, UnusableMessage
-from target_capsule.run import WriteRun
+from target_capsule.run import OutputPathError, WriteRun
 from target_capsule.sinks import CapsuleSink
 from target_capsule.unsupported_settings import (
     UNSUPPORTED,
@@ -44,7 +46,13 @@ if t.TYPE_CHECKING:
 from target_capsule.validation import show
 
 STATE_KEY = "target_capsule"
-FATAL = (CapsuleAuthError, CapsuleConfigError, CapsuleRateLimitError, CapsuleRetryError)
+FATAL = (
+    CapsuleAuthError,
+    CapsuleConfigError,
+    CapsuleRateLimitError,
+    CapsuleRetryError,
+    LockError,  # another run writes to the account
+)
 
 
 def writable_streams() -> list[str]:
@@ -205,7 +213,11 @@ class TargetCapsule(Target):
             self.logger.error("%s", exc)
             raise SystemExit(1) from None
         self.max_parallelism = 1  # records are written in input order
-        self.run = WriteRun(self.config, self.logger)
+        try:
+            self.run = WriteRun(self.config, self.logger)
+        except (ChangeLogError, OutputPathError) as exc:
+            self.logger.error("%s", exc)
+            raise SystemExit(1) from None
         self._state_written = False
         self._last_stream: str | None = None
         self.planner = False  # only plans the input for another instance (the guardrails)
@@ -384,12 +396,17 @@ class TargetCapsule(Target):
             super().process_endofpipe()
         if not had_state:
             self._write_state_message({})
-        self.run.log_summary()
-        if not self.run.dry_run:
+        if not self.run.dry_run:  # before the account's lock is released
             self.run.save_pending(
                 lambda s: self.get_sink(s).schema if self.sink_exists(s) else None
             )
-        elif not self.planner and (crossed := guardrails.crossed(self.run, self.config)):
+        self.run.close()
+        self.run.log_summary()
+        if (
+            self.run.dry_run
+            and not self.planner
+            and (crossed := guardrails.crossed(self.run, self.config))
+        ):
             self.logger.warning("Guardrail: %s; a real run would write nothing", crossed)
         unresolved = self.run.summary.total("unresolved")
         if unresolved:
@@ -432,8 +449,11 @@ class TargetCapsule(Target):
 
     def abort(self, message: str, summary: bool = True) -> t.NoReturn:
         """End the run with exit code 1 and `message` as its last log line (no traceback)."""
-        if summary:
-            self.run.log_summary()
+        run = getattr(self, "run", None)
+        if run is not None:
+            run.close()
+        if summary and run is not None:
+            run.log_summary()
         self.logger.error("%s", message)  # last, so it is the line a user sees
         raise SystemExit(1)
 

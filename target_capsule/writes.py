@@ -12,6 +12,7 @@ after the shared HTTP layer's backoff. What stays undecided after `WRITE_ATTEMPT
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import time
 import typing as t
@@ -26,9 +27,14 @@ from tap_capsule.api_client import (
 
 if t.TYPE_CHECKING:
     from tap_capsule.api_client import CapsuleSession
+    from tap_capsule.catalogue import CapsuleObject
 
 WRITE_ATTEMPTS = 4  # tries of one write; each failed try is followed by one check
-CLOCK_MARGIN = 5  # seconds: a `since` check starts this long before the write
+# Seconds: a look for what a write created starts this long before Capsule's clock showed when the
+# write was about to be sent (that clock ticks in whole seconds, and ours follows it from the
+# `Date` of its answers). One margin for the target, the undo and the restore.
+CLOCK_MARGIN = 5
+DELETED, GONE, GONE_AFTER_LOST_ANSWER = "deleted", "gone", "gone_after_lost_answer"
 
 logger = logging.getLogger("target_capsule.writes")
 
@@ -63,23 +69,91 @@ class Unresolved(Exception):  # noqa: N818 - an outcome, not an error of the cod
         self.checked = checked
 
 
-def since_mark(session: CapsuleSession) -> t.Callable[[], str]:
-    """Capsule's time just before a write, as a `since` value for a check after it.
+def capsule_time(session: CapsuleSession) -> float:
+    """Capsule's clock now, as its answers' `Date` shows it (before any answer: ours)."""
+    now = session.pacer.server_now()
+    return time.time() if now is None else now
 
-    Read on Capsule's clock (the `Date` of its answers), `CLOCK_MARGIN` early because that clock
-    ticks in seconds. Before any answer was seen, the check starts from the failure's own `Date`
-    (or the local clock) less the request timeout: too early costs a few records, too late would
-    miss the write and send it twice.
+
+def parse_time(value: object) -> float | None:
+    """An ISO 8601 date-time (a `createdAt`, a change log's `capsule_at`) as epoch seconds."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
+
+
+def find_created(
+    session: CapsuleSession,
+    obj: CapsuleObject,
+    path: str,
+    since: float | None,
+    matches: t.Callable[[dict], bool],
+    taken: t.Collection[object] = (),
+) -> list[dict]:
+    """The records of list `path` that a create sent at `since` (Capsule's clock) may have made.
+
+    The one look after a create whose answer was lost, in the target, the undo and the restore,
+    and for a `pending` change-log line a kill left. Objects with `since` are read from
+    `CLOCK_MARGIN` before the write (one short read); others (settings, a parent's child list)
+    whole. A record created before that moment is never the one. `matches` decides on the upsert
+    key or on fields Capsule stores as sent, never on values Capsule sets itself; ids in `taken`
+    (already paired with something else) are left out.
     """
-    before = session.pacer.server_now()
+    params = dict(obj.list_query)
+    start = None if since is None else since - CLOCK_MARGIN
+    if obj.since and path == obj.path and start is not None:
+        params["since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))
+    taken_ids = {str(i) for i in taken}
+    found = []
+    for record in session.paginate(path, obj.list_key, params):
+        if str(record.get("id")) in taken_ids:
+            continue
+        created = parse_time(record.get("createdAt"))
+        if start is not None and created is not None and created < start:
+            continue
+        if matches(record):
+            found.append(record)
+    return found
 
-    def mark() -> str:
-        start = before
-        if start is None:
-            start = (session.pacer.server_now() or time.time()) - session.timeout
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start - CLOCK_MARGIN))
 
-    return mark
+def check_created(
+    session: CapsuleSession,
+    obj: CapsuleObject,
+    path: str,
+    since: float | None,
+    matches: t.Callable[[dict], bool],
+    taken: t.Collection[object] = (),
+) -> Check:
+    """The check after an ambiguous create: `find_created`, and more than one match unresolved."""
+    found = find_created(session, obj, path, since, matches, taken)
+    if len(found) > 1:
+        raise Unresolved(
+            f"{obj.stream} INSERT: after an ambiguous failure {len(found)} records match it "
+            f"(ids {', '.join(str(r.get('id')) for r in found)}); check Capsule."
+        )
+    return Check(applied=bool(found), found=found[0] if found else None)
+
+
+def delete(session: CapsuleSession, path: str) -> str:
+    """DELETE `path`; a 404 means the record is gone. `CapsuleAPIError` for other refusals.
+
+    Returns DELETED, GONE (it was gone before this request) or GONE_AFTER_LOST_ANSWER: the first
+    try failed without an answer (a 5xx, a dropped connection) and the retry found the record gone,
+    so this run's first try deleted it (the caller counts and logs it as applied).
+    """
+    sent = session.pacer.requests_sent
+    response = session.call("DELETE", path)
+    if response.status_code == 404:
+        retried = session.pacer.requests_sent - sent > 1
+        return GONE_AFTER_LOST_ANSWER if retried else GONE
+    raise_for_capsule_status(response)
+    return DELETED
 
 
 def write(

@@ -26,6 +26,7 @@ SHARED_CORE = {
     "tap_capsule.api_client",
     "tap_capsule.custom_fields",
     "tap_capsule.token_cache",
+    "tap_capsule.private_files",
     "tap_capsule.secrets",
     "tap_capsule.cli",  # both plugins' entry points: one-line errors for user mistakes
     "tap_capsule.setting_names",  # every command refuses unknown setting names the same way

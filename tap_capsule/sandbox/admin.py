@@ -56,6 +56,16 @@ def _dispatch(app: App, method: str, path: str, data: dict) -> Response:
     if method == "POST" and path == "/ratelimit":
         app.rate.configure(data.get("limit", 4000), data.get("window", 3600))
         return Response.json(200, app.rate.peek())
+    if method == "GET" and path == "/held":
+        return Response.json(200, {"held": app.faults.held})
+    if method == "POST" and path == "/release":
+        return Response.json(200, {"released": app.faults.release()})
+    if method == "POST" and path == "/site":
+        site = {k: data[k] for k in ("url", "subdomain", "name") if isinstance(data.get(k), str)}
+        if not site:
+            raise ValueError("give the site's url, subdomain or name as strings")
+        app.store.site.update(site)
+        return Response.json(200, {"site": app.store.site})
     if method == "POST" and path == "/clock":
         app.clock.set(data.get("now"))
         return Response.json(200, {"now": app.clock.stamp()})

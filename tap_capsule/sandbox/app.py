@@ -163,7 +163,8 @@ class App:
         allowed, rate_headers = self.rate.consume()
         if not allowed:
             return Response.json(429, {"error": "rate limit reached"}, rate_headers)
-        decision = self.faults.decide()
+        is_write = req.method in WRITE_METHODS
+        decision = self.faults.decide(is_write)
         config = self.faults.config
         if decision.throttle:
             return Response.json(
@@ -171,7 +172,6 @@ class App:
                 {"error": "rate limit reached"},
                 self.rate.throttled_headers(config.throttle_reset_seconds),
             )
-        is_write = req.method in WRITE_METHODS
         after_write = is_write and config.fault_after_write
         if decision.drop and not after_write:
             return Response(0, drop=True)
@@ -194,10 +194,16 @@ class App:
             return Response(0, drop=True)
         if after_write and decision.error:
             return self._fault_error(config.error_status, rate_headers)
+        if decision.lost and 200 <= response.status < 300:  # applied; its answer is lost
+            return Response.json(
+                502, {"message": "Bad gateway (injected fault: the answer was lost)"}, rate_headers
+            )
         response.headers.update(rate_headers)
         if decision.malformed:
             response = self._malformed(response)
         response.delay = decision.slow
+        if decision.hold:
+            response.hold = self.faults.hold
         return response
 
     @staticmethod

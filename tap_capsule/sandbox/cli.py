@@ -147,6 +147,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=2.0,
     )
     p.add_argument(
+        "--lost-answer-every",
+        type=_non_negative_int("--lost-answer-every"),
+        default=0,
+        help="every K-th write is applied and answered 502 (its answer is lost)",
+    )
+    p.add_argument(
         "--fault-after-write",
         action="store_true",
         help="apply a write before answering it with the injected error/drop",
@@ -192,6 +198,7 @@ def main(argv: list[str] | None = None, prog: str = "capsule sandbox") -> int:
         "throttle_next": args.throttle_first,
         "throttle_reset_seconds": args.throttle_reset_seconds,
         "fault_after_write": args.fault_after_write,
+        "lost_answer_every": args.lost_answer_every,
     }
     try:
         app = App(

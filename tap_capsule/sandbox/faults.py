@@ -1,6 +1,10 @@
 """Fault injection on demand: the failures a Capsule client must survive.
 
-429s, 5xx answers, dropped connections, slow answers and cut-off JSON bodies.
+429s, 5xx answers, dropped connections, slow answers and cut-off JSON bodies. Two faults act on
+writes only, counted among write requests: a lost answer (the write is applied, the answer is a 502,
+as a proxy in front of Capsule gives when the answer never reaches it) and a held answer (the
+write is applied and its answer held back until a test releases it, so the test can kill the client
+while it waits: a crash at that exact write).
 
 Faults are counted per /api/v2 request (admin and OAuth calls never count), so a test can say
 "every 3rd request answers 503" and know exactly which ones will.
@@ -21,6 +25,8 @@ FIELDS = (
     "throttle_next",
     "throttle_reset_seconds",
     "fault_after_write",
+    "lost_answer_every",
+    "hold_write",
 )
 
 
@@ -37,6 +43,8 @@ class FaultConfig:
     throttle_next: int = 0  # the next n requests get 429
     throttle_reset_seconds: float = 2.0  # X-RateLimit-Reset that far ahead on those 429s
     fault_after_write: bool = False  # error/drop a write only after applying it (lost response)
+    lost_answer_every: int = 0  # every k-th write that succeeds: answered 502 (answer lost)
+    hold_write: int = 0  # the n-th write from now: applied, its answer held until released
 
     @classmethod
     def from_dict(cls, values: dict | None) -> FaultConfig:
@@ -46,7 +54,15 @@ class FaultConfig:
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
         config = cls(**values)
-        for name in ("error_every", "slow_every", "drop_every", "malformed_every", "throttle_next"):
+        for name in (
+            "error_every",
+            "slow_every",
+            "drop_every",
+            "malformed_every",
+            "throttle_next",
+            "lost_answer_every",
+            "hold_write",
+        ):
             value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -66,6 +82,8 @@ class Decision:
     drop: bool = False
     malformed: bool = False
     slow: float = 0.0
+    lost: bool = False  # a write: apply it, then answer 502
+    hold: bool = False  # a write: apply it, then hold the answer until released
 
 
 class FaultInjector:
@@ -76,14 +94,18 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.config = config or FaultConfig()
         self.count = 0
+        self.writes = 0
+        self.held = 0  # answers held back now
+        self._release = threading.Event()
 
     def replace(self, config: FaultConfig) -> None:
         """New settings; the request counter restarts so `every k` counts from the next request."""
         with self._lock:
             self.config = config
             self.count = 0
+            self.writes = 0
 
-    def decide(self) -> Decision:
+    def decide(self, is_write: bool = False) -> Decision:
         """The faults of the next request (throttled ones do not advance the counter)."""
         with self._lock:
             c = self.config
@@ -96,9 +118,33 @@ class FaultInjector:
             def hit(every: int) -> bool:
                 return every > 0 and n % every == 0
 
+            lost = hold = False
+            if is_write:
+                self.writes += 1
+                lost = c.lost_answer_every > 0 and self.writes % c.lost_answer_every == 0
+                hold = c.hold_write > 0 and self.writes == c.hold_write
             return Decision(
                 error=hit(c.error_every),
                 drop=hit(c.drop_every),
                 malformed=hit(c.malformed_every),
                 slow=float(c.slow_seconds) if hit(c.slow_every) else 0.0,
+                lost=lost,
+                hold=hold,
             )
+
+    def hold(self, timeout: float = 300.0) -> None:
+        """Hold one answer (on its server thread) until `release()` or `timeout` seconds."""
+        with self._lock:
+            self.held += 1
+            release = self._release
+        release.wait(timeout)
+        with self._lock:
+            self.held -= 1
+
+    def release(self) -> int:
+        """Let every held answer go; how many there were."""
+        with self._lock:
+            count, release = self.held, self._release
+            self._release = threading.Event()
+        release.set()
+        return count

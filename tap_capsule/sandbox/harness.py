@@ -78,8 +78,14 @@ class SandboxClient:
         throttle_next: int = 0,
         throttle_reset_seconds: float = 2.0,
         fault_after_write: bool = False,
+        lost_answer_every: int = 0,
+        hold_write: int = 0,
     ) -> dict:
-        """Replace the fault settings; the per-request counter restarts."""
+        """Replace the fault settings; the per-request counter restarts.
+
+        `lost_answer_every`: every k-th write is applied and answered 502. `hold_write`: the n-th
+        write from now is applied and its answer held until `release()` (see `held()`).
+        """
         return self._call(
             "POST",
             "/faults",
@@ -93,8 +99,22 @@ class SandboxClient:
                 "throttle_next": throttle_next,
                 "throttle_reset_seconds": throttle_reset_seconds,
                 "fault_after_write": fault_after_write,
+                "lost_answer_every": lost_answer_every,
+                "hold_write": hold_write,
             },
         )
+
+    def held(self) -> int:
+        """How many answers the sandbox holds back now (`hold_write`)."""
+        return int(self._call("GET", "/held")["held"])
+
+    def release(self) -> int:
+        """Send every held answer (to whoever is still listening); how many there were."""
+        return int(self._call("POST", "/release", {})["released"])
+
+    def set_site(self, **site: str) -> dict:
+        """Change what `GET /site` says (`url`, `subdomain`, `name`): another account."""
+        return self._call("POST", "/site", site)["site"]
 
     def set_rate_limit(self, limit: int = 4000, window: float = 3600) -> dict:
         """A new rate-limit window of `limit` requests per `window` seconds, starting now."""
@@ -184,6 +204,7 @@ class Sandbox(SandboxClient):
         server, self._server = self._server, None
         if server is None:
             return
+        self.app.faults.release()  # no handler thread stays parked on a held answer
         server.shutdown()
         server.close_connections()
         server.server_close()

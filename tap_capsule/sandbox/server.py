@@ -80,12 +80,17 @@ class Handler(BaseHTTPRequestHandler):
         response = self.server.app.handle(self.command, self.path, self.headers, body)
         if response.delay:
             time.sleep(response.delay)
+        if response.hold is not None:
+            response.hold()  # until a test releases it (it may kill the client meanwhile)
         if response.drop:
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self.send_answer(response.status, response.headers, response.body)
+        try:
+            self.send_answer(response.status, response.headers, response.body)
+        except OSError:  # the client is gone (killed while its answer was held)
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve  # noqa: N815 - the stdlib's names
 

@@ -36,6 +36,7 @@ class Response:
     headers: dict = dataclasses.field(default_factory=dict)
     drop: bool = False
     delay: float = 0.0
+    hold: t.Callable[[], None] | None = None  # blocks until a test releases the answer
 
     @classmethod
     def json(cls, status: int, value: t.Any, headers: dict | None = None) -> Response:  # noqa: ANN401 - any JSON value

@@ -5,21 +5,30 @@ One gzip-compressed JSONL file per stream (`parties.jsonl.gz`, ...), the streams
 time on Capsule's clock when the backup started and finished (its `Date` header), the records per
 stream and the tap's version. Records are stored exactly as the tap emitted them.
 
-Files are written under temporary names and renamed when the input ends; the manifest comes last.
-A folder without a manifest is an unfinished backup, and restore refuses it. Tombstones (records
-the tap marks deleted) are not part of an account's content and are only counted. The target
-emits no STATE, so every backup through Meltano reads the account in full.
+Files are written under temporary names and renamed when the input ends; the manifest comes last,
+and only after the tap's final STATE (the one that marks the end of its sync) followed by a clean
+end of input. A tap killed midway, a line cut short, or anything after that STATE leaves the folder
+without a manifest: an unfinished backup, which the run reports with a non-zero exit, and which
+restore and verify refuse. Every file is private (0600, in a 0700 folder).
+
+A record line longer than `MAX_RECORD_CHARS` is never held in memory whole: it is skipped while
+it is read, named (stream and id) in the manifest's `refused_records` and in the log. Tombstones
+(records the tap marks deleted) are not part of an account's content and are only counted. The
+target emits no STATE, so every backup through Meltano reads the account in full.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import gzip
 import json
 import os
+import re
 import sys
 import typing as t
+import zlib
 from pathlib import Path
 
 from tap_capsule.api_client import (
@@ -30,13 +39,59 @@ from tap_capsule.api_client import (
     response_json,
 )
 from tap_capsule.cli import tap_setting_names
+from tap_capsule.private_files import make_private, open_private, private_folder, write_private
 from tap_capsule.setting_names import unknown_setting
+from target_capsule.lock import Lock, LockError
+from target_capsule.site import account_of
 
 MANIFEST = "manifest.json"
 SCHEMAS = "schemas.json"
 FORMAT = 1
 # The backup target's own settings; tap-capsule's (token, URL, pacing, ...) come on top.
 BACKUP_SETTINGS = ("backup_dir",)
+# The longest record line a backup writes or a restore reads (characters of its JSON): Capsule's
+# own records are far smaller; a longer one is refused, read past without holding it.
+MAX_RECORD_CHARS = 5 * 1024 * 1024
+SYNC_MARK = "tap_capsule_sync"  # the tap's final STATE carries {"complete": true} under this key
+_HEAD = 65536  # characters kept of an oversized line, to name its stream and id
+
+
+@dataclasses.dataclass
+class Line:
+    """One line of a JSONL input, read with a length limit."""
+
+    number: int
+    text: str | None  # None: longer than the limit (only `head` was kept)
+    head: str
+    ended: bool  # it ended with a newline (a line cut short by a kill does not)
+
+
+def read_lines(handle: t.IO[str], limit: int = MAX_RECORD_CHARS) -> t.Iterator[Line]:
+    """The lines of `handle`, none longer than `limit` held in memory."""
+    number = 0
+    while True:
+        text = handle.readline(limit + 1)
+        if not text:
+            return
+        number += 1
+        if len(text) <= limit or text.endswith("\n"):
+            yield Line(number, text, text[:_HEAD], text.endswith("\n"))
+            continue
+        head, ended = text[:_HEAD], False
+        while True:  # read past the rest of the line without keeping it
+            more = handle.readline(1 << 20)
+            if not more or more.endswith("\n"):
+                ended = more.endswith("\n")
+                break
+        yield Line(number, None, head, ended)
+
+
+def named_in(head: str, field: str) -> str:
+    """A top-level-looking `"field": value` in the start of a line (for messages only)."""
+    found = re.search(rf'"{field}"\s*:\s*("([^"]*)"|-?\d+)', head)
+    if not found:
+        return "unknown"
+    return found.group(2) if found.group(2) is not None else found.group(1)
 
 
 class BackupError(Exception):
@@ -55,19 +110,67 @@ def tap_version() -> str:
     return package_version()
 
 
-def read_backup(folder: Path) -> dict[str, list[dict]]:
-    """Every stream of a finished backup folder."""
+def read_manifest(folder: Path) -> dict:
+    """The manifest of a finished backup; a folder without one is refused (unfinished)."""
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
-        raise BackupError(f"{folder} holds no {MANIFEST}: not a finished backup")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        partial = sorted(p.name for p in folder.glob("*.partial")) if folder.is_dir() else []
+        raise BackupError(
+            f"{folder} holds no {MANIFEST}: an unfinished backup (its tap did not end cleanly"
+            + (f"; partial files: {', '.join(partial[:3])}" if partial else "")
+            + "), or not a backup folder"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"{manifest_path} is unreadable: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise BackupError(f"{manifest_path} is not a backup manifest")
+    return manifest
+
+
+def read_stream(path: Path, stream: str, refused: list[dict] | None = None) -> t.Iterator[dict]:
+    """The records of one backup file, read as a stream.
+
+    A record longer than the backup's limit is never loaded: it is appended to `refused` (stream
+    and id) and skipped. A corrupt or truncated file is one `BackupError` naming it.
+    """
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in read_lines(handle):
+                if line.text is None:
+                    if refused is None:
+                        raise BackupError(
+                            f"{path}: line {line.number} (a {stream} record, id "
+                            f"{named_in(line.head, 'id')}) is longer than {MAX_RECORD_CHARS} "
+                            "characters"
+                        )
+                    refused.append({"stream": stream, "id": named_in(line.head, "id")})
+                    continue
+                if not line.text.strip():
+                    continue
+                record = json.loads(line.text)
+                if not isinstance(record, dict):
+                    raise ValueError(f"line {line.number} is not a JSON object")
+                yield record
+    except FileNotFoundError:
+        raise BackupError(f"{path} is missing from the backup") from None
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
+        raise BackupError(
+            f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); restore it from a "
+            "copy of the backup or take a new one"
+        ) from None
+
+
+def read_backup(folder: Path, refused: list[dict] | None = None) -> dict[str, list[dict]]:
+    """Every stream of a finished backup folder (oversized records go to `refused`)."""
+    manifest = read_manifest(folder)
     out: dict[str, list[dict]] = {}
     for stream, info in (manifest.get("streams") or {}).items():
-        name = str(info.get("file") or "")
+        name = str((info or {}).get("file") or "")
         if "/" in name or "\\" in name or not name.endswith(".jsonl.gz"):
             raise BackupError(f"manifest names an unexpected file {name!r} for {stream}")
-        with gzip.open(folder / name, "rt", encoding="utf-8") as handle:
-            out[stream] = [json.loads(line) for line in handle if line.strip()]
+        out[stream] = list(read_stream(folder / name, stream, refused))
     return out
 
 
@@ -79,11 +182,14 @@ class Backup:
         self.folder = folder
         self.session = session
         self.files: dict[str, t.TextIO] = {}
+        self.raw: dict[str, t.IO[bytes]] = {}  # the private files under the gzip streams
         self.counts: dict[str, int] = {}
         self.tombstones: dict[str, int] = {}
         self.schemas: dict[str, dict] = {}
         self.site: dict | None = None
         self.started_at: str | None = None
+        self.complete = False  # the tap's final STATE arrived, and nothing after it
+        self.refused: list[dict] = []  # oversized records: stream and id
 
     def capsule_now(self) -> tuple[dict | None, str | None]:
         """Capsule's site record and the time on its clock (one request)."""
@@ -107,7 +213,8 @@ class Backup:
                 f"{self.folder} already holds a finished backup ({MANIFEST}); "
                 "choose a new backup_dir"
             )
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
+        make_private(self.folder)  # the backup's own folder: private even if it existed
         self.site, self.started_at = self.capsule_now()
 
     def handle(self, message: t.Mapping[str, t.Any]) -> None:
@@ -122,9 +229,16 @@ class Backup:
             if stream not in self.files:
                 partial = self.folder / (stream_file(stream) + ".partial")
                 # Open for the whole run, closed in finish(): one handle per stream.
-                handle = gzip.open(partial, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
+                raw = open_private(partial, "wb")
+                self.raw[stream] = raw
+                handle = gzip.open(raw, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
                 self.files[stream] = t.cast("t.TextIO", handle)
                 self.counts[stream] = 0
+        elif kind == "STATE":
+            value = message.get("value")
+            mark = value.get(SYNC_MARK) if isinstance(value, dict) else None
+            self.complete = isinstance(mark, dict) and mark.get("complete") is True
+            return
         elif kind == "RECORD":
             stream = str(message.get("stream"))
             if stream not in self.files:
@@ -137,18 +251,43 @@ class Backup:
                 return
             self.files[stream].write(json.dumps(record, ensure_ascii=False) + "\n")
             self.counts[stream] += 1
+        self.complete = False  # only the tap's final STATE may come last
+
+    def oversized(self, line: Line) -> None:
+        """A message line too long to hold: its record is refused, named by stream and id."""
+        stream, rid = named_in(line.head, "stream"), named_in(line.head, "id")
+        self.refused.append({"stream": stream, "id": rid, "line": line.number})
+        self.complete = False
+        print(
+            f"target-capsule-backup: input line {line.number}: a {stream} record (id {rid}) is "
+            f"longer than {MAX_RECORD_CHARS} characters; refused, not backed up",
+            file=sys.stderr,
+        )
+
+    def unfinished(self, why: str) -> str:
+        """Close the files (they keep their `.partial` names): the folder is no backup."""
+        for stream, handle in self.files.items():
+            handle.close()
+            self.raw[stream].close()
+        self.files.clear()
+        return (
+            f"the backup in {self.folder} is unfinished ({why}): it has no {MANIFEST}, and "
+            "restore and verify refuse it. Run the backup again into a new folder"
+        )
 
     def finish(self) -> dict:
         """Close and rename the stream files, then write the manifest (last)."""
         for stream, handle in self.files.items():
             handle.close()
+            self.raw[stream].close()
             name = stream_file(stream)
             os.replace(self.folder / (name + ".partial"), self.folder / name)
-        (self.folder / SCHEMAS).write_text(json.dumps(self.schemas, indent=1), encoding="utf-8")
+        write_private(self.folder / SCHEMAS, json.dumps(self.schemas, indent=1))
         _site, finished_at = self.capsule_now()
         manifest = {
             "format": FORMAT,
             "account": self.site,
+            "account_id": account_of(self.site) if self.site else None,
             "started_at": self.started_at,
             "finished_at": finished_at,
             "clock": "Capsule's (its Date header)",
@@ -162,10 +301,9 @@ class Backup:
                 for s, n in sorted(self.counts.items())
             },
             "records": sum(self.counts.values()),
+            "refused_records": self.refused,
         }
-        temporary = self.folder / (MANIFEST + ".partial")
-        temporary.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        os.replace(temporary, self.folder / MANIFEST)
+        write_private(self.folder / MANIFEST, json.dumps(manifest, indent=1))
         return manifest
 
 
@@ -197,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem := unknown_setting("target-capsule-backup", config, known, listed):
         print(f"target-capsule-backup: {problem}", file=sys.stderr)
         return 1
+    lock: Lock | None = None
     folder = config.get("backup_dir")
     if not isinstance(folder, str) or not folder.strip():
         print("target-capsule-backup: set `backup_dir`, the folder to write", file=sys.stderr)
@@ -208,28 +347,49 @@ def main(argv: list[str] | None = None) -> int:
             else None
         )
         backup = Backup(Path(folder).expanduser(), session)
+        lock = Lock(f"backup folder {backup.folder.resolve()}", "target-capsule-backup")
+        lock.acquire()  # one writer per folder
         backup.start()
         source = (
             open(args.input, encoding="utf-8")  # noqa: SIM115 - closed in the finally below
             if args.input
             else sys.stdin
         )
+        cut = False
         try:
-            for number, line in enumerate(source, 1):
-                if not line.strip():
+            for line in read_lines(source):
+                if line.text is None:
+                    backup.oversized(line)
+                    continue
+                if not line.text.strip():
                     continue
                 try:
-                    message = json.loads(line)
+                    message = json.loads(line.text)
                 except ValueError:
-                    raise BackupError(f"input line {number} is not a JSON Singer message") from None
+                    if not line.ended:  # the last line, cut short: the tap was killed
+                        cut = True
+                        break
+                    raise BackupError(
+                        f"input line {line.number} is not a JSON Singer message"
+                    ) from None
                 backup.handle(message)
         finally:
             if source is not sys.stdin:
                 source.close()
+        if cut or not backup.complete:
+            why = (
+                "its input ends in a line cut short"
+                if cut
+                else "its input ended before the tap's final STATE: the tap did not finish"
+            )
+            raise BackupError(backup.unfinished(why))
         manifest = backup.finish()
-    except (BackupError, CapsuleError) as exc:
+    except (BackupError, CapsuleError, LockError) as exc:
         print(f"target-capsule-backup: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if lock is not None:
+            lock.release()
     account = (manifest.get("account") or {}).get("name") or "unknown account"
     print(
         f"Backup of {account} at {manifest['started_at']} (Capsule's clock): "

@@ -14,6 +14,10 @@ import typing as t
 from pathlib import Path
 
 from tap_capsule import catalogue as cat
+from tap_capsule.private_files import open_private, write_private
+from target_capsule.site import check_account
+
+ACCOUNT = "_account"  # the key naming the account inside an id map file and its journal lines
 
 # Record field → the stream whose ids it holds, from the catalogue's per-object `references`.
 REFERENCE_STREAMS: dict[str, str] = cat.REFERENCE_STREAMS
@@ -40,14 +44,28 @@ class IdMap:
     seen yet), which the next run resolves before creating anything.
     """
 
-    def __init__(self, path: str | Path | None = None, data: t.Mapping | None = None) -> None:
-        """Start from `data`, else from the file at `path` and its journal when they exist."""
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        data: t.Mapping | None = None,
+        account: str | None = None,
+    ) -> None:
+        """Start from `data`, else from the file at `path` and its journal when they exist.
+
+        With `account`, a file or journal of another account is refused (`AccountMismatch`),
+        and what is written names it.
+        """
         self.path = Path(path) if path else None
+        self.account = account
         self.map: dict[str, dict[str, int]] = {}
         self.pending: dict[tuple[str, str], dict] = {}
+        self.since: dict[tuple[str, str], float] = {}  # Capsule's clock when a create was sent
+        self.where: dict[tuple[str, str], str] = {}  # the list a pending create is looked for in
         source = data
         if source is None and self.path is not None and self.path.is_file():
             source = json.loads(self.path.read_text(encoding="utf-8"))
+            if account is not None and isinstance(source, dict):
+                check_account(source.get(ACCOUNT), account, f"id map {self.path}")
         self.merge(source or {})
         journal = self.journal_path
         if journal is not None and journal.is_file():
@@ -56,6 +74,8 @@ class IdMap:
                     entry = json.loads(text)
                 except ValueError:
                     continue  # a line cut short by a kill: its create is still pending
+                if account is not None and isinstance(entry, dict):
+                    check_account(entry.get(ACCOUNT), account, f"id map journal {journal}")
                 self._apply(entry)
         self._journal: t.TextIO | None = None
 
@@ -76,18 +96,24 @@ class IdMap:
         stream, old = str(entry.get("stream")), str(entry.get("old"))
         if entry.get("pending") is not None:
             self.pending[(stream, old)] = dict(entry["pending"])
+            if isinstance(entry.get("since"), (int, float)):
+                self.since[(stream, old)] = float(entry["since"])
+            if isinstance(entry.get("path"), str):
+                self.where[(stream, old)] = entry["path"]
         elif positive_id(entry.get("new")) is not None:
             self.map.setdefault(stream, {})[old] = int(entry["new"])
             self.pending.pop((stream, old), None)
+            self.since.pop((stream, old), None)
 
     def _append(self, entry: dict) -> None:
         self._apply(entry)
+        if self.account is not None:
+            entry = {ACCOUNT: self.account, **entry}
         journal = self.journal_path
         if journal is None:
             return
         if self._journal is None:
-            journal.parent.mkdir(parents=True, exist_ok=True)
-            self._journal = journal.open("a", encoding="utf-8")
+            self._journal = t.cast("t.TextIO", open_private(journal, "a"))
         self._journal.write(json.dumps(entry) + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
@@ -104,9 +130,24 @@ class IdMap:
             self.map.setdefault(stream, {})[str(old)] = int(new)
             self.pending.pop((stream, str(old)), None)
 
-    def mark_pending(self, stream: str, old: t.Any, body: t.Mapping[str, t.Any]) -> None:  # noqa: ANN401
-        """A create is about to be sent: if the answer is lost, the next run looks for it."""
-        self._append({"stream": stream, "old": str(old), "pending": dict(body)})
+    def mark_pending(
+        self,
+        stream: str,
+        old: t.Any,  # noqa: ANN401 - ids arrive as str or int
+        body: t.Mapping[str, t.Any],
+        since: float | None = None,
+        path: str | None = None,
+    ) -> None:
+        """A create is about to be sent (at `since`, on Capsule's clock).
+
+        If its answer is lost, the next run looks for it before creating anything.
+        """
+        entry: dict[str, t.Any] = {"stream": stream, "old": str(old), "pending": dict(body)}
+        if since is not None:
+            entry["since"] = since
+        if path is not None:
+            entry["path"] = path
+        self._append(entry)
 
     def new_ids(self, stream: str) -> set[int]:
         """The ids records of `stream` were recreated or matched with."""
@@ -122,16 +163,17 @@ class IdMap:
         """Fold the journal into the file, written atomically (a temporary file renamed)."""
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(self.path.suffix + ".tmp")
-        temporary.write_text(json.dumps(self.map, sort_keys=True), encoding="utf-8")
-        os.replace(temporary, self.path)
+        data: dict[str, t.Any] = dict(self.map)
+        if self.account is not None:
+            data[ACCOUNT] = self.account
+        write_private(self.path, json.dumps(data, sort_keys=True))
         self.close()
         journal = self.journal_path
         if journal is not None:
             journal.unlink(missing_ok=True)
-            for (stream, old), body in self.pending.items():  # still unresolved
-                self._append({"stream": stream, "old": old, "pending": body})
+            for (stream, old), body in list(self.pending.items()):  # still unresolved
+                key = (stream, old)
+                self.mark_pending(stream, old, body, self.since.get(key), self.where.get(key))
 
     def remap(self, record: t.Mapping[str, t.Any]) -> dict:
         """A copy of `record` whose references point to the recreated records' new ids."""

@@ -19,7 +19,6 @@ import functools
 import json
 import logging
 import sys
-import time
 import typing as t
 from pathlib import Path
 
@@ -34,16 +33,32 @@ from tap_capsule.api_client import (
     response_json,
 )
 from tap_capsule.setting_names import account_config_problem
-from target_capsule.account.backup import BackupError, read_backup
+from target_capsule import natural_keys as nk
+from target_capsule.account.backup import (
+    MAX_RECORD_CHARS,
+    BackupError,
+    read_backup,
+    read_manifest,
+)
 from target_capsule.account.cli import Parser, error, version
 from target_capsule.account.refs import REFERENCE_STREAMS, IdMap, positive_id
 from target_capsule.account.restore_plan import LINK, MATCH, ORDER, SETTING
-from target_capsule.account.revert import creation_body, differences
+from target_capsule.account.revert import creation_body
 from target_capsule.account.verify import VerifyError, limit_of
+from target_capsule.lock import Lock, LockError, account_key
 from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError, blank, same
 from target_capsule.rejects import Rejects, secrets_of
-from target_capsule.writes import Check, Unresolved, Written, write
+from target_capsule.site import AccountMismatch, account_of, check_account, read_site
+from target_capsule.writes import (
+    Check,
+    Unresolved,
+    Written,
+    capsule_time,
+    check_created,
+    find_created,
+    write,
+)
 
 if t.TYPE_CHECKING:
     import argparse
@@ -52,7 +67,6 @@ logger = logging.getLogger("capsule-restore")
 
 SAME, COPY = "same", "copy"
 STATE_KEY = "capsule_restore"
-CLOCK_MARGIN = 300  # seconds: a `since` read after an ambiguous create looks this far back
 TRACK_TASKS = "tasks_created_by_tracks"  # id-map section: written once more after their track
 
 # References a restore may leave out when their target has no counterpart: Capsule then assigns
@@ -410,14 +424,33 @@ class Restore:
             return
         if obj.capture_rule and translated.get("definition"):
             body["definition"] = translated["definition"]
-        self.ids.mark_pending(obj.stream, old, body)
-        list_path = path or (None if cat.path_fields(obj.path) else obj.path)
+        list_path = path or self.list_path_of(obj, translated)
+        if list_path is not None:
+            existing = self.already_there(obj, body, list_path)
+            if existing is not None:  # created by an earlier run whose id map is not here
+                self.ids.put(obj.stream, old, int(existing["id"]))
+                counts.matched += 1
+                if obj.capture_rule:
+                    self.map_track_tasks(record, existing)
+                return
+        since = capsule_time(self.session)
+        self.ids.mark_pending(obj.stream, old, body, since, list_path)
         written = self.post(
             obj,
             record,
             cat.fill_path(obj.post_path, translated),
             {obj.item_key: body},
-            functools.partial(self.find_created, obj, body, list_path) if list_path else None,
+            functools.partial(
+                check_created,
+                self.session,
+                obj,
+                list_path,
+                since,
+                nk.made_from(obj, obj.natural_keys, body),
+                self.taken(obj),
+            )
+            if list_path
+            else None,
             f"{obj.stream} restore of record {old}",
         )
         if written is None:
@@ -428,46 +461,75 @@ class Restore:
             self.reject(obj, record, "Capsule's answer carries no id")
             return
         self.ids.put(obj.stream, old, new)
-        self.destination(obj, path).append(created)
+        self.destination(obj, list_path).append(created)
         counts.created += 1
         if obj.capture_rule:
             self.map_track_tasks(record, created)
 
-    def find_created(self, obj: cat.CapsuleObject, body: dict, path: str) -> Check:
-        """After an ambiguous POST: does the destination now hold a record like `body`?
+    def list_path_of(self, obj: cat.CapsuleObject, record: t.Mapping[str, t.Any]) -> str | None:
+        """The destination list a record belongs to (a child's under its parent), or None."""
+        names = cat.path_fields(obj.path)
+        if not names:
+            return obj.path
+        ids = {n: positive_id(record.get(n)) for n in names}
+        if any(v is None for v in ids.values()):
+            return None
+        return cat.fill_path(obj.path, ids)
 
-        Reads the list again (objects with `since`: only what changed in the last minutes) and
-        looks among the records no other backed-up record was mapped to.
-        """
-        params = dict(obj.list_query)
-        if obj.since and path == obj.path:
-            now = self.session.pacer.server_now() or time.time()
-            params["since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - CLOCK_MARGIN))
-        records = list(self.session.paginate(path, obj.list_key, params))
-        taken = self.ids.new_ids(obj.stream)
-        found = [
+    def taken(self, obj: cat.CapsuleObject) -> set[str]:
+        """Destination ids that belong to other backed-up records: never the match of a create."""
+        ids = {str(i) for i in self.ids.new_ids(obj.stream)}
+        if self.mode == SAME:  # the backup's own records keep their ids in their own account
+            ids |= {str(r.get("id")) for r in self.backup.get(obj.stream) or ()}
+        return ids
+
+    def matching(self, obj: cat.CapsuleObject, body: dict, records: t.Iterable[dict]) -> list[dict]:
+        """Records that `body` describes (upsert key, else what Capsule stores as sent)."""
+        matches = nk.made_from(obj, obj.natural_keys, body)
+        taken = self.taken(obj)
+        return [
             d
             for d in records
-            if positive_id(d.get("id")) not in taken and not differences(obj, body, d)
+            if str(d.get("id")) not in taken and positive_id(d.get("id")) and matches(d)
         ]
-        return Check(applied=bool(found), found=found[0] if found else None)
+
+    def already_there(self, obj: cat.CapsuleObject, body: dict, path: str) -> dict | None:
+        """The one destination record an earlier restore made from `body`, if any.
+
+        A restore run again from a fresh copy of the backup folder has no id map: what it
+        created before is found by key or content instead of being created twice.
+        """
+        found = self.matching(obj, body, self.destination(obj, path))
+        return found[0] if len(found) == 1 else None
 
     def resolve_pending(self, obj: cat.CapsuleObject) -> None:
-        """Creates a killed run sent without seeing the answer: find them before sending again."""
+        """Creates a killed run sent without seeing the answer: find them before sending again.
+
+        Each is looked for in its own list (a track under its opportunity or case) among the
+        records created since it was sent.
+        """
+        records = {str(r.get("id")): r for r in self.backup.get(obj.stream) or ()}
         for (stream, old), body in list(self.ids.pending.items()):
             if stream != obj.stream:
                 continue
-            taken = self.ids.new_ids(stream)
-            path = None if cat.path_fields(obj.path) else obj.path
+            path = self.ids.where.get((stream, old)) or self.list_path_of(obj, body)
             if path is None:
-                continue  # child records: matched by their parent's list at create time
-            candidates = [
-                d
-                for d in self.destination(obj, path)
-                if positive_id(d.get("id")) not in taken and not differences(obj, body, d)
-            ]
-            if len(candidates) == 1:
-                self.ids.put(stream, old, int(candidates[0]["id"]))
+                continue
+            try:
+                found = find_created(
+                    self.session,
+                    obj,
+                    path,
+                    self.ids.since.get((stream, old)),
+                    nk.made_from(obj, obj.natural_keys, body),
+                    self.taken(obj),
+                )
+            except CapsuleNotFound:
+                continue  # the parent is gone: nothing was created under it
+            if len(found) == 1 and positive_id(found[0].get("id")) is not None:
+                self.ids.put(stream, old, int(found[0]["id"]))
+                if obj.capture_rule and old in records:
+                    self.map_track_tasks(records[old], found[0])
                 logger.info("%s %s: found the record a killed run created", stream, old)
 
     # --- tracks and their tasks -----------------------------------------------------------
@@ -581,21 +643,30 @@ def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    lock: Lock | None = None
     try:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
         from target_capsule.target import TargetCapsule  # its settings name the config's keys
 
         if problem := account_config_problem(prog, config, TargetCapsule, *RESTORE_SETTINGS):
             raise RestoreError(problem)
-        backup = read_backup(Path(args.backup))
+        manifest = read_manifest(Path(args.backup))
+        refused: list[dict] = []
+        backup = read_backup(Path(args.backup), refused)
         session = CapsuleSession(config, user_agent=f"capsule-restore/{version()}")
-        response = session.call("GET", "/site")
-        raise_for_capsule_status(response)
-        site = (response_json(response) or {}).get("site") or {}
+        site = read_site(session)
+        here = account_of(site)
+        if args.mode == SAME:
+            origin = manifest.get("account_id") or (
+                account_of(manifest["account"]) if manifest.get("account") else None
+            )
+            check_account(origin, here, f"backup {args.backup} (--mode same)")
+        lock = Lock(account_key(session.api_url, site), f"capsule-restore of {args.backup}")
+        lock.acquire()
         name = "".join(
             c for c in str(site.get("subdomain") or "account") if c.isalnum() or c in "-_"
         )
-        ids = IdMap(Path(args.backup) / f"restore-{args.mode}-{name}.ids.json")
+        ids = IdMap(Path(args.backup) / f"restore-{args.mode}-{name}.ids.json", account=here)
         if args.state:
             ids.merge(_state_map(Path(args.state)))
         rejects = Rejects(config.get("rejects_path"), secrets_of(config))
@@ -605,12 +676,33 @@ def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
             sys.stdout.flush()
 
         restore = Restore(session, backup, args.mode, ids, rejects, emit)
+        for big in refused:  # never loaded, never sent
+            obj = cat.get(big["stream"]) if big["stream"] in cat.BY_STREAM else None
+            if obj is not None:
+                restore.reject(
+                    obj,
+                    {"id": big["id"]},
+                    f"record {big['id']} is longer than the backup's limit of "
+                    f"{MAX_RECORD_CHARS} characters; not restored",
+                )
         try:
             counts = restore.run()
         finally:
             ids.close()
-    except (BackupError, VerifyError, RestoreError, CapsuleError, OSError, ValueError) as exc:
+    except (
+        BackupError,
+        VerifyError,
+        RestoreError,
+        CapsuleError,
+        AccountMismatch,
+        LockError,
+        OSError,
+        ValueError,
+    ) as exc:
         return error(prog, str(exc))
+    finally:
+        if lock is not None:
+            lock.release()
     print(table(counts, restore.writes), file=sys.stderr)
     print(f"Id map: {ids.path}", file=sys.stderr)
     return 0

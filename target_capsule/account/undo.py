@@ -3,9 +3,15 @@
 It deletes what the run created, gives what the run updated its values from before, and recreates
 what the run deleted (from the copy the change log keeps), pointing references at the recreated
 records. Before each revert it reads the record: if someone changed what the run wrote since, the
-record is skipped and reported, never overwritten. The undo keeps its own change log (so an undo
-can be undone) and an id map of recreated records, so an undo run again after a kill recreates
-nothing twice.
+record is skipped and reported, never overwritten. The undo keeps its own change log, written
+ahead like the target's (so an undo can be undone), and an id map of recreated records, so an
+undo run again after a kill recreates nothing twice.
+
+Before touching anything it checks the whole log: every line names the account the configuration
+writes to, and no line is malformed or contradicts another; else it refuses in one line. Pending
+lines a killed run left are settled first (did the write reach Capsule?). A record is deleted
+only if the line's run created it: a `pending` line written before the create proves the run sent
+it, and the record's `createdAt` is not before that line.
 """
 
 from __future__ import annotations
@@ -28,13 +34,36 @@ from tap_capsule.api_client import (
     response_json,
 )
 from tap_capsule.setting_names import account_config_problem
+from target_capsule import natural_keys as nk
 from target_capsule.account.cli import Parser, error, version
 from target_capsule.account.refs import IdMap, positive_id
 from target_capsule.account.revert import creation_body, differences, restore_body
-from target_capsule.changelog import APPLIED, ChangeLog, ChangeLogError, read
+from target_capsule.changelog import (
+    APPLIED,
+    PENDING,
+    PLANNED,
+    UNRESOLVED,
+    ChangeLog,
+    ChangeLogError,
+    read,
+)
+from target_capsule.lock import Lock, LockError, account_key
 from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError
-from target_capsule.writes import Check, Unresolved, write
+from target_capsule.settle import settle_pending
+from target_capsule.site import AccountMismatch, account_of, check_account, read_site
+from target_capsule.writes import (
+    CLOCK_MARGIN,
+    GONE,
+    Check,
+    Unresolved,
+    capsule_time,
+    check_created,
+    delete,
+    find_created,
+    parse_time,
+    write,
+)
 
 if t.TYPE_CHECKING:
     import argparse
@@ -99,6 +128,18 @@ class Undo:
             done.reason = f"unknown stream {stream!r} or operation {operation!r}"
             return done
         obj = cat.get(stream)
+        status = line.get("status")
+        if status not in (APPLIED, PENDING):
+            done.outcome = UNCHANGED
+            done.reason = f"the write was {status}: Capsule did not change"
+            return done
+        if status == PENDING and operation == INSERT and not obj.is_link:
+            done.outcome = SKIPPED
+            done.reason = (
+                "the run was killed during this create, and a look found no single record it "
+                "made; check Capsule"
+            )
+            return done
         try:
             if obj.is_link:
                 return self.revert_link(obj, operation, line, done)
@@ -117,7 +158,7 @@ class Undo:
             return done
         except CapsuleAPIError as exc:
             done.reason = f"Capsule refused it: {exc.capsule_message}"
-        except AmbiguousWriteError as exc:
+        except (AmbiguousWriteError, Unresolved) as exc:
             done.reason = f"{exc} Check this record in Capsule."
         return done
 
@@ -138,19 +179,26 @@ class Undo:
         if current is None:
             done.outcome = ALREADY_GONE
             return done
+        created = parse_time(current.get("createdAt"))
+        sent = parse_time(line.get("capsule_at"))
+        if created is not None and (sent is None or created < sent - CLOCK_MARGIN):
+            done.outcome = SKIPPED
+            done.reason = (
+                f"created at {current.get('createdAt')}, before the run sent its create: "
+                "not a record the run created"
+            )
+            return done
         changed = differences(obj, line.get("written") or {}, current)
         if changed:
             done.outcome = SKIPPED
             done.reason = f"changed since the run: {', '.join(changed)}"
             return done
-        response = self.session.call("DELETE", cat.fill_path(obj.single_path, {"id": rid}))
-        if response.status_code == 404:
-            done.outcome = ALREADY_GONE
-            return done
-        raise_for_capsule_status(response)
+        with self.changes.writing(obj.stream, DELETE, rid, None, record=current) as entry:
+            gone = delete(self.session, cat.fill_path(obj.single_path, {"id": rid}))
+            if gone != GONE:
+                self.changes.settle(entry, APPLIED)
         self.lookups.forget(obj, rid)
-        self.changes.write(obj.stream, DELETE, rid, None, record=current)
-        done.outcome = REVERTED
+        done.outcome = ALREADY_GONE if gone == GONE else REVERTED
         return done
 
     def put_back(
@@ -173,12 +221,14 @@ class Undo:
             done.outcome = UNCHANGED
             return done
         single = cat.fill_path(obj.single_path, {"id": rid})
-        response = self.session.call("PUT", single, json_body={obj.item_key: body})
-        raise_for_capsule_status(response)
+        before = {k: current.get(k) for k in body}
+        with self.changes.writing(obj.stream, UPDATE, rid, body, before) as entry:
+            response = self.session.call("PUT", single, json_body={obj.item_key: body})
+            raise_for_capsule_status(response)
+            self.changes.settle(entry, APPLIED)
         updated = (response_json(response) or {}).get(obj.item_key)
         if isinstance(updated, dict):
             self.lookups.remember(obj, obj.path, updated)
-        self.changes.write(obj.stream, UPDATE, rid, body, {k: current.get(k) for k in body})
         done.outcome = REVERTED
         return done
 
@@ -192,6 +242,9 @@ class Undo:
             done.outcome = SKIPPED
             done.reason = "the change log holds no copy of the deleted record"
             return done
+        list_path = None if cat.path_fields(obj.path) else obj.path
+        if (obj.stream, str(old)) in self.ids.pending and list_path:
+            self.resolve_pending(obj, old, list_path)  # a killed undo sent it already
         new = self.ids.get(obj.stream, old)
         if new is not None and self.current(obj, new) is not None:
             done.outcome = UNCHANGED
@@ -208,43 +261,58 @@ class Undo:
             done.reason = str(exc)
             return done
         path = cat.fill_path(obj.post_path, self.ids.remap(record))
-        list_path = None if cat.path_fields(obj.path) else obj.path
+        since = capsule_time(self.session)
+        self.ids.mark_pending(obj.stream, old, body, since)
         try:
-            written = write(
-                self.session,
-                "POST",
-                path,
-                {obj.item_key: body},
-                check=functools.partial(self.find_created, obj, body, list_path)
-                if list_path
-                else None,
-                what=f"{obj.stream} undo of the DELETE of record {old}",
-            )
+            with self.changes.writing(obj.stream, INSERT, None, body, list_path=list_path) as entry:
+                written = write(
+                    self.session,
+                    "POST",
+                    path,
+                    {obj.item_key: body},
+                    check=functools.partial(
+                        check_created,
+                        self.session,
+                        obj,
+                        list_path,
+                        since,
+                        nk.made_from(obj, obj.natural_keys, body),
+                        self.ids.new_ids(obj.stream),
+                    )
+                    if list_path
+                    else None,
+                    what=f"{obj.stream} undo of the DELETE of record {old}",
+                )
+                created = written.found or (written.answer or {}).get(obj.item_key) or {}
+                new = positive_id(created.get("id"))
+                if new is None:
+                    done.reason = "Capsule's answer carries no id"
+                    return done
+                self.ids.put(obj.stream, old, new)
+                self.changes.settle(entry, APPLIED, new)
         except Unresolved as exc:
             done.reason = str(exc)
             return done
-        created = written.found or (written.answer or {}).get(obj.item_key) or {}
-        new = positive_id(created.get("id"))
-        if new is None:
-            done.reason = "Capsule's answer carries no id"
-            return done
-        self.ids.put(obj.stream, old, new)
         self.lookups.remember(obj, obj.path, created)
-        self.changes.write(obj.stream, INSERT, new, body)
         done.outcome = REVERTED
         done.reason = f"recreated as {new}"
         return done
 
-    def find_created(self, obj: cat.CapsuleObject, body: dict, path: str) -> Check:
-        """After an ambiguous POST: is there now a record holding `body` that nobody maps to?"""
-        taken = set(self.ids.new_ids(obj.stream))
-        records = self.lookups.read_list(obj, path)
-        found = [
-            r
-            for r in records
-            if positive_id(r.get("id")) not in taken and not differences(obj, body, r)
-        ]
-        return Check(applied=bool(found), found=found[-1] if found else None)
+    def resolve_pending(self, obj: cat.CapsuleObject, old: int, path: str) -> None:
+        """A recreate a killed undo sent without seeing the answer: map what it made."""
+        key = (obj.stream, str(old))
+        body = self.ids.pending[key]
+        found = find_created(
+            self.session,
+            obj,
+            path,
+            self.ids.since.get(key),
+            nk.made_from(obj, obj.natural_keys, body),
+            self.ids.new_ids(obj.stream),
+        )
+        if len(found) == 1 and positive_id(found[0].get("id")) is not None:
+            self.ids.put(obj.stream, old, int(found[0]["id"]))
+            logger.info("%s %s: found the record a killed undo recreated", obj.stream, old)
 
     def drop_created_tags(self, obj: cat.CapsuleObject, names: t.Any, done: Outcome) -> None:  # noqa: ANN401 - untrusted JSON
         """Delete the tag definitions that the reverted write made Capsule create."""
@@ -258,11 +326,10 @@ class Undo:
             rid = positive_id(found[0].get("id")) if found else None
             if rid is None:
                 continue
-            response = self.session.call("DELETE", cat.fill_path(tags.single_path, {"id": rid}))
-            if response.status_code != 404:
-                raise_for_capsule_status(response)
+            with self.changes.writing(tags.stream, DELETE, rid, None, record=found[0]) as entry:
+                if delete(self.session, cat.fill_path(tags.single_path, {"id": rid})) != GONE:
+                    self.changes.settle(entry, APPLIED)
             definitions.remove(found[0])
-            self.changes.write(tags.stream, DELETE, rid, None, record=found[0])
             done.reason = (done.reason + "; " if done.reason else "") + (
                 f"deleted the tag {found[0].get('name')!r} the run created"
             )
@@ -284,11 +351,10 @@ class Undo:
             if not linked or str(child) not in linked:
                 done.outcome = ALREADY_GONE
                 return done
-            response = self.session.call("DELETE", cat.fill_path(obj.single_path, ids))
-            if response.status_code != 404:
-                raise_for_capsule_status(response)
+            with self.changes.writing(obj.stream, DELETE, None, None, keys=ids) as entry:
+                if delete(self.session, cat.fill_path(obj.single_path, ids)) != GONE:
+                    self.changes.settle(entry, APPLIED)
             self.lookups.link_changed(obj, parent, child, linked=False)
-            self.changes.write(obj.stream, DELETE, None, None, keys=ids)
         else:
             if linked is None:
                 done.outcome = SKIPPED
@@ -297,12 +363,95 @@ class Undo:
             if str(child) in linked:
                 done.outcome = UNCHANGED
                 return done
-            response = self.session.call("POST", cat.fill_path(obj.post_path, ids))
-            raise_for_capsule_status(response)
+            with self.changes.writing(obj.stream, INSERT, None, None, keys=ids) as entry:
+                write(
+                    self.session,
+                    "POST",
+                    cat.fill_path(obj.post_path, ids),
+                    check=lambda: Check(
+                        applied=str(child) in (self.lookups.linked_ids(obj, parent, True) or ())
+                    ),
+                    what=f"{obj.stream} undo of the DELETE of a link",
+                )
+                self.changes.settle(entry, APPLIED)
             self.lookups.link_changed(obj, parent, child, linked=True)
-            self.changes.write(obj.stream, INSERT, None, None, keys=ids)
         done.outcome = REVERTED
         return done
+
+
+def malformed(line: t.Mapping[str, t.Any]) -> str | None:
+    """What is wrong with one change-log line (None: it can be undone as it says)."""
+    stream, operation = line.get("stream"), line.get("operation")
+    if stream not in cat.BY_STREAM or operation not in cat.ALL_OPERATIONS:
+        return f"unknown stream {stream!r} or operation {operation!r}"
+    obj = cat.get(str(stream))
+    if operation not in obj.operations:
+        return f"{stream} has no {operation}"
+    status = line.get("status")
+    if status not in (APPLIED, PENDING, UNRESOLVED, "failed"):
+        return f"status {status!r}"
+    if obj.is_link:
+        keys = line.get("keys")
+        if not isinstance(keys, dict) or any(
+            positive_id(keys.get(k)) is None for k in (obj.parent_key, obj.child_key)
+        ):
+            return f"a link needs {obj.parent_key} and {obj.child_key} as positive ids"
+        return None
+    written, rid = line.get("written"), line.get("id")
+    if operation == INSERT:
+        if not isinstance(written, dict) or not written:
+            return "an INSERT that wrote nothing"
+        if status == APPLIED and positive_id(rid) is None:
+            return f"an applied INSERT without a positive id ({rid!r})"
+        if status == APPLIED and not line.get("ahead"):
+            return "an INSERT with no pending line before it: nothing proves the run sent it"
+    elif operation == UPDATE:
+        if positive_id(rid) is None:
+            return f"id {rid!r} is not a positive integer"
+        before = line.get("before")
+        if not isinstance(written, dict) or not written or not isinstance(before, dict):
+            return "an UPDATE needs the fields written and their values before"
+        if set(before) - set(written):
+            return "an UPDATE whose values before name fields it did not write"
+    else:
+        if positive_id(rid) is None:
+            return f"id {rid!r} is not a positive integer"
+        record = line.get("record")
+        if record is not None and (
+            not isinstance(record, dict) or str(record.get("id")) != str(rid)
+        ):
+            return "a DELETE whose record copy is of another record"
+    return None
+
+
+def check_lines(path: str, run_id: str, lines: list[dict]) -> str:
+    """The account of a run's lines, after refusing malformed or contradictory ones."""
+    accounts = {str(line.get("account")) for line in lines if line.get("account")}
+    if any(not line.get("account") for line in lines) or len(accounts) != 1:
+        raise ChangeLogError(
+            f"change log {path} run {run_id}: "
+            + (
+                f"its lines name several accounts ({', '.join(sorted(accounts))})"
+                if len(accounts) > 1
+                else "a line names no account (written by an older version?)"
+            )
+            + "; nothing was changed"
+        )
+    created: dict[tuple[str, str], int] = {}
+    for line in lines:
+        problem = malformed(line)
+        if problem is None and line.get("operation") == INSERT and line.get("id") is not None:
+            key = (str(line["stream"]), str(line["id"]))
+            if key in created:
+                problem = f"record {line['id']} is created twice (also by seq {created[key]})"
+            created[key] = int(line.get("seq") or 0)
+        if problem:
+            raise ChangeLogError(
+                f"change log {path} run {run_id} seq {line.get('seq')} ({line.get('stream')} "
+                f"{line.get('operation')}): {problem}; fix or remove the line (nothing was "
+                "changed)"
+            )
+    return accounts.pop()
 
 
 def table(outcomes: list[Outcome]) -> str:
@@ -352,27 +501,44 @@ def main(argv: list[str] | None = None, prog: str = "capsule undo") -> int:
         return error(prog, problem)
     try:
         run_id, lines = read(args.change_log, args.run_id)
+        if any(line.get("status") == PLANNED for line in lines):
+            raise ChangeLogError(
+                f"run {run_id} was a dry run (its changes are planned, not applied): "
+                "nothing to undo"
+            )
+        account = check_lines(args.change_log, run_id, lines)
     except ChangeLogError as exc:
         return error(prog, str(exc))
-    planned = [line for line in lines if line.get("status") != APPLIED]
-    if planned:
-        return error(
-            prog,
-            f"run {run_id} was a dry run (its changes are planned, not applied): nothing to undo",
-        )
     base = Path(args.change_log)
     undo_log = args.undo_log or str(base.with_name(base.stem + ".undo.jsonl"))
-    ids = IdMap(base.with_name(f"{base.stem}.undo-{run_id}.ids.json"))
     changes = ChangeLog(undo_log)
+    ids: IdMap | None = None
+    lock: Lock | None = None
     try:
         session = CapsuleSession(config, user_agent=f"capsule-undo/{version()}")
+        site = read_site(session)
+        here = account_of(site)
+        check_account(account, here, f"change log {args.change_log}")
+        lock = Lock(account_key(session.api_url, site), f"capsule-undo of run {run_id}").acquire()
+        changes.account = here
+        changes.clock = session.pacer.server_now
+        changes.open()
+        ids = IdMap(base.with_name(f"{base.stem}.undo-{run_id}.ids.json"), account=here)
         undo = Undo(session, changes, ids)
+        original = ChangeLog(args.change_log)
+        original.account = here
+        if settle_pending(session, undo.lookups, original, here, run_id=run_id):
+            run_id, lines = read(args.change_log, run_id)
+        original.close()
         outcomes = undo.revert_all(lines)
-    except CapsuleError as exc:
+    except (CapsuleError, AccountMismatch, LockError, ChangeLogError) as exc:
         return error(prog, str(exc))
     finally:
         changes.close()
-        ids.save()
+        if ids is not None:
+            ids.save()
+        if lock is not None:
+            lock.release()
     totals = {
         k: sum(1 for o in outcomes if o.outcome == k)
         for k in (REVERTED, SKIPPED, ALREADY_GONE, UNCHANGED, FAILED)

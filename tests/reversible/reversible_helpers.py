@@ -12,6 +12,7 @@ import typing as t
 from pathlib import Path
 
 from tap_capsule import catalogue as cat
+from target_capsule import changelog
 
 BIN = Path(sys.executable).parent
 TOKEN = "tok-reversible-7c1e2d"  # distinctive, so tests can grep any output for a leak
@@ -129,6 +130,11 @@ def undo(config: Path, change_log: Path, *extra: str, check: bool = True) -> tup
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def writes_of(change_log: Path) -> list[dict]:
+    """The newest run's writes in a change log, each pending line folded with its settling line."""
+    return changelog.read(change_log)[1]
 
 
 def diff_snapshots(a: dict, b: dict) -> list[str]:

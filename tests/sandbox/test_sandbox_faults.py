@@ -1,6 +1,7 @@
 """Injected faults: 5xx, slow, dropped, malformed and throttled answers, counted per API request."""
 
 import json
+import threading
 import time
 
 import pytest
@@ -114,3 +115,46 @@ def test_bad_fault_settings_are_refused(sandbox):
 
     with pytest.raises(SandboxError):
         sandbox.set_faults(error_every=-1)
+
+
+def test_lost_answer_every_applies_every_kth_write_and_answers_502(sandbox, sandbox_http):
+    sandbox.set_faults(lost_answer_every=2)
+    session = sandbox_http()
+    statuses = []
+    for n in range(4):
+        assert session.get(sandbox.url + "/users").status_code == 200  # reads are never counted
+        statuses.append(
+            session.post(
+                sandbox.url + "/parties",
+                json={"party": {"type": "organisation", "name": f"Lost {n} Ltd"}},
+            ).status_code
+        )
+    assert statuses == [201, 502, 201, 502]
+    names = {p.get("name") for p in sandbox.state()["parties"]}
+    assert {f"Lost {n} Ltd" for n in range(4)} <= names  # every write applied, answered or not
+
+
+def test_hold_write_applies_it_and_holds_the_answer_until_released(sandbox, sandbox_http):
+    sandbox.set_faults(hold_write=2)
+    session = sandbox_http()
+    body = {"party": {"type": "organisation", "name": "First Ltd"}}
+    assert session.post(sandbox.url + "/parties", json=body).status_code == 201
+    answers: list[int] = []
+    held = {"party": {"type": "organisation", "name": "Held Ltd"}}
+    other = sandbox_http()
+    waiter = threading.Thread(
+        target=lambda: answers.append(
+            other.post(sandbox.url + "/parties", json=held, timeout=30).status_code
+        )
+    )
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while sandbox.held() == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sandbox.held() == 1
+    assert answers == []  # the client still waits ...
+    assert "Held Ltd" in {p.get("name") for p in sandbox.state()["parties"]}  # ... applied
+    assert sandbox.release() == 1
+    waiter.join(10)
+    assert answers == [201]
+    assert sandbox.held() == 0

@@ -149,7 +149,8 @@ def test_track_capture_rule_and_unknown_definition(capsule, run_target):
     capsule.reset_requests()
     run = run_target(capsule, messages(recs))
     assert capsule.requests()["writes"] == 0
-    assert capsule.requests()["by_path"] == {"GET /trackdefinitions": 1}  # read once
+    # read once (and the account named once)
+    assert capsule.requests()["by_path"] == {"GET /site": 1, "GET /trackdefinitions": 1}
     reasons = [r["reason"] for r in run.rejects]
     assert "captureRule 'CASEFILE', not 'OPPORTUNITY'" in reasons[0]
     assert "captureRule 'OPPORTUNITY', not 'CASEFILE'" in reasons[1]
