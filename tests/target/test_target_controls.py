@@ -169,9 +169,11 @@ def test_fill_empty_leaves_a_reps_edit_alone(capsule, run_target, tmp_path):
     import json
 
     lines = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
-    applied = [x for x in lines if x["status"] == "applied" and x["id"] == edited["id"]]
-    assert applied[0]["kept"]["jobTitle"] == "Head of Buying (typed by a rep)"
-    assert "jobTitle" not in applied[0]["written"]
+    # The line written ahead of the update says what it writes and what fill_empty kept.
+    ahead = [x for x in lines if x["status"] == "pending" and x["id"] == edited["id"]]
+    assert ahead[0]["kept"]["jobTitle"] == "Head of Buying (typed by a rep)"
+    assert "jobTitle" not in ahead[0]["written"]
+    assert any(x["status"] == "applied" and x["id"] == edited["id"] for x in lines)
 
 
 # --- retry_rejected --------------------------------------------------------------------------
@@ -252,11 +254,11 @@ def test_plan_table_rows_for_every_kind_of_change(tmp_path):
     from target_capsule.plan import PlannedChangeLog
 
     plan = PlannedChangeLog(None, dry_run=True, keep=True)
-    plan.write("parties", "INSERT", None, {"firstName": "Ann", "lastName": "Lee"})
-    plan.write("parties", "UPDATE", 5, {"about": "a | b\nc"}, {"about": None}, kept={"x": 1})
-    plan.write("parties", "DELETE", 6, None, record={"name": "Acme"})
-    plan.write("opportunity_parties", "INSERT", None, None, keys={"opportunityId": 1, "id": 2})
-    plan.write("opportunity_parties", "DELETE", None, None, keys={"opportunityId": 1, "id": 3})
+    plan.ahead("parties", "INSERT", None, {"firstName": "Ann", "lastName": "Lee"})
+    plan.ahead("parties", "UPDATE", 5, {"about": "a | b\nc"}, {"about": None}, kept={"x": 1})
+    plan.ahead("parties", "DELETE", 6, None, record={"name": "Acme"})
+    plan.ahead("opportunity_parties", "INSERT", None, None, keys={"opportunityId": 1, "id": 2})
+    plan.ahead("opportunity_parties", "DELETE", None, None, keys={"opportunityId": 1, "id": 3})
     plan.note_kept("parties", 7, {"jobTitle": "Boss"})
     rows = list(plan.rows())
     assert ("parties new (Ann Lee)", "firstName", "(new record)", "Ann") in rows
