@@ -317,3 +317,16 @@ def test_folded_text_matches_whatever_its_case_and_spacing():
         assert matches({"id": 5}, {"id": 5}) and not matches({"id": 5}, {"id": 50})
 
     check()
+
+
+def test_line_numbers_stay_the_users_when_pending_records_come_first(capsule, run_target, tmp_path):
+    import json
+
+    person = next(p for p in capsule.state()["parties"] if p["type"] == "person")
+    settings = {"retry_rejected": True, "pending_path": str(tmp_path / "pending.json")}
+    bad = {"id": person["id"], "custom_fields": {"No such field": "x"}}
+    run_target(capsule, messages([("parties", bad)]), **settings)
+    text = json.dumps({"type": "STATE", "value": {}}) + "\n{broken\n"  # line 2 is broken
+    run = run_target(capsule, text, check=False, **settings)
+    assert run.returncode == 1
+    assert "Stopped at input line 2" in run.stderr, run.stderr[-2000:]
