@@ -28,7 +28,12 @@ from tap_capsule.api_client import (
     CapsuleRetryError,
 )
 from tap_capsule.secrets import SECRET_SETTINGS
-from tap_capsule.setting_names import plugin_setting_names, unknown_setting, unknown_variable
+from tap_capsule.setting_names import (
+    others_settings,
+    plugin_setting_names,
+    unknown_setting,
+    unknown_variable,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.plugin_base import PluginBase
@@ -165,9 +170,15 @@ def read_configs(paths: list[str]) -> dict[str, t.Any]:
 
 
 def names_problem(plugin: type[PluginBase], name: str, paths: list[str]) -> str | None:
-    """A config key or `<PREFIX>_*` environment variable that names no setting, in one line."""
+    """A config key or `<PREFIX>_*` environment variable that names no setting, in one line.
+
+    Another command's settings in a shared config file are accepted, with one note each.
+    """
     known = plugin_setting_names(plugin)
-    return unknown_setting(name, read_configs(paths), known) or unknown_variable(name, known)
+    config = read_configs(paths)
+    for note in others_settings(name, config, known):
+        print(f"{name}: note: {note}", file=sys.stderr)
+    return unknown_setting(name, config, known) or unknown_variable(name, known)
 
 
 def settings_problem(plugin: type[PluginBase], name: str, paths: list[str]) -> str | None:

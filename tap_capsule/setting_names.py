@@ -39,6 +39,53 @@ OWN_VARIABLES = frozenset({"LOGLEVEL"})
 OUR_PREFIXES = ("TAP_CAPSULE", "TARGET_CAPSULE", "TARGET_CAPSULE_BACKUP")
 
 
+# The own settings of each command of this distribution (connection settings and the SDK's are
+# everyone's). One config file may serve several commands (`tap-capsule --config b.json |
+# target-capsule-backup --config b.json`; `capsule restore` and `capsule verify` on one file), so a
+# command accepts another's setting and says it ignores it; a name that none knows is refused.
+# tests/target/test_target_setting_names.py checks every plugin's settings are listed here.
+COMMAND_SETTINGS: dict[str, frozenset[str]] = {
+    "tap-capsule": frozenset(
+        {
+            "start_date",
+            "page_size",
+            "tombstones",
+            "child_streams",
+            "date_times_as_text",
+            "entries_mode",
+            "entries_lookback_days",
+        }
+    ),
+    "target-capsule": frozenset(
+        {
+            "dry_run",
+            "rejects_path",
+            "change_log_path",
+            "fail_on_rejects",
+            "upsert_keys",
+            "match_on_content",
+            "nested_lists",
+            "max_deletes",
+            "max_changed_share",
+            "force",
+            "fill_empty",
+            "retry_rejected",
+            "pending_path",
+            "plan_path",
+        }
+    ),
+    "target-capsule-backup": frozenset({"backup_dir"}),
+    "capsule restore": frozenset({"default_owner", "owner_map"}),
+}
+
+
+def owner_of(name: str, program: str) -> str | None:
+    """The other command whose setting `name` is, if any."""
+    return next(
+        (c for c, names in COMMAND_SETTINGS.items() if name in names and c != program), None
+    )
+
+
 def env_prefix(program: str) -> str:
     """`target-capsule` -> `TARGET_CAPSULE` (the SDK's and Meltano's variable prefix)."""
     return program.upper().replace("-", "_")
@@ -47,13 +94,14 @@ def env_prefix(program: str) -> str:
 def plugin_setting_names(plugin: type[PluginBase]) -> frozenset[str]:
     """Every setting a Singer plugin class accepts.
 
-    Its schema, the SDK's built-in settings, and any it names in `refused_setting_names` (known,
-    but refused later with a reason of their own).
+    Its schema, the SDK's built-in settings, and any it names in `names_beyond_schema`: settings
+    refused later with a reason of their own, or another command's settings in a config file the
+    two share (known, and ignored).
     """
     schema = copy.deepcopy(plugin.config_jsonschema)
     plugin.append_builtin_config(schema)
-    refused = getattr(plugin, "refused_setting_names", ())
-    return frozenset(schema.get("properties", {})) | frozenset(refused) | MELTANO_CONFIG_KEYS
+    beyond = getattr(plugin, "names_beyond_schema", ())
+    return frozenset(schema.get("properties", {})) | frozenset(beyond) | MELTANO_CONFIG_KEYS
 
 
 def _hint(name: str, known: t.Iterable[str], shown: t.Callable[[str], str]) -> str:
@@ -78,12 +126,24 @@ def unknown_setting(
     """
     names = frozenset(known)
     for name in config:
-        if name not in names:
+        if name not in names and owner_of(name, program) is None:
             hint = _hint(name, names, lambda k: f"`{k}`")
             return _refusal(
                 f"unknown setting `{name}` in the config", hint, listed_by or f"`{program} --about`"
             )
     return None
+
+
+def others_settings(
+    program: str, config: t.Mapping[str, t.Any], known: t.Iterable[str]
+) -> list[str]:
+    """One line per setting of another command in the config: accepted, and ignored here."""
+    names = frozenset(known)
+    return [
+        f"`{name}` is a setting of {owner}; {program} ignores it"
+        for name in config
+        if name not in names and (owner := owner_of(name, program)) is not None
+    ]
 
 
 def unknown_variable(

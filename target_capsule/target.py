@@ -69,7 +69,7 @@ class TargetCapsule(Target):
     default_sink_class = CapsuleSink
     message_reader_class = CapsuleMessageReader  # blank lines skipped, bad lines end cleanly
     # SDK settings refused with their own reason (not as unknown names): see unsupported_settings.
-    refused_setting_names: t.ClassVar[tuple[str, ...]] = tuple(UNSUPPORTED)
+    names_beyond_schema: t.ClassVar[tuple[str, ...]] = tuple(UNSUPPORTED)
     force_flag: t.ClassVar[bool] = False  # `--force` on the command line: past the guardrails
 
     config_jsonschema = th.PropertiesList(

@@ -136,3 +136,30 @@ def test_every_account_command_refuses_an_unknown_setting(capsule, tmp_path, pro
     assert f"`{next(iter(config))}`" in line
     assert "did you mean" in line
     assert capsule.requests()["total"] == 0
+
+
+def test_every_commands_own_settings_are_listed_for_shared_configs():
+    from tap_capsule.api_client import connection_settings
+    from tap_capsule.setting_names import COMMAND_SETTINGS, plugin_setting_names
+    from tap_capsule.tap import TapCapsule
+    from target_capsule.account.backup import BACKUP_SETTINGS
+    from target_capsule.account.restore import RESTORE_SETTINGS
+    from target_capsule.target import TargetCapsule
+
+    connection = set(connection_settings().wrapped)
+    for plugin in (TapCapsule, TargetCapsule):  # their own settings, not the SDK's built-in ones
+        own = set(plugin.config_jsonschema["properties"]) - connection
+        assert own <= COMMAND_SETTINGS[plugin.name], f"list {plugin.name}'s new settings"
+        assert own <= plugin_setting_names(plugin)
+    assert set(BACKUP_SETTINGS) <= COMMAND_SETTINGS["target-capsule-backup"]
+    assert set(RESTORE_SETTINGS) <= COMMAND_SETTINGS["capsule restore"]
+
+
+def test_a_setting_of_another_command_in_a_shared_config_is_noted_not_refused(capsule, tmp_path):
+    config = tmp_path / "shared.json"
+    shared = {"access_token": TOKEN, "api_url": capsule.url, "dry_run": True, "backup_dir": "b"}
+    config.write_text(json.dumps(shared))
+    proc = run([str(BIN / "tap-capsule"), "--config", str(config), "--discover"])
+    assert proc.returncode == 0, proc.stderr
+    assert "note: `dry_run` is a setting of target-capsule; tap-capsule ignores it" in proc.stderr
+    assert "note: `backup_dir` is a setting of target-capsule-backup" in proc.stderr
