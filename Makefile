@@ -5,6 +5,7 @@
 #   make demo  - sandbox -> `meltano run tap-capsule-csv target-csv` -> CSV files under demo-output/
 #   make sandbox       - the demo's sandbox in the foreground, for the recipes in docs/recipes.md
 #   make docs-settings - rewrite docs/settings.md's tables from `--about`
+#   make docs-tables   - rerun the benchmarks and rewrite the cost and benchmark tables in docs/
 #
 # Meltano lives in its own virtualenv (.venv-meltano): its pins (sqlalchemy<2.1, click<8.6, pip>=25)
 # differ from what the project's venv resolves next to singer-sdk 0.54, and the tests should run
@@ -20,7 +21,7 @@ PYTEST_ARGS ?=
 # The pipeline tests find meltano through MELTANO_BIN.
 export MELTANO_BIN := $(CURDIR)/$(MELTANO_VENV)/bin/meltano
 
-.PHONY: test lint demo demo-clean install meltano clean sandbox docs-settings
+.PHONY: test lint demo demo-clean install meltano clean sandbox docs-settings docs-tables
 
 install: $(VENV)/.installed
 
@@ -71,3 +72,11 @@ sandbox: install
 # `target-capsule --about` (tests/test_docs.py fails when they disagree).
 docs-settings: install
 	$(VENV)/bin/python docs/generate_settings.py
+
+# Rerun the scripts under benchmarks/ and rewrite the tables between their `BEGIN generated`
+# markers in docs/*.md (tests/test_docs_tables.py fails when a page and its script disagree).
+# All of them take several minutes on 2 cores; `make docs-tables TABLES="backup_cost
+# target_requests"` reruns the named scripts only.
+TABLES ?=
+docs-tables: install
+	$(VENV)/bin/python docs/generate_tables.py $(TABLES)

@@ -8,6 +8,7 @@ show what one write per response and TCP_NODELAY buy: with two small writes, the
 ACK holds the second for up to ~40 ms.
 
     .venv/bin/python benchmarks/sandbox_latency.py --requests 300 --compare
+    .venv/bin/python benchmarks/sandbox_latency.py --compare --markdown  # docs/sandbox.md's table
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ TOKEN = "bench-token"
 PATHS = {
     "small": "/api/v2/users/current",
     "page of 100": "/api/v2/parties?perPage=100&embed=tags,fields,organisation",
+}
+# The columns of the Markdown table, one per path.
+COLUMNS = {
+    "small": "small answer (`/users/current`)",
+    "page of 100": "page of 100 parties with embeds",
 }
 
 
@@ -62,16 +68,23 @@ def measure(origin: str, path: str, count: int) -> tuple[float, list[float]]:
     return count / elapsed, latencies
 
 
-def run(label: str, handler: type[Handler], scale: int, count: int) -> None:
+def run(
+    label: str, handler: type[Handler], scale: int, count: int, *, quiet: bool = False
+) -> dict[str, tuple[float, list[float]]]:
+    """Measure each path on a fresh server; print a line per path unless `quiet`."""
     app = App(token=TOKEN, scale=scale, seed=1, rate_limit=10**9)
     server = SandboxHTTPServer(("127.0.0.1", 0), app, handler=handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True
     thread.start()
+    results = {}
     try:
         for name, path in PATHS.items():
             measure(app.origin, path, 5)  # warm up
             rate, latencies = measure(app.origin, path, count)
+            results[name] = rate, latencies
+            if quiet:
+                continue
             ms = sorted(x * 1000 for x in latencies)
             p95 = ms[int(len(ms) * 0.95) - 1]
             print(
@@ -82,6 +95,23 @@ def run(label: str, handler: type[Handler], scale: int, count: int) -> None:
         server.shutdown()
         server.close_connections()
         server.server_close()
+    return results
+
+
+def markdown(rows: dict[str, dict[str, tuple[float, list[float]]]]) -> str:
+    """One row per server, one column per path: requests a second and median latency."""
+    lines = [
+        "| server | " + " | ".join(COLUMNS.values()) + " |",
+        "|---" * (len(COLUMNS) + 1) + "|",
+    ]
+    for label, results in rows.items():
+        cells = []
+        for name in COLUMNS:
+            rate, latencies = results[name]
+            p50 = statistics.median(latencies) * 1000
+            cells.append(f"{rate:,.0f} req/s, p50 {p50:.2f} ms")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -91,10 +121,19 @@ def main() -> None:
     parser.add_argument(
         "--compare", action="store_true", help="also run the two-writes, Nagle-on server"
     )
+    parser.add_argument(
+        "--markdown", action="store_true", help="print only the table of docs/sandbox.md"
+    )
     args = parser.parse_args()
-    run("one write + TCP_NODELAY", Handler, args.scale, args.requests)
+    servers: dict[str, type[Handler]] = {"one write + `TCP_NODELAY`": Handler}
     if args.compare:
-        run("two writes, Nagle on", TwoWritesHandler, args.scale, args.requests)
+        servers["two writes, Nagle on"] = TwoWritesHandler
+    rows = {
+        label: run(label.replace("`", ""), handler, args.scale, args.requests, quiet=args.markdown)
+        for label, handler in servers.items()
+    }
+    if args.markdown:
+        print(markdown(rows))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Prints figures and asserts nothing (performance is measured, not asserted in tes
 the tap and the sandbox each run in a process of their own, so each CPU figure is that side's own:
 
     .venv/bin/python benchmarks/tap_throughput.py            # about 2 minutes on 2 cores
+    .venv/bin/python benchmarks/tap_throughput.py --markdown # the table of docs/benchmarks.md
 
 1. Throughput: the bare loop and the tap read the same stream from two sandboxes (2,000 and 10,000
    parties by default), best of `--repeat` runs each. The marginal CPU per record between the two
@@ -40,6 +41,7 @@ import requests
 TOKEN = "bench-token"
 BIN = Path(sys.executable).parent
 CHILDREN = ("opportunity_parties", "opportunity_tracks")
+TIMES = "\u00d7"  # the multiplication sign of the docs' ratios
 
 BARE_LOOP = textwrap.dedent(
     """
@@ -79,7 +81,7 @@ def sandbox(scale: int, seed: int) -> t.Iterator[str]:
     """A sandbox in its own process, without a rate limit; yields its API URL."""
     proc = subprocess.Popen(
         [
-            str(BIN / "capsule-sandbox"),
+            *(str(BIN / "capsule"), "sandbox"),
             *("--port", "0", "--token", TOKEN, "--scale", str(scale), "--seed", str(seed)),
             *("--rate-limit", "100000000"),
         ],
@@ -152,70 +154,139 @@ def bare_loop(url: str, stream: str) -> tuple[int, float]:
     return int(out.strip()), cpu
 
 
-def throughput(args: argparse.Namespace, workdir: Path) -> None:
+def throughput(args: argparse.Namespace, workdir: Path) -> dict:
     rows = []
     for scale in (args.small, args.large):
         with sandbox(scale, args.seed) as url:
             tap = Tap(url, workdir)
             bare = [bare_loop(url, args.stream) for _ in range(args.repeat)]
             runs = [tap.run({args.stream}) for _ in range(args.repeat)]
-            tap.reset_requests()
-            tap.run({args.stream})
-            spent = tap.requests_made()["total"]
+            spent = 0
+            if not args.markdown:  # the table leaves the request count out: spare a run
+                tap.reset_requests()
+                tap.run({args.stream})
+                spent = tap.requests_made()["total"]
         records = runs[0][0]["RECORD", args.stream]
         assert records == bare[0][0], f"the tap read {records} records, the bare loop {bare[0][0]}"
         rows.append((scale, records, min(c for _, c in bare), min(c for _, c, _ in runs), spent))
+    (_, n1, b1, t1, _), (_, n2, b2, t2, _) = rows
+    bare_marginal = (b2 - b1) / (n2 - n1)
+    tap_marginal = (t2 - t1) / (n2 - n1)
+    return {
+        "rows": rows,
+        "bare_marginal": bare_marginal,
+        "tap_marginal": tap_marginal,
+        "bare_startup": b1 - n1 * bare_marginal,
+        "tap_startup": t1 - n1 * tap_marginal,
+    }
 
+
+def ratio(a: float, b: float) -> float:
+    """a / b, or NaN where b is not positive (tiny runs on a busy machine can measure that)."""
+    return a / b if b > 0 else float("nan")
+
+
+def print_throughput(args: argparse.Namespace, fig: dict) -> None:
     print(f"1. Throughput: stream {args.stream}, best of {args.repeat} runs each")
     print(
         f"   {'sandbox scale':>13} {'records':>8} {'bare CPU s':>11} {'tap CPU s':>10} "
         f"{'ratio':>6}  API requests (tap)"
     )
-    for scale, records, bare_cpu, tap_cpu, spent in rows:
+    for scale, records, bare_cpu, tap_cpu, spent in fig["rows"]:
         print(
             f"   {scale:>13,} {records:>8,} {bare_cpu:>11.2f} {tap_cpu:>10.2f} "
-            f"{tap_cpu / bare_cpu:>5.2f}x  {spent} ({spent / records:.4f} per record)"
+            f"{ratio(tap_cpu, bare_cpu):>5.2f}x  {spent} ({spent / records:.4f} per record)"
         )
-    (_, n1, b1, t1, _), (_, n2, b2, t2, _) = rows
-    bare_marginal = (b2 - b1) / (n2 - n1)
-    tap_marginal = (t2 - t1) / (n2 - n1)
+    (_, n1, *_), (_, n2, *_) = fig["rows"]
     print(
         f"   marginal CPU per record ({n1:,} -> {n2:,} records): bare loop "
-        f"{bare_marginal * 1e6:.0f} us, tap {tap_marginal * 1e6:.0f} us: "
-        f"{tap_marginal / bare_marginal:.2f}x the bare loop (goal <= 1.5x)"
+        f"{fig['bare_marginal'] * 1e6:.0f} us, tap {fig['tap_marginal'] * 1e6:.0f} us: "
+        f"{ratio(fig['tap_marginal'], fig['bare_marginal']):.2f}x the bare loop (goal <= 1.5x)"
     )
     print(
-        f"   start-up CPU (extrapolated to 0 records): tap {t1 - n1 * tap_marginal:.2f} s "
-        f"(goal < 0.6 s), bare loop {b1 - n1 * bare_marginal:.2f} s"
+        f"   start-up CPU (extrapolated to 0 records): tap {fig['tap_startup']:.2f} s "
+        f"(goal < 0.6 s), bare loop {fig['bare_startup']:.2f} s"
     )
 
 
-def child_streams(args: argparse.Namespace, workdir: Path) -> None:
+def child_streams(args: argparse.Namespace, workdir: Path) -> dict:
     with sandbox(args.small, args.seed) as url:
         tap = Tap(url, workdir)
         alone = min((tap.run({"opportunities"}) for _ in range(args.repeat)), key=lambda r: r[1])
         tap.reset_requests()
         counts, cpu, wall = tap.run({"opportunities", *CHILDREN})
         by_route = tap.requests_made()["by_route"]
-    parents = counts["RECORD", "opportunities"]
     child_requests = sum(n for route, n in by_route.items() if "{opportunityId}" in route)
-    print(f"2. Child streams {', '.join(CHILDREN)} of {parents:,} opportunities")
+    return {
+        "parents": counts["RECORD", "opportunities"],
+        "alone_cpu": alone[1],
+        "cpu": cpu,
+        "wall": wall,
+        "child_requests": child_requests,
+        "per_request_cpu": (cpu - alone[1]) / child_requests,
+        "schemas": {s: counts["SCHEMA", s] for s in ("opportunities", *CHILDREN)},
+        "records": {s: counts["RECORD", s] for s in CHILDREN},
+    }
+
+
+def print_child_streams(fig: dict) -> None:
+    print(f"2. Child streams {', '.join(CHILDREN)} of {fig['parents']:,} opportunities")
     print(
-        f"   CPU: opportunities alone {alone[1]:.2f} s, with the child streams {cpu:.2f} s; "
-        f"{child_requests:,} child requests: "
-        f"{(cpu - alone[1]) / child_requests * 1000:.2f} ms CPU per child request (goal <= 2 ms)"
+        f"   CPU: opportunities alone {fig['alone_cpu']:.2f} s, with the child streams "
+        f"{fig['cpu']:.2f} s; {fig['child_requests']:,} child requests: "
+        f"{fig['per_request_cpu'] * 1000:.2f} ms CPU per child request (goal <= 2 ms)"
     )
-    schemas = {s: counts["SCHEMA", s] for s in ("opportunities", *CHILDREN)}
     print(
         "   SCHEMA messages: "
-        + ", ".join(f"{s} {n}" for s, n in schemas.items())
+        + ", ".join(f"{s} {n}" for s, n in fig["schemas"].items())
         + " (goal: 1 per stream)"
     )
     print(
         "   records: "
-        + ", ".join(f"{s} {counts['RECORD', s]:,}" for s in CHILDREN)
-        + f"; wall {wall:.1f} s, {wall / child_requests * 1000:.0f} ms per child request"
+        + ", ".join(f"{s} {n:,}" for s, n in fig["records"].items())
+        + f"; wall {fig['wall']:.1f} s, "
+        f"{fig['wall'] / fig['child_requests'] * 1000:.0f} ms per child request"
     )
+
+
+def markdown(args: argparse.Namespace, tp: dict, ch: dict) -> str:
+    """The figures as the table of docs/benchmarks.md."""
+    (s1, _, b1, t1, _), (s2, _, b2, t2, _) = tp["rows"]
+    bare_us, tap_us = tp["bare_marginal"] * 1e6, tp["tap_marginal"] * 1e6
+    children = max(ch["schemas"][s] for s in CHILDREN)
+    rows = [
+        ("", "bare loop", "tap-capsule", "goal"),
+        (
+            f"CPU at {s1:,} / {s2:,} {args.stream}",
+            f"{b1:.2f} s / {b2:.2f} s",
+            f"{t1:.2f} s / {t2:.2f} s",
+            "",
+        ),
+        (
+            "marginal CPU per record",
+            f"{bare_us:.0f} µs",
+            f"{tap_us:.0f} µs ({ratio(tap_us, bare_us):.2f}{TIMES})",
+            f"≤ 1.5{TIMES}",
+        ),
+        ("start-up CPU", f"{tp['bare_startup']:.2f} s", f"{tp['tap_startup']:.2f} s", "< 0.6 s"),
+        (
+            f"CPU per child request ({ch['child_requests']:,} requests, "
+            f"{ch['parents']:,} opportunities)",
+            "",
+            f"{ch['per_request_cpu'] * 1000:.2f} ms",
+            "≤ 2 ms",
+        ),
+        ("SCHEMA messages per child stream in a run", "", f"{children}", "1"),
+        (
+            f"wall time of those {ch['child_requests']:,} child requests",
+            "",
+            f"{ch['wall']:.1f} s",
+            "",
+        ),
+    ]
+    lines = ["| " + " | ".join(cells) + " |" for cells in rows]
+    lines.insert(1, "|---|---|---|---|")
+    return "\n".join(lines).replace("|  |", "| |")
 
 
 def main() -> None:
@@ -227,11 +298,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-children", action="store_true")
     parser.add_argument("--skip-sandbox", action="store_true")
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print only the table of docs/benchmarks.md (throughput and child streams)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        throughput(args, Path(tmp))
-        if not args.skip_children:
-            child_streams(args, Path(tmp))
+        tp = throughput(args, Path(tmp))
+        ch = None if args.skip_children else child_streams(args, Path(tmp))
+    if args.markdown:
+        if ch is None:
+            parser.error("--markdown needs the child streams (drop --skip-children)")
+        print(markdown(args, tp, ch))
+        return
+    print_throughput(args, tp)
+    if ch is not None:
+        print_child_streams(ch)
     if not args.skip_sandbox:
         import sandbox_latency  # the script beside this one (its folder is on sys.path)
 

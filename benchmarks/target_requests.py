@@ -1,6 +1,7 @@
 """Requests target-capsule spends per applied record, for small and large inputs and accounts.
 
-Prints figures; asserts nothing. Each case starts a fresh sandbox of the given size, pipes id-less
+Prints figures as the Markdown table of docs/target.md (`make docs-tables` pastes it there);
+asserts nothing. Each case starts a fresh sandbox of the given size, pipes id-less
 persons (half new, half already in Capsule by email) and records to update by id through the
 `target-capsule` CLI, and counts what the sandbox was asked:
 

@@ -1,6 +1,6 @@
 """Regenerates the settings tables in docs/settings.md from the commands themselves.
 
-Each table sits between two markers in the page:
+Each table sits between two markers in the page (the convention of `generated_blocks.py`):
 
     <!-- BEGIN generated: tap-capsule --about --format=markdown -->
     ...
@@ -14,17 +14,17 @@ the commands disagree (the test suite runs the same comparison).
 from __future__ import annotations
 
 import functools
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import generated_blocks  # the module beside this script
+
 PAGE = Path(__file__).resolve().parent / "settings.md"
-BLOCK = re.compile(
-    r"(<!-- BEGIN generated: (?P<command>[^>]+?) -->\n)(?P<body>.*?)(<!-- END generated -->)",
-    re.S,
-)
+BLOCK = generated_blocks.BLOCK
 
 
 def executable(name: str) -> str:
@@ -41,19 +41,16 @@ def settings_table(command: str) -> str:
         [executable(name), *args], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     section = about.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("|")]
-    if not rows:
+    table = generated_blocks.table_lines(section)
+    if not table:
         msg = f"`{command}` printed no settings table"
         raise SystemExit(msg)
-    return "\n".join(rows) + "\n"
+    return table
 
 
 def render(page: str) -> str:
     """The page with every generated block replaced by its command's current table."""
-    return BLOCK.sub(
-        lambda m: m.group(1) + "\n" + settings_table(m.group("command")) + "\n" + m.group(4),
-        page,
-    )
+    return generated_blocks.render(page, settings_table)
 
 
 def main(argv: list[str]) -> int:
@@ -62,16 +59,9 @@ def main(argv: list[str]) -> int:
     if not BLOCK.search(current):
         print(f"{PAGE}: no generated blocks", file=sys.stderr)
         return 1
-    fresh = render(current)
-    if "--check" in argv:
-        if fresh != current:
-            print(f"{PAGE} is out of date: run `make docs-settings`", file=sys.stderr)
-            return 1
-        return 0
-    if fresh != current:
-        PAGE.write_text(fresh, encoding="utf-8")
-        print(f"rewrote {PAGE.name}")
-    return 0
+    return generated_blocks.update(
+        PAGE, render(current), check="--check" in argv, remedy="make docs-settings"
+    )
 
 
 if __name__ == "__main__":

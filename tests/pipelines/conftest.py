@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tap_table import table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_TOKEN = "pt-7c1e94d2b8f3a6e05d"  # random like a real one: any 8-character run is masked
@@ -73,28 +74,9 @@ class MeltanoResult:
     returncode: int
     output: str
 
-    def metrics(self, plugin: str = "tap-capsule") -> list[dict]:
-        """The SDK's METRIC lines that a plugin logged, parsed."""
-        points = []
-        for line in self.output.splitlines():
-            if plugin not in line or "METRIC: " not in line:
-                continue
-            raw = line.split("METRIC: ", 1)[1].strip()
-            try:
-                points.append(json.loads(raw))
-            except ValueError:
-                try:
-                    points.append(json.loads(raw.encode().decode("unicode_escape")))
-                except ValueError:
-                    continue
-        return points
-
     def records(self, stream: str) -> int:
-        return sum(
-            p["value"]
-            for p in self.metrics()
-            if p.get("metric") == "record_count" and p.get("tags", {}).get("stream") == stream
-        )
+        """Records the tap emitted for `stream`, from its closing table (0 if it did not run)."""
+        return table_rows(self.output).get(stream, (0, 0, 0))[0]
 
 
 class Meltano:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tap_table import table_rows
 
 TAP = str(Path(sys.executable).parent / "tap-capsule")
 
@@ -35,13 +35,6 @@ class TapRun:
     def table(self) -> dict[str, tuple[int, int, int]]:
         """{stream: (records, tombstones, requests)} from the run's closing table."""
         return table_rows(self.stderr)
-
-
-TABLE_ROW = re.compile(r"^\| (\w+) +\| +(\d+) \| +(\d+) \| +(\d+) \|$", re.M)
-
-
-def table_rows(text: str) -> dict[str, tuple[int, int, int]]:
-    return {m[0]: (int(m[1]), int(m[2]), int(m[3])) for m in TABLE_ROW.findall(text)}
 
 
 def select(catalog: dict, streams: set[str]) -> dict:

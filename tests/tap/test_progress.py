@@ -91,16 +91,20 @@ def test_a_plain_run_is_quiet_and_debug_shows_the_rest(sandbox_factory, sandbox_
     import json
     import os
     import subprocess
+    import sys
+    from pathlib import Path
 
-    from conftest import TAP, table_rows
+    from tap_table import table_rows
 
     from tap_capsule import catalogue as cat
+
+    tap = str(Path(sys.executable).parent / "tap-capsule")
 
     sb = sandbox_factory(token=sandbox_token, scale=40, seed=2)
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"access_token": sandbox_token, "api_url": sb.url}))
     env = {k: v for k, v in os.environ.items() if "LOGLEVEL" not in k}
-    plain = subprocess.run([TAP, "--config", str(config)], capture_output=True, text=True, env=env)
+    plain = subprocess.run([tap, "--config", str(config)], capture_output=True, text=True, env=env)
     assert plain.returncode == 0, plain.stderr
     lines = plain.stderr.strip().splitlines()
     streams = [o.stream for o in cat.OBJECTS if not o.parent or o.stream == "milestones"]
@@ -110,7 +114,7 @@ def test_a_plain_run_is_quiet_and_debug_shows_the_rest(sandbox_factory, sandbox_
         assert chatter not in plain.stderr
     assert set(table_rows(plain.stderr)) == {*streams, "total"}
     debug = subprocess.run(
-        [TAP, "--config", str(config), "--log-level", "debug"],
+        [tap, "--config", str(config), "--log-level", "debug"],
         capture_output=True,
         text=True,
         env=env,
