@@ -22,6 +22,9 @@ import threading
 import typing as t
 from pathlib import Path
 
+from tap_capsule.cli import tap_setting_names
+from tap_capsule.setting_names import unknown_setting
+from target_capsule.account.backup import BACKUP_SETTINGS
 from target_capsule.account.cli import Parser, error
 
 if t.TYPE_CHECKING:
@@ -59,6 +62,13 @@ def main(argv: list[str] | None = None, prog: str = "capsule backup") -> int:
     config = Path(args.config)
     if not config.is_file():
         return error(prog, f"--config {config} does not exist")
+    try:  # one line for a misspelt setting, before either command starts
+        settings = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return error(prog, f"cannot read --config {config}: {exc}")
+    known = tap_setting_names() | set(BACKUP_SETTINGS)
+    if isinstance(settings, dict) and (problem := unknown_setting(prog, settings, known)):
+        return error(prog, problem)
     tap, target = executable("tap-capsule"), executable("target-capsule-backup")
     if tap is None or target is None:
         return error(prog, "tap-capsule and target-capsule-backup must be installed beside it")

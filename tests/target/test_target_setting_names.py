@@ -118,18 +118,20 @@ def test_names_unit():
 
 
 @pytest.mark.parametrize(
-    ("program", "args", "config"),
+    ("command", "args", "config"),
     [
-        ("capsule-undo", ["changes.jsonl"], {"dryrun": True}),
-        ("capsule-restore", ["backup"], {"dryrun": True}),
-        ("capsule-verify", ["backup"], {"tombstone": "off"}),
-        ("target-capsule-backup", [], {"backupdir": "b"}),
+        (["capsule", "undo"], ["changes.jsonl"], {"dryrun": True}),
+        (["capsule", "restore"], ["backup"], {"dryrun": True}),
+        (["capsule", "verify"], ["backup"], {"tombstone": "off"}),
+        (["capsule", "backup"], ["--backup-dir", "b"], {"startdate": "2020-01-01"}),
+        (["target-capsule-backup"], [], {"backupdir": "b"}),
     ],
 )
-def test_every_account_command_refuses_an_unknown_setting(capsule, tmp_path, program, args, config):
+def test_every_account_command_refuses_an_unknown_setting(capsule, tmp_path, command, args, config):
     file = tmp_path / "config.json"
     file.write_text(json.dumps({"access_token": TOKEN, "api_url": capsule.url, **config}))
-    proc = run([str(BIN / program), "--config", str(file), *(str(tmp_path / a) for a in args)])
+    paths = [a if a.startswith("--") else str(tmp_path / a) for a in args]
+    proc = run([str(BIN / command[0]), *command[1:], "--config", str(file), *paths])
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if "unknown setting" in line]
@@ -139,6 +141,8 @@ def test_every_account_command_refuses_an_unknown_setting(capsule, tmp_path, pro
 
 
 def test_every_commands_own_settings_are_listed_for_shared_configs():
+    from singer_sdk import Tap, Target
+
     from tap_capsule.api_client import connection_settings
     from tap_capsule.setting_names import COMMAND_SETTINGS, plugin_setting_names
     from tap_capsule.tap import TapCapsule
@@ -147,8 +151,10 @@ def test_every_commands_own_settings_are_listed_for_shared_configs():
     from target_capsule.target import TargetCapsule
 
     connection = set(connection_settings().wrapped)
-    for plugin in (TapCapsule, TargetCapsule):  # their own settings, not the SDK's built-in ones
-        own = set(plugin.config_jsonschema["properties"]) - connection
+    for plugin, sdk in ((TapCapsule, Tap), (TargetCapsule, Target)):  # not the SDK's own
+        builtin: dict = {"properties": {}}
+        sdk.append_builtin_config(builtin)
+        own = set(plugin.config_jsonschema["properties"]) - connection - set(builtin["properties"])
         assert own <= COMMAND_SETTINGS[plugin.name], f"list {plugin.name}'s new settings"
         assert own <= plugin_setting_names(plugin)
     assert set(BACKUP_SETTINGS) <= COMMAND_SETTINGS["target-capsule-backup"]
