@@ -321,6 +321,8 @@ def _field_definitions(stream: str, entity_path: str, rank: int) -> CapsuleObjec
         ),
         natural_keys=_NAME_DEFINITION,
         definitions_of=entity_path.strip("/"),
+        # Listed in answers, but not a field of the Field Definition model: never written.
+        read_only=frozenset({"displayOrder"}),
     )
 
 
@@ -376,6 +378,7 @@ def _tracks(
         updatable=frozenset({"description", "trackDateOn"}),
         read_only=frozenset({"tasks", "direction"}),
         capture_rule=capture,
+        embed=("task",),  # a track's tasks are embedded data (Capsule's own client says `tasks`)
     )
 
 
@@ -611,7 +614,8 @@ OBJECTS: tuple[CapsuleObject, ...] = (
                 required=False,
             ),
         ),
-        read_only=frozenset({"completedAt", "hasTrack", "nextTask", "active"}),
+        # `completedAt` is writable (Task model): a restored completed task keeps its date.
+        read_only=frozenset({"hasTrack", "nextTask", "active"}),
     ),
     CapsuleObject(
         stream="pipelines",

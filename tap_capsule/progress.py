@@ -135,6 +135,27 @@ class StreamProgress:
         self.records = 0
         self.tombstones = 0  # of `records`: deleted or restricted records
         self._next_line = PROGRESS_EVERY
+        self.expected: int | None = None  # requests the stream should take in all, when known
+        self._started = time.monotonic()
+
+    def expect(self, requests: int) -> None:
+        """The requests this stream should take in all (from Capsule's `meta.totalCount`)."""
+        self.expected = requests
+
+    def estimate(self) -> str:
+        """The requests still expected and when they should be done at the pace so far."""
+        if self.expected is None:
+            return ""
+        done = self.requests.total
+        left = max(0, self.expected - done)
+        elapsed = time.monotonic() - self._started
+        line = f"; about {left} of {self.expected} requests to go"
+        if self.pacer.limit:
+            line += f" ({left / self.pacer.limit:.1f} h of Capsule's hourly budget)"
+        if done and elapsed > 0:
+            finish = time.gmtime(time.time() + left * elapsed / done)
+            line += f", done about {time.strftime('%H:%M:%S', finish)} UTC at this pace"
+        return line
 
     def request_made(self, n: int = 1) -> None:
         """Count requests the stream made outside the SDK's paginator."""
@@ -144,12 +165,13 @@ class StreamProgress:
         if self.requests.total >= self._next_line:
             self._next_line = self.requests.total + PROGRESS_EVERY
             self.logger.info(
-                "%s: %d records and %d requests so far; %s%s",
+                "%s: %d records and %d requests so far; %s%s%s",
                 self.stream,
                 self.records,
                 self.requests.total,
                 self.pacer.budget_line(),
                 self.pacer.pacing_note(),
+                self.estimate(),
             )
 
     def finish(self) -> None:

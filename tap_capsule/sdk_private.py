@@ -16,8 +16,14 @@ PRIVATE_SDK_NAMES: dict[str, str] = {
         "every record even when every property is selected (the tap's largest own CPU cost)"
     ),
     "singer_sdk.streams.core.Stream._stream_version": (
-        "the RECORD message's table version, set by the final `sync()`; needed by the override "
-        "above to build the same message the SDK would"
+        "the RECORD message's table version: the final `sync()` sets it only for FULL_TABLE "
+        "streams and only with its ACTIVATE_VERSION sent before the records; the tap sets it for "
+        "every whole-table read (incremental streams on a full refresh too) and sends "
+        "ACTIVATE_VERSION after them. The override above reads it to build the SDK's message"
+    ),
+    "singer_sdk.streams.core.Stream._write_schema_message": (
+        "a link or track stream whose parent emitted nothing this run got no SCHEMA from the "
+        "final `sync()`, yet its ACTIVATE_VERSION (every link is gone) needs one before it"
     ),
     "singer_sdk.target_base.Target._process_record_message": (
         "the only place where a record's write failure can end the run with one line "

@@ -54,6 +54,7 @@ COMMAND_SETTINGS: dict[str, frozenset[str]] = {
             "date_times_as_text",
             "entries_mode",
             "entries_lookback_days",
+            "tasks_mode",
         }
     ),
     "target-capsule": frozenset(
@@ -74,7 +75,7 @@ COMMAND_SETTINGS: dict[str, frozenset[str]] = {
             "plan_path",
         }
     ),
-    "target-capsule-backup": frozenset({"backup_dir"}),
+    "target-capsule-backup": frozenset({"backup_dir", "attachments"}),
     "capsule restore": frozenset({"default_owner", "owner_map"}),
 }
 

@@ -6,15 +6,19 @@ One `CapsuleStream` subclass per catalogue entry. The catalogue says what differ
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
+import time
 import typing as t
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlparse
 
 from singer_sdk import RESTStream, Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.pagination import HeaderLinkPaginator
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage
+from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from typing_extensions import override
 
 from tap_capsule import catalogue as cat
@@ -24,8 +28,11 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
-from tap_capsule.bookmarks import Window, capsule_time, signpost, window
+from tap_capsule.bookmarks import Window, capsule_time, parse_iso, signpost, window
+from tap_capsule.checkpoints import KEY as CHECKPOINT
+from tap_capsule.checkpoints import ParentsDone, ReadPosition
 from tap_capsule.progress import PER_REQUEST_METRICS, RunCounter, RunTimer, StreamProgress
+from tap_capsule.shifts import ShiftWatch
 
 if t.TYPE_CHECKING:
     import logging
@@ -57,6 +64,13 @@ class CapsuleStream(RESTStream):
         self.path = self.obj.path
         self._capsule_tap = tap
         self._first_query: dict[tuple, dict] = {}  # per parent context
+        # Mid-stream checkpoints (see checkpoints.py): where this run's read stands.
+        self.position: ReadPosition | None = None
+        self._signpost: str | None = None
+        self._first_page = 1
+        self._watch: ShiftWatch | None = None
+        self.oldest_entry_at: str | None = None
+        self.schema_sent = False  # a read began in this run, so the SDK sent the SCHEMA
 
     @property
     @override
@@ -120,7 +134,10 @@ class CapsuleStream(RESTStream):
 
     @override
     def get_new_paginator(self) -> HeaderLinkPaginator:
-        return HeaderLinkPaginator()
+        stop_before = self.recent_entries_threshold()
+        if stop_before is None:
+            return HeaderLinkPaginator()
+        return RecentEntriesPaginator(self, stop_before)
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
@@ -140,28 +157,253 @@ class CapsuleStream(RESTStream):
                 since = self.read_window(context).since_param
                 if since:
                     params["since"] = since
+            if self.resumable:
+                # `meta.totalCount` (undocumented, used by Capsule's own client) gives the
+                # progress lines their expected total; an answer without it just has none.
+                params["embed"] = ",".join(filter(None, (params.get("embed"), "meta")))
             self._first_query[key] = params
         if next_page_token is None:
-            return dict(self._first_query[key])
+            first = dict(self._first_query[key])
+            if self._first_page > 1:  # a resumed read continues at its checkpoint's page
+                first["page"] = self._first_page
+            return first
         return {**self._first_query[key], **dict(parse_qsl(next_page_token.query))}
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         body = response_json(response) or {}
-        return body.get(self.obj.list_key) or ()
+        rows = body.get(self.obj.list_key) or ()
+        if self.position is not None:
+            # Every record of the pages before this one went out: a resume starts here.
+            page = page_of(response)
+            self.checkpoint("list", page)
+            if page == self._first_page and self.progress.expected is None:
+                self.expect_requests(body.get("meta"), page)
+        if self._watch is not None:
+            self._watch.page(page_of(response), self.capsule_session.pacer.server_now())
+        if self.recent_entries_threshold() is not None:
+            stamps = [capsule_time(r["entryAt"]) for r in rows if r.get("entryAt")]
+            self.oldest_entry_at = min(stamps) if stamps else None
+        return rows
+
+    # --- Mid-stream checkpoints ---------------------------------------------------------------
+
+    @property
+    def resumable(self) -> bool:
+        """Whether this stream checkpoints its read: incremental streams read from a list.
+
+        Child streams record which parents are done instead (see `ChildStream`).
+        """
+        return bool(self.replication_key) and not self.obj.parent
+
+    @functools.cached_property
+    def resumed(self) -> ReadPosition | None:
+        """The checkpoint of a killed run's read, when this run's read is the same one."""
+        if not self.resumable:
+            return None
+        state = self.get_context_state(None)
+        found = ReadPosition.from_state(state)
+        if found is None:
+            state.pop(CHECKPOINT, None)
+            return None
+        if not found.same_read(self.read_window(None), self.page_size):
+            self.logger.info(
+                "%s: the state's checkpoint belongs to another read (bookmark, start_date or "
+                "page_size changed); reading from the start",
+                self.name,
+            )
+            state.pop(CHECKPOINT, None)
+            return None
+        self.logger.info(
+            "%s: resuming a stopped read at page %d of its %s (one page is read again)",
+            self.name,
+            found.page,
+            "list" if found.phase == "list" else "deleted feed",
+        )
+        return found
+
+    @property
+    def page_size(self) -> int:
+        """Records per request (the `page_size` setting)."""
+        return int(self.config.get("page_size", 100))
+
+    def checkpoint(self, phase: str, page: int) -> None:
+        """Save where the read stands in the STATE and send it (before the page's records)."""
+        position = self.position
+        assert position is not None
+        if (phase, page) == (position.phase, position.page) and page == 1:
+            return  # a read that is still on its first page has nothing to save
+        position.phase, position.page = phase, page
+        self.save_position()
+        self.emit_state()
+
+    def save_position(self) -> None:
+        """Write the read's position into the state (the caller sends the STATE)."""
+        assert self.position is not None
+        self.get_context_state(None)[CHECKPOINT] = self.position.to_state()
+
+    def emit_state(self) -> None:
+        """Send the tap's STATE now (through the SDK's writer, which drops an unchanged one)."""
+        tap = self._capsule_tap
+        tap.state_writer.write_state(tap.state)
+
+    def begin_read(self, bounds: Window) -> ReadPosition:
+        """This run's position: the killed run's checkpoint, or the start of a new read."""
+        resumed = self.resumed
+        if resumed is None:
+            for child in self.child_streams:
+                if isinstance(child, ChildStream):
+                    child.forget_parents_done()
+            position = ReadPosition.begin(bounds, self.page_size, self._signpost)
+            position.version = self.table_version
+            return position
+        if resumed.seen and self.replication_key:
+            # The bookmark this read sets covers what the killed runs sent too.
+            self.state_manager.increment_state(
+                {self.replication_key: resumed.seen},
+                context=None,
+                replication_key=self.replication_key,
+            )
+        return dataclasses.replace(resumed)
+
+    def end_read(self) -> None:
+        """The read is complete: no checkpoint is left in the state, nor in its children's."""
+        self.position = None
+        self.get_context_state(None).pop(CHECKPOINT, None)
+        for child in self.child_streams:
+            if isinstance(child, ChildStream):
+                child.forget_parents_done()
+
+    def expect_requests(self, meta: object, first_page: int) -> None:
+        """Tell the progress lines how many requests this read should take in all."""
+        total = meta.get("totalCount") if isinstance(meta, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            return
+        pages = max(1, -(-total // self.page_size))
+        feed = 1 if self.obj.deleted_path else 0  # the deleted feed: a page, usually
+        if self.recent_entries_threshold() is None:
+            left = max(0, pages - first_page)
+            self.progress.expect(self.progress.requests.total + left + feed)
+
+    # --- entries_mode: recent -----------------------------------------------------------------
+
+    @functools.cache  # noqa: B019 - one stream instance per run
+    def recent_entries_threshold(self) -> str | None:
+        """How far back `entries_mode: recent` reads: the bookmark minus the lookback.
+
+        The read goes on while pages reach back to this `entryAt`. None: read every page (the
+        `full` mode, or a first sync).
+        """
+        if self.obj.stream != "entries" or self.config.get("entries_mode", "full") != "recent":
+            return None
+        start = parse_iso(self.read_window(None).start)
+        if start is None:
+            return None  # a first sync reads every entry
+        days = int(self.config.get("entries_lookback_days", DEFAULT_LOOKBACK_DAYS))
+        return capsule_time(start.subtract(days=days))
 
     # --- Incremental reads ------------------------------------------------------------------
 
     def read_window(self, context: Context | None) -> Window:
-        """Where this read starts: the partition's bookmark, else `start_date`."""
+        """Where this read starts: the partition's bookmark, else `start_date`.
+
+        A stream that sends its whole table (`sends_whole_table`) reads from `start_date` whatever
+        the bookmark says.
+        """
+        if self.sends_whole_table:
+            return window(None, self.config.get("start_date"))
         state = self.get_context_state(context)
         return window(state.get("replication_key_value"), self.config.get("start_date"))
 
+    # --- Whole-table reads and ACTIVATE_VERSION -----------------------------------------------
+
+    @functools.cached_property
+    def sends_whole_table(self) -> bool:
+        """This run emits every record of an incremental stream, whatever its bookmark.
+
+        With ACTIVATE_VERSION on, a stream that is read in full anyway (no `since` on its list:
+        entries and the settings lists) emits all of it, so that its ACTIVATE_VERSION can say
+        which rows are gone, at no extra request. So do tasks with `tasks_mode: full`.
+        """
+        if not self.replication_key or not activate_versions(self.config):
+            return False
+        if self.obj.stream == "tasks":
+            return tasks_mode(self.config) == "full"
+        if self.obj.stream == "entries" and self.config.get("entries_mode", "full") == "recent":
+            return False  # it reads only the newest pages
+        return not self.obj.since and not isinstance(self, ChildStream)
+
+    @functools.cached_property
+    def reads_whole_table(self) -> bool:
+        """This run emits every record of the stream from `start_date` (a full-table read).
+
+        True for FULL_TABLE streams, for `sends_whole_table`, and for an incremental stream
+        without a bookmark (a first sync or a full refresh). A link or track stream reads the
+        children of every parent emitted, so it is whole when its parent is.
+        """
+        if isinstance(self, ChildStream):
+            parent = self._capsule_tap.streams[self.obj.parent or ""]
+            return t.cast("CapsuleStream", parent).reads_whole_table
+        if not self.replication_key or self.replication_method == REPLICATION_FULL_TABLE:
+            return True
+        return self.sends_whole_table or not self.read_window(None).exclusive
+
+    @functools.cached_property
+    def table_version(self) -> int | None:
+        """The Singer table version of this run's records when the read is whole, else None.
+
+        A resumed read keeps the version its first run began with: the rows the killed runs
+        sent carry it, and a new one would make the loader drop them at the ACTIVATE_VERSION.
+        """
+        if not (activate_versions(self.config) and self.reads_whole_table):
+            return None
+        reader = self.parent_reader if isinstance(self, ChildStream) else self
+        resumed = reader.resumed
+        if resumed is not None and resumed.version is not None:
+            return resumed.version
+        return self._capsule_tap.table_version
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        """Never the SDK's: it sends ACTIVATE_VERSION before a FULL_TABLE stream's records.
+
+        Sent first, the message makes target-postgres delete (or mark deleted) every row before
+        the new ones arrive, so a run that fails half-way leaves the table half empty; a child
+        stream would also send one per parent. The tap sends it once, after the last record of a
+        whole-table read (`end_whole_table`), under the `emit_activate_version_messages` setting.
+        """
+        return False
+
+    def start_whole_table(self) -> None:
+        """Stamp this run's records with the table version (None: records carry no version)."""
+        self._stream_version = self.table_version
+
+    def end_whole_table(self) -> None:
+        """ACTIVATE_VERSION for this stream and its link and track streams, after their records."""
+        if self.selected:
+            activate_version(self._capsule_tap, self, self.table_version)
+        for child in self.child_streams:
+            if isinstance(child, ChildStream) and child.selected:
+                if child.table_version is not None and not child.schema_sent:
+                    # No parent this run, so no SCHEMA yet: the target needs one for the stream.
+                    child._write_schema_message()
+                activate_version(self._capsule_tap, child, child.table_version)
+
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
+        """One second before the read started on Capsule's clock (a resumed read: its first)."""
         if not self.replication_key:
             return None
-        return signpost(self.capsule_session.pacer.server_now())
+        resumed = self.resumed if context is None else None
+        value = (
+            resumed.signpost
+            if resumed and resumed.signpost
+            else signpost(self.capsule_session.pacer.server_now())
+        )
+        if context is None:
+            self._signpost = value
+        return value
 
     # --- Progress: one set of figures per stream and run --------------------------------------
 
@@ -195,39 +437,123 @@ class CapsuleStream(RESTStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        self.start_whole_table()
         yield from self._read(context)
         if context is None:
+            self.end_whole_table()
             self.finish_progress()
 
     def _read(self, context: Context | None) -> t.Iterator[dict]:
+        self.schema_sent = True
         bounds = self.read_window(context) if self.replication_key else Window(None, False)
-        progress = self.progress
+        inline_tombstones = bool(self.obj.deleted_path) and tombstone_mode(self.config) == "inline"
+        position = self.begin_read(bounds) if self.resumable and context is None else None
+        self.position = position
+        watch = None
+        if position is not None and self.obj.deleted_path:
+            # A resumed read's earlier pages were read by another run: see shifts.py.
+            run_started = self.capsule_session.pacer.server_now() if self.resumed else None
+            watch = ShiftWatch(run_started, position.page)
+        if position is None or position.phase == "list":
+            try:
+                yield from self._list(context, bounds, position.page if position else 1, watch)
+            except CapsuleNotFound:
+                if not self.obj.parent:
+                    raise
+                self.logger.warning("%s: the parent %s is gone (404); skipped", self.name, context)
+                return
+        deleted: list[dict] | None = [] if watch is not None and inline_tombstones else None
+        if inline_tombstones:
+            # On a first sync and a full refresh too: a full refresh over existing downstream
+            # data must mark what was deleted since that data was loaded.
+            first = position.page if position and position.phase == "deleted" else 1
+            yield from self.tombstones(bounds, first, deleted)
+        if watch is not None:
+            yield from self.reread_shifted(context, bounds, watch, deleted)
+        if position is not None:
+            self.end_read()
+
+    def _list(
+        self, context: Context | None, bounds: Window, first_page: int, watch: ShiftWatch | None
+    ) -> t.Iterator[dict]:
+        """The records of the list from `first_page` on, within `bounds`."""
+        self._first_page, self._watch = first_page, watch
+        progress, position, key = self.progress, self.position, self.replication_key
         try:
             for record in self.request_records(context):
                 # Also where Capsule filters on `since`: a server that ignores the parameter
                 # (undocumented for /tasks) must not turn an incremental read into a full one.
-                if self.replication_key and not bounds.admits(record.get(self.replication_key)):
+                if key and not bounds.admits(record.get(key)):
                     continue
                 progress.records += 1
+                if position is not None:
+                    value = record.get(key) if key else None
+                    if value and (position.seen is None or value > position.seen):
+                        position.seen = value
+                if watch is not None:
+                    watch.seen.add(record.get("id"))
                 yield record
-        except CapsuleNotFound:
-            if not self.obj.parent:
-                raise
-            self.logger.warning("%s: the parent %s is gone (404); skipped", self.name, context)
-            return
-        if self.obj.deleted_path and tombstone_mode(self.config) == "inline":
-            # On a first sync and a full refresh too: a full refresh over existing downstream
-            # data must mark what was deleted since that data was loaded.
-            yield from self.tombstones(bounds)
+        finally:
+            self._first_page, self._watch = 1, None
 
-    def tombstones(self, bounds: Window) -> t.Iterator[dict]:
-        """`{id, _sdc_deleted_at}` for deleted and restricted records (both count as gone)."""
+    def reread_shifted(
+        self, context: Context | None, bounds: Window, watch: ShiftWatch, deleted: list[dict] | None
+    ) -> t.Iterator[dict]:
+        """Read again the pages that deletions during the read may have shifted (see shifts.py)."""
+        position = self.position
+        if position is None or len(watch.pages) < 2:
+            return
+        if deleted is None:  # tombstones not inline: one look at the feed since the read began
+            since = Window(position.signpost, exclusive=True)
+            deleted = list(
+                deleted_stubs(
+                    self.capsule_session, self.obj, since, self.config, self.progress.request_made
+                )
+            )
+        verdict = watch.verdict(deleted, position.signpost)
+        if not verdict.deleted:
+            return
+        if verdict.reread_from is None:
+            self.logger.warning(
+                "%s: %d records were deleted while an earlier run of this read ran, so pages it "
+                "read may have shifted and skipped records; the next full refresh (the reconcile) "
+                "reads them",
+                self.name,
+                verdict.deleted,
+            )
+            return
+        self.logger.warning(
+            "%s: %d records were deleted while the read ran, so the pages from %d on may have "
+            "shifted; reading them again",
+            self.name,
+            verdict.deleted,
+            verdict.reread_from,
+        )
+        yield from self._list(context, bounds, verdict.reread_from, None)
+
+    def tombstones(
+        self, bounds: Window, first_page: int = 1, collect: list[dict] | None = None
+    ) -> t.Iterator[dict]:
+        """`{id, _sdc_deleted_at}` for deleted and restricted records (both count as gone).
+
+        `collect` gets every stub (the shifted-pages check reads them).
+        """
         assert self.obj.deleted_path
         stamp = signpost(self.capsule_session.pacer.server_now())
-        pages = deleted_stubs(
-            self.capsule_session, self.obj, bounds, self.config, self.progress.request_made
-        )
-        for stub in pages:
+        pages = iter(range(first_page, 1 << 62))
+
+        def on_page() -> None:
+            self.progress.request_made()
+            if self.position is not None:
+                self.checkpoint("deleted", next(pages))
+
+        if self.position is not None:
+            self.checkpoint("deleted", first_page)  # the list is done
+        session, config = self.capsule_session, self.config
+        stubs = deleted_stubs(session, self.obj, bounds, config, on_page, first_page)
+        for stub in stubs:
+            if collect is not None:
+                collect.append(stub)
             self.progress.records += 1
             self.progress.tombstones += 1
             yield tombstone(stub, stamp)
@@ -372,6 +698,41 @@ def _context_key(context: Context | None) -> tuple:
     return tuple(sorted((context or {}).items()))
 
 
+def page_of(response: requests.Response) -> int:
+    """The page number an answer is for (`page` of its request; 1 when not given)."""
+    query = dict(parse_qsl(urlparse(response.request.url or "").query))
+    try:
+        return max(1, int(query.get("page", 1)))
+    except ValueError:
+        return 1
+
+
+# entries_mode: recent reads /entries (newest first) back to this many days before the bookmark.
+ENTRIES_MODES = ("full", "recent")
+DEFAULT_LOOKBACK_DAYS = 7
+
+
+class RecentEntriesPaginator(HeaderLinkPaginator):
+    """Follows `Link: rel="next"` until a page reaches back past the lookback.
+
+    Capsule documents `/entries` as newest first (by `entryAt`) and has no `since`, so a run
+    that only wants what changed stops one page past the bookmark minus the lookback.
+    """
+
+    def __init__(self, stream: CapsuleStream, stop_before: str) -> None:
+        """Stop after the page whose oldest `entryAt` is earlier than `stop_before`."""
+        super().__init__()
+        self.stream = stream
+        self.stop_before = stop_before
+
+    @override
+    def has_more(self, response: requests.Response) -> bool:
+        oldest = self.stream.oldest_entry_at
+        if oldest is not None and oldest < self.stop_before:
+            return False
+        return super().has_more(response)
+
+
 # Tombstones (deleted and restricted records), by the `tombstones` setting:
 # - inline: `{id, _sdc_deleted_at}` records in the object's own stream;
 # - stream: `<stream>_deleted` streams of `{id, deletedAt, restricted}`;
@@ -380,6 +741,48 @@ TOMBSTONE_MODES = ("inline", "stream", "off")
 # Capsule needs `since` on /parties/deleted. Without a bookmark or start_date the whole feed is
 # wanted: Capsule's own pages are dated from 2008, so nothing was deleted before this.
 EARLIEST_SINCE = "2000-01-01T00:00:00Z"
+
+
+TASKS_MODES = ("incremental", "full")
+
+
+def activate_versions(config: t.Mapping[str, t.Any]) -> bool:
+    """The `emit_activate_version_messages` setting (on by default)."""
+    return bool(config.get("emit_activate_version_messages", True))
+
+
+def tasks_mode(config: t.Mapping[str, t.Any]) -> str:
+    """The `tasks_mode` setting: `incremental` (the default) or `full`."""
+    return str(config.get("tasks_mode") or "incremental")
+
+
+def new_table_version() -> int:
+    """A Singer table version later than any earlier one: milliseconds, never repeated.
+
+    Loaders drop the rows whose version is lower than the one activated, so two runs in the
+    same second (or millisecond, in one process) must still get increasing versions.
+    """
+    global _last_version  # one counter per process
+    _last_version = max(int(time.time() * 1000), _last_version + 1)
+    return _last_version
+
+
+_last_version = 0
+
+
+def activate_version(tap: TapCapsule, stream: Stream, version: int | None) -> None:
+    """Say that `version` is now the whole table: one ACTIVATE_VERSION per output stream.
+
+    Stream maps may rename a stream (`__alias__`) or drop it (`__NULL__`); the message goes to
+    each name the records went to, as the SDK's own does.
+    """
+    if version is None:
+        return
+    for stream_map in stream.stream_maps:
+        if isinstance(stream_map, RemoveRecordTransform):
+            continue
+        message = ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
+        tap.write_message(message)
 
 
 def tombstone_mode(config: t.Mapping[str, t.Any]) -> str:
@@ -393,14 +796,18 @@ def deleted_stubs(
     read: Window,
     config: t.Mapping[str, t.Any],
     on_page: t.Callable[[], None] | None = None,
+    first_page: int = 1,
 ) -> t.Iterator[dict]:
     """Every stub of an object's deleted feed since the read window (or since ever).
 
     Restricted stubs (records no longer visible to this user) carry `restricted: true`.
-    `on_page` is called once per page read (the stream's request count).
+    `on_page` is called once per page read (the stream's request count); `first_page` > 1
+    continues a read that a killed run began.
     """
     assert obj.deleted_path
-    params = {"since": read.since_param or EARLIEST_SINCE}
+    params: dict[str, t.Any] = {"since": read.since_param or EARLIEST_SINCE}
+    if first_page > 1:
+        params["page"] = first_page
     for body in session.pages(obj.deleted_path, params, config.get("page_size", 100)):
         if on_page is not None:
             on_page()
@@ -450,6 +857,12 @@ class DeletedRecordsStream(Stream):
         """`deletedAt` is a timestamp, even when declared as text (`date_times_as_text`)."""
         return True
 
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        """Never the SDK's (see `CapsuleStream`); `get_records` sends it after a whole feed."""
+        return False
+
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
         """Never later than one second before the sync started on Capsule's clock."""
@@ -467,6 +880,11 @@ class DeletedRecordsStream(Stream):
         """One record per deleted or restricted record since the bookmark (or start_date)."""
         state = self.get_context_state(context)
         read = window(state.get("replication_key_value"), self.config.get("start_date"))
+        # Without a bookmark the whole feed is read: its ACTIVATE_VERSION follows the records.
+        version = None
+        if activate_versions(self.config) and not read.exclusive:
+            version = self._capsule_tap.table_version
+        self._stream_version = version
         session = self._capsule_tap.capsule_session
         stamp = signpost(session.pacer.server_now())
         progress = self.progress
@@ -475,6 +893,8 @@ class DeletedRecordsStream(Stream):
             progress.records += 1
             progress.tombstones += 1
             yield {"id": stub["id"], "deletedAt": deleted_at, "restricted": stub["restricted"]}
+        if self.selected:
+            activate_version(self._capsule_tap, self, version)
         progress.finish()
 
     @functools.cached_property
@@ -518,8 +938,10 @@ class WalkedChildStream(CapsuleStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        self.start_whole_table()
         yield from self._read(context)
         if not self.partitions or context == self.partitions[-1]:
+            self.end_whole_table()
             self.finish_progress()
 
 
@@ -541,6 +963,41 @@ class ChildStream(CapsuleStream):
         self.selected_by_default = bool(self.config.get("child_streams"))
         self.logger.addFilter(_drop_per_parent_lines)
         PER_REQUEST_METRICS.leave_out(self.name)
+
+    @functools.cached_property
+    def parent_reader(self) -> CapsuleStream:
+        """The parent stream instance of this run (its position says which page it is on)."""
+        parent = cat.parent_of(self.obj)
+        assert parent is not None
+        return t.cast("CapsuleStream", self._capsule_tap.streams[parent.stream])
+
+    @functools.cached_property
+    def parents_done(self) -> ParentsDone:
+        """The parents of the parent's current page whose children were read (a killed run's)."""
+        return ParentsDone.from_state(self.stream_state)
+
+    def forget_parents_done(self) -> None:
+        """The parent starts a new read, or ended one: no parent is done any more."""
+        self.stream_state.pop(CHECKPOINT, None)
+        self.__dict__.pop("parents_done", None)
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        """The parent's children, unless a killed run read them already; then note it done."""
+        position = self.parent_reader.position
+        parent_id = (context or {}).get(self.obj.parent_key or "")
+        if position is None or not isinstance(parent_id, int):
+            yield from super().get_records(context)
+            return
+        if self.parents_done.skips(position.page, parent_id):
+            return
+        yield from super().get_records(context)
+        self.parents_done.finished(position.page, parent_id)
+        self.stream_state[CHECKPOINT] = self.parents_done.to_state()
+        # The parent's position too, even on its first page: the list of parents done is only
+        # used by a run that resumes that same read.
+        self.parent_reader.save_position()
+        self.emit_state()
 
 
 _PER_PARENT_LINES = ("Beginning sync of", "Pagination stopped after")

@@ -26,10 +26,14 @@ from tap_capsule.bookmarks import (
 from tap_capsule.custom_fields import CustomFieldMap
 from tap_capsule.progress import run_table
 from tap_capsule.streams import (
+    DEFAULT_LOOKBACK_DAYS,
+    ENTRIES_MODES,
+    TASKS_MODES,
     TOMBSTONE_MODES,
     CapsuleStream,
     DeletedRecordsStream,
     deleted_stream_classes,
+    new_table_version,
     stream_classes,
     tombstone_mode,
 )
@@ -81,6 +85,29 @@ class TapCapsule(Tap):
             "keep their data); `off` for none.",
         ),
         th.Property(
+            "emit_activate_version_messages",
+            th.BooleanType,
+            default=True,
+            title="Emit ACTIVATE_VERSION messages",
+            description="After each stream this run read whole, send `ACTIVATE_VERSION`: the "
+            "Singer message that says these records are the whole table, so a loader that "
+            "supports it (target-postgres) deletes or marks deleted (`hard_delete`) the rows that "
+            "are gone from Capsule. Whole reads: the settings, definition and lookup streams and "
+            "`entries` on every run (all their records are emitted, at no extra request), tasks "
+            "with `tasks_mode: full`, and every stream on a first sync or full refresh. Records "
+            "of those reads carry the table version.",
+        ),
+        th.Property(
+            "tasks_mode",
+            th.StringType(allowed_values=list(TASKS_MODES)),
+            default="incremental",
+            title="Tasks mode",
+            description="Capsule has no deleted feed for tasks. `incremental`: read the tasks "
+            "changed since the bookmark; deleted tasks leave the copy at the next full refresh "
+            "(the reconcile). `full`: read every task on every run (one request per 100 tasks) "
+            "and send ACTIVATE_VERSION, so deleted tasks leave the copy on every run.",
+        ),
+        th.Property(
             "child_streams",
             th.BooleanType,
             default=False,
@@ -89,6 +116,26 @@ class TapCapsule(Tap):
             "`case_parties`, `opportunity_tracks`, `case_tracks`) by default, as a backup needs. "
             "Each costs one request per opportunity or case. A catalog or Meltano's `select` "
             "still decides when given.",
+        ),
+        th.Property(
+            "entries_mode",
+            th.StringType(allowed_values=list(ENTRIES_MODES)),
+            default="full",
+            title="Entries mode",
+            description="How an incremental run reads `/entries` (notes, emails, completed "
+            "tasks), which has no `since`: `full` reads every page, exact but ⌈entries/100⌉ "
+            "requests each run; `recent` reads newest first and stops one page past the "
+            "bookmark minus `entries_lookback_days`, so a run costs what was added. `recent` "
+            "misses a note back-dated past the lookback, an edit to an older note and any "
+            "deletion: run `full` now and then (a reconcile) to pick those up.",
+        ),
+        th.Property(
+            "entries_lookback_days",
+            th.IntegerType(minimum=0),
+            default=DEFAULT_LOOKBACK_DAYS,
+            title="Entries lookback (days)",
+            description="With `entries_mode: recent`: how many days before the bookmark the "
+            "read of `/entries` (by `entryAt`) reaches back, to catch back-dated notes.",
         ),
         th.Property(
             "date_times_as_text",
@@ -143,6 +190,11 @@ class TapCapsule(Tap):
     def capsule_session(self) -> CapsuleSession:
         """The one HTTP session of the run: every stream's requests share its pacing and budget."""
         return CapsuleSession(self.config, user_agent=f"tap-capsule/{self.plugin_version}")
+
+    @functools.cached_property
+    def table_version(self) -> int:
+        """This run's Singer table version, the same for every stream the run reads whole."""
+        return new_table_version()
 
     @functools.cache  # noqa: B019 - one tap instance per run, so the cache can't leak instances
     def field_definitions(self, stream: str) -> tuple[dict, ...]:

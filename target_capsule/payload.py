@@ -320,6 +320,22 @@ def normalize(
     return body
 
 
+# References Capsule's docs and a live client send as a bare id, not `{id}`: a case's `stage`
+# ("stage": 149 in the create example; bare on PUT too). Capsule reads both, so only the wire
+# form changes; diffs and change logs keep `{id}`.
+BARE_ID_REFS: dict[str, tuple[str, ...]] = {"kase": ("stage",)}
+
+
+def wrapped(obj: cat.CapsuleObject, body: t.Mapping[str, t.Any]) -> dict:
+    """The request body of a write: `body` under the object's wrapper key, in its wire form."""
+    out = dict(body)
+    for key in BARE_ID_REFS.get(obj.item_key, ()):
+        value = out.get(key)
+        if isinstance(value, dict) and value.get("id") is not None and len(value) == 1:
+            out[key] = value["id"]
+    return {obj.item_key: out}
+
+
 def insert_body(body: dict) -> dict:
     """An INSERT sends what is set: no nulls, no ids inside contact items."""
     out = {}

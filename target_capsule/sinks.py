@@ -7,6 +7,7 @@ by a look-up before any retry, PUTs by a re-read, and DELETEs are idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import typing as t
 
@@ -23,6 +24,7 @@ from tap_capsule.api_client import (
 from target_capsule import natural_keys as nk
 from target_capsule import payload, rules, validation
 from target_capsule.changelog import APPLIED, FAILED, UNRESOLVED
+from target_capsule.links import PEOPLE_KEY, UNCHANGED, ParentMissing, link_unless_linked
 from target_capsule.payload import PayloadError
 from target_capsule.permissions import missing_permission
 from target_capsule.run import WriteRun
@@ -372,7 +374,7 @@ class CapsuleSink(BatchSink):
                     self.run.session,
                     "POST",
                     target_path,
-                    {self.obj.item_key: full},
+                    payload.wrapped(self.obj, full),
                     check=check,
                     what=f"{self.stream_name} INSERT",
                 )
@@ -455,7 +457,7 @@ class CapsuleSink(BatchSink):
             if fresh is None:
                 raise Rejected(UPDATE, f"{self.stream_name} UPDATE: record {rid} is gone", 404)
             rest = self.diff(record, body, fresh)
-            return Check(applied=not rest, found=fresh, body={self.obj.item_key: rest})
+            return Check(applied=not rest, found=fresh, body=payload.wrapped(self.obj, rest))
 
         changes = self.run.changes
         with changes.writing(
@@ -466,7 +468,7 @@ class CapsuleSink(BatchSink):
                     self.run.session,
                     "PUT",
                     single,
-                    {self.obj.item_key: diff},
+                    payload.wrapped(self.obj, diff),
                     check=check,
                     what=f"{self.stream_name} UPDATE of record {rid}",
                 )
@@ -530,7 +532,7 @@ class CapsuleSink(BatchSink):
                         self.run.session,
                         "POST",
                         self.obj.post_path,
-                        {self.obj.item_key: full},
+                        payload.wrapped(self.obj, full),
                         check=check,
                         what=f"{self.stream_name} UPDATE of record {rid} (create the new one)",
                     )
@@ -660,7 +662,16 @@ class CapsuleSink(BatchSink):
         if not self.run.changes.enabled or self.obj.is_link:
             return None
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
-        return self.run.lookups.current(self.obj, record["id"], self.path_of(record), keys)
+        content = self.run.lookups.current(self.obj, record["id"], self.path_of(record), keys)
+        if (
+            content is not None
+            and self.obj.stream == "parties"
+            and (content.get("type") == "organisation")
+        ):
+            # Capsule clears `organisation` on its people: an undo links them to the new one.
+            people = self.run.session.paginate(f"/parties/{int(record['id'])}/people", "parties")
+            content = {**content, PEOPLE_KEY: [p.get("id") for p in people]}
+        return content
 
     def log_delete(self, record: dict, content: dict | None) -> Entry:
         """The DELETE's pending line: a link's two ids, or the record's whole content."""
@@ -677,39 +688,32 @@ class CapsuleSink(BatchSink):
         parent_key, child_key = self.obj.parent_key, self.obj.child_key
         assert parent_key and child_key
         parent_id, child_id = record[parent_key], record[child_key]
-        lookups = self.run.lookups
-        linked = lookups.linked_ids(self.obj, parent_id)
-        if linked is None:
-            raise Rejected(
-                INSERT,
-                f"{self.stream_name} INSERT: {parent_key} {parent_id} does not exist in Capsule",
-                404,
-            )
-        if str(child_id) in linked:
-            return "unchanged"
         link = {parent_key: parent_id, child_key: child_id}
-        if self.run.dry_run:
-            self.run.changes.ahead(self.stream_name, INSERT, None, None, keys=link)
-            return "applied"
-        path = cat.fill_path(self.obj.post_path, record)
-
-        def check() -> Check:
-            """Re-read the parent's links (one short list): applied when the link is there."""
-            now = lookups.linked_ids(self.obj, parent_id, refresh=True) or set()
-            return Check(applied=str(child_id) in now)
-
         changes = self.run.changes
-        with changes.writing(self.stream_name, INSERT, None, None, keys=link) as entry:
-            try:
-                write(
-                    self.run.session,
-                    "POST",
-                    path,
-                    check=check,
-                    what=f"{self.stream_name} INSERT",
-                )
-            except CapsuleAPIError as exc:
-                raise self.refusal(INSERT, exc) from None
-            changes.settle(entry, APPLIED)
-        lookups.link_changed(self.obj, parent_id, child_id, linked=True)
+
+        @contextlib.contextmanager
+        def logged() -> t.Iterator[t.Callable[[], None]]:
+            """The change log's line ahead of the POST, settled once Capsule holds the link."""
+            with changes.writing(self.stream_name, INSERT, None, None, keys=link) as entry:
+                yield lambda: changes.settle(entry, APPLIED)
+
+        try:
+            outcome = link_unless_linked(
+                self.run.session,
+                self.run.lookups,
+                self.obj,
+                parent_id,
+                child_id,
+                what=f"{self.stream_name} INSERT",
+                dry_run=self.run.dry_run,
+                around=logged,
+            )
+        except ParentMissing as exc:
+            raise Rejected(INSERT, f"{self.stream_name} INSERT: {exc}", 404) from None
+        except CapsuleAPIError as exc:
+            raise self.refusal(INSERT, exc) from None
+        if outcome == UNCHANGED:
+            return "unchanged"
+        if self.run.dry_run:
+            changes.ahead(self.stream_name, INSERT, None, None, keys=link)
         return "applied"

@@ -95,10 +95,12 @@ class TargetCapsule(Target):
             "change_log_path",
             th.StringType,
             title="Change log file",
-            description="JSONL file, one line per write applied (planned, in a dry run): run "
-            "id, stream, operation, Capsule id, the fields written and their values before the "
-            "write; a DELETE keeps the whole record. Appended to; `capsule-undo` reverts the "
-            "run it names. Deletes then cost one read each where the record is not cached.",
+            description="JSONL file, written ahead: a `pending` line before each write (run "
+            "id, account, stream, operation, Capsule id, the fields written and their values "
+            "before; a DELETE keeps the whole record), then `applied`, `failed` or `unresolved` "
+            "after the answer (a dry run writes `planned` lines). Created 0600 and opened before "
+            "the first request; appended to; `capsule undo` reverts the run it names. Deletes "
+            "then cost one read each where the record is not cached.",
         ),
         th.Property(
             "fail_on_rejects",

@@ -62,6 +62,7 @@ class RateLimitPacer:
         self.spacing = 0.0  # seconds between requests while pacing
         self.requests_sent = 0
         self.waited_seconds = 0.0
+        self._late_429s = 0  # 429s in a row that came after the advertised reset
 
     @property
     def usable_left(self) -> int | None:
@@ -70,19 +71,33 @@ class RateLimitPacer:
             return None
         return self.remaining - math.ceil(self.limit * self.reserve)
 
+    def capsule_clock(self) -> float:
+        """Capsule's clock, which `X-RateLimit-Reset` is on: the local one corrected by `Date`."""
+        return self._clock() + (self.clock_offset or 0.0)
+
+    def window_end(self) -> float | None:
+        """When Capsule's window has surely reset.
+
+        `X-RateLimit-Reset` is whole epoch seconds; Capsule's window may end up to a second
+        after it. Taking the advertised second as the end let requests go at full speed in that
+        last second on a budget already down to the reserve, into a 429.
+        """
+        return None if self.reset_at is None else self.reset_at + 1
+
     def before_request(self) -> None:
         """Wait as the budget requires before a request goes out, and count it."""
         with self._lock:
-            now = self._clock()
+            now = self.capsule_clock()
             left = self.usable_left
-            if left is not None and self.reset_at is not None and self.reset_at > now:
+            end = self.window_end()
+            if left is not None and end is not None and end > now:
                 if left <= 0:
                     self._wait_until_reset(
                         f"only the reserved {self.remaining} of {self.limit} requests are left "
                         f"this hour (rate_limit_reserve={self.reserve})"
                     )
                 elif left < (self.limit or 0) * (1 - self.reserve) * self.SPREAD_FROM:
-                    interval = (self.reset_at - now) / left
+                    interval = (end - now) / left
                     self.spacing = interval
                     if self._spreading_until != self.reset_at:
                         self._spreading_until = self.reset_at
@@ -93,7 +108,7 @@ class RateLimitPacer:
                             _iso(self.reset_at),
                             interval,
                         )
-                    delay = self._last_request_at + interval - now
+                    delay = self._last_request_at + interval - self._clock()
                     if delay > 0:
                         self._sleep(delay)
                         self.waited_seconds += delay
@@ -106,19 +121,28 @@ class RateLimitPacer:
             self._wait_until_reset(reason)
 
     def _wait_until_reset(self, reason: str) -> None:
-        now = self._clock()
-        reset = self.reset_at if self.reset_at and self.reset_at > now else now + 60
-        wait = reset - now + 1  # Capsule's reset is whole seconds; add one to land after it
+        now = self.capsule_clock()
+        end = self.window_end()
+        if end is not None and end > now:
+            wait = end - now
+            self._late_429s = 0
+        elif end is not None:
+            # A 429 after the advertised reset (clock skew, or the window's last second): the
+            # window is about to roll, so a short wait, doubled while it goes on; not a minute.
+            wait = min(60.0, 2.0**self._late_429s)
+            self._late_429s += 1
+        else:
+            wait = 61.0  # no reset advertised: Capsule's hour is counted in minutes at least
         if wait > self.max_wait:
             raise CapsuleRateLimitError(
                 f"Capsule's rate limit: {reason}, and the window resets in {wait:.0f} s, longer "
                 f"than max_rate_limit_wait ({self.max_wait:.0f} s). Run again after "
-                f"{_iso(reset)}, or raise max_rate_limit_wait."
+                f"{_iso(now + wait)}, or raise max_rate_limit_wait."
             )
         logger.warning(
             "Waiting %.0f s for Capsule's rate-limit window to reset at %s: %s",
             wait,
-            _iso(reset),
+            _iso(self.reset_at if self.reset_at and self.reset_at > now else now + wait),
             reason,
         )
         self._sleep(wait)
@@ -155,7 +179,7 @@ class RateLimitPacer:
     def pacing_note(self) -> str:
         """While requests are spread out: how far apart, and when that ends ('' otherwise)."""
         until = self._spreading_until
-        if until is None or until <= self._clock():
+        if until is None or until <= self.capsule_clock():
             return ""
         return f"; pacing: about {self.spacing:.1f} s between requests until {_iso(until)}"
 

@@ -178,7 +178,7 @@ class CapsuleSession(requests.Session):
                 response.close()
                 self._transient(attempt, waits, method, path, f"HTTP {status}")
                 continue
-            if 200 <= status < 300 and response.content:
+            if 200 <= status < 300 and response.content and is_json(response):
                 try:
                     # Parsed once, for response_json(); requests has no field of its own for it.
                     body = json.loads(response.content)
@@ -230,6 +230,12 @@ class CapsuleSession(requests.Session):
             delay,
         )
         self._sleep(delay)
+
+
+def is_json(response: requests.Response) -> bool:
+    """A JSON answer (every API answer but a file's bytes, which `GET /attachments/{id}` sends)."""
+    kind = response.headers.get("Content-Type")
+    return kind is None or "json" in kind.lower()
 
 
 def response_json(response: requests.Response) -> t.Any:  # noqa: ANN401 - any JSON value

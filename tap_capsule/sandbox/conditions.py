@@ -10,7 +10,8 @@ condition must hold. Each entity documents its fields and each field type its op
 - boolean: is, is not
 
 A field with several values (a party's email addresses) matches when any value does ("is not":
-when none does). An unknown field, an operator its type lacks or a value of the wrong type is a 400
+when none does). An unknown field is a 422 "invalid field name" in Capsule's Validation Failed
+shape (as the live API answers); an operator its type lacks or a value of the wrong type is a 400
 that names the condition.
 """
 
@@ -20,7 +21,7 @@ import datetime as dt
 import json
 import typing as t
 
-from tap_capsule.sandbox.errors import BadRequestError
+from tap_capsule.sandbox.errors import BadRequestError, ValidationFailedError, error
 
 Getter = t.Callable[[dict], list]
 STRING, NUMBER, DATE, BOOLEAN = "string", "number", "date", "boolean"
@@ -186,7 +187,10 @@ def select(resource: str, query: dict, ids: list[int], rows: dict, today: dt.dat
             raise _bad(index, "must be an object with field, operator and value")
         field, operator = cond.get("field"), cond.get("operator")
         if field not in fields:
-            raise _bad(index, f"unknown field {field!r} for {resource} filters")
+            # Live Capsule: 422 Validation Failed, "invalid field name".
+            raise ValidationFailedError(
+                [error("filter", f"conditions[{index}].field", "invalid field name")]
+            )
         kind, getter = fields[field]
         if operator not in OPERATORS[kind]:
             raise _bad(index, f"operator {operator!r} does not apply to the {kind} field {field}")

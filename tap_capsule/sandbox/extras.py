@@ -1,8 +1,8 @@
 """Handlers of documented endpoints that no catalogue entry describes.
 
 An organisation's people, a party's opportunities, cases and entries, search, the legacy
-`/milestones` (only the oldest active pipeline's), the current user, a board's stages, the site and
-jobs. Each takes the views and the request.
+`/milestones` (only the oldest active pipeline's, each naming it), the current user, a board's
+stages, the site and jobs. Each takes the views and the request.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import typing as t
 
 from tap_capsule.sandbox import filters
-from tap_capsule.sandbox.documented import HIDDEN_OUTSIDE_PIPELINE
 from tap_capsule.sandbox.errors import NotFoundError
 from tap_capsule.sandbox.wire import Request, Response
 
@@ -79,7 +78,8 @@ def legacy_milestones(v: Views, req: Request) -> Response:
     if pipelines:
         oldest = min(pipelines, key=lambda p: (p.get("createdAt") or "", p["id"]))
         ids = [i for i in v.ordered(o) if rows[i].get("pipelineId") == oldest["id"]]
-    return v.render_page(req, o, ids, embeds=False, hide=HIDDEN_OUTSIDE_PIPELINE["milestone"])
+    # Each item names its pipeline, as live clients record (the list spans one pipeline only).
+    return v.render_page(req, o, ids, embeds=False)
 
 
 def current_user(v: Views, req: Request) -> Response:
@@ -99,7 +99,7 @@ def board_stages(v: Views, req: Request) -> Response:
     rows = v.store.rows["stages"]
     ids = [i for i in v.ordered(o) if (rows[i].get("board") or {}).get("id") == bid]
     ids = filters.stages(v.store, req, rows, ids, on_board=True)
-    return v.render_page(req, o, ids, embeds=False)
+    return v.render_page(req, o, ids)  # `embed=meta` adds the total count
 
 
 def site(v: Views, req: Request) -> Response:

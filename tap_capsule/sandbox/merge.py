@@ -49,6 +49,8 @@ class Merge(Tables):
                 self._merge_tags(o, rec, value)
             elif key == "fields" and o.custom_fields in self.rows:
                 self._merge_fields(o, rec, value)
+            elif key == "attachments" and resource == "entry":
+                rec[key] = self.files.attach(rec.get(key) or [], value)
             elif key == "organisation" and o.stream == "parties":
                 rec[key] = self._organisation(value)
             elif key == "tag" and o.definitions_of:
@@ -76,10 +78,12 @@ class Merge(Tables):
             self._milestone_effects(rec)
         if resource == "kase" and "status" in body:
             rec["closedOn"] = self.clock.today() if rec.get("status") == "CLOSED" else None
-        if resource == "task" and "status" in body:
+        if resource == "task" and ("status" in body or "completedAt" in body):
             done = rec.get("status") == "COMPLETED"
             user = self.token_user_stub() or {}
-            rec["completedAt"] = self.clock.stamp() if done else None
+            # `completedAt` is writable (Task model); Capsule's clock fills it when not given.
+            given = body.get("completedAt") if done else None
+            rec["completedAt"] = (given or self.clock.stamp()) if done else None
             if "completedBy" in rec:
                 rec["completedBy"] = user.get("username") if done else None
 
@@ -120,6 +124,10 @@ class Merge(Tables):
                 )
             tid = ref_id(item.get("id"))
             if item.get("_delete"):
+                if all(x.get("id") != tid for x in tags):  # live Capsule: 422, not a no-op
+                    raise ValidationFailedError(
+                        [error(o.item_key, "tags", "tag not found to delete")]
+                    )
                 tags = [x for x in tags if x.get("id") != tid]
                 continue
             if tid is not None:

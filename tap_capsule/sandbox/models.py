@@ -67,7 +67,7 @@ ALWAYS_READ_ONLY = frozenset(
 READ_ONLY_BY_RESOURCE = {
     "user": {"username", "status", "lastLoginAt", "party"},
     "kase": {"closedOn"},
-    "task": {"completedAt", "completedBy", "hasTrack", "nextTask"},
+    "task": {"completedBy", "hasTrack", "nextTask"},
     "track": {"tasks", "direction"},
     "entry": {"creator", "parties", "participants"},
     "restHook": {"clientId", "user"},

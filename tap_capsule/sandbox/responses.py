@@ -11,7 +11,7 @@ import typing as t
 from tap_capsule import catalogue
 from tap_capsule.catalogue import INSERT, UPDATE
 from tap_capsule.sandbox import conditions
-from tap_capsule.sandbox.errors import BadRequestError
+from tap_capsule.sandbox.errors import BadRequestError, ValidationFailedError, error
 from tap_capsule.sandbox.filters import LIST_FILTERS
 from tap_capsule.sandbox.models import SINCE_LISTS
 from tap_capsule.sandbox.store import check_write_allowed
@@ -111,7 +111,7 @@ def link_write(v: Views, req: Request, o: CapsuleObject) -> Response:
 def deleted_feed(v: Views, req: Request, o: CapsuleObject) -> Response:
     """`{id, deletedAt}` rows and restricted stubs changed after `since`, newest first."""
     if "since" not in req.query and o.stream in DELETED_SINCE_REQUIRED:
-        raise BadRequestError("since is required")
+        raise ValidationFailedError([error(o.item_key, "since", "since is required")])
     since = v.since(req)
     deleted = [d for d in v.store.deleted[o.stream] if since is None or d["deletedAt"] > since]
     deleted.sort(key=lambda d: (d["deletedAt"], d["id"]), reverse=True)

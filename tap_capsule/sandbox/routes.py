@@ -12,7 +12,7 @@ import dataclasses
 import re
 import typing as t
 
-from tap_capsule.sandbox import extras, responses
+from tap_capsule.sandbox import attachments, extras, responses
 from tap_capsule.sandbox.conditions import FIELDS as FILTERABLE
 from tap_capsule.sandbox.models import MULTI_GET, NO_SHOW
 
@@ -139,5 +139,8 @@ def _extras(router: Router, streams: set[str], views: Views) -> None:
         router.add("GET", "/users/current", on(extras.current_user))
     if "stages" in streams and "boards" in streams:
         router.add("GET", "/boards/{boardId}/stages", on(extras.board_stages))
+    if "entries" in streams:
+        router.add("POST", "/attachments/upload", on(attachments.upload))
+        router.add("GET", "/attachments/{id}", on(attachments.download))
     router.add("GET", "/site", on(extras.site))
     router.add("GET", "/jobs/{jobId}", on(extras.job))

@@ -13,7 +13,12 @@ import typing as t
 
 from tap_capsule.catalogue import DELETE, INSERT, UPDATE
 from tap_capsule.sandbox import documented, validation
-from tap_capsule.sandbox.errors import MethodNotAllowedError, NotFoundError
+from tap_capsule.sandbox.errors import (
+    MethodNotAllowedError,
+    NotFoundError,
+    ValidationFailedError,
+    error,
+)
 from tap_capsule.sandbox.merge import Merge
 from tap_capsule.sandbox.models import CONTACT_DEFAULTS, REF_TARGETS, dump, operations
 
@@ -49,6 +54,7 @@ class Store(Merge):
             self._apply(o, rec, body, creating=True)
             self._defaults_on_create(o, rec, body)
             validation.check(o.item_key, rec, body, self, creating=True)
+            self._unique_name(o, rec)
             now = self.clock.stamp()
             if "createdAt" in rec:
                 rec["createdAt"] = now
@@ -60,6 +66,17 @@ class Store(Merge):
             self.refresh_missing(o, rec)
             self.add(stream, rec)
             return stream, rec
+
+    def _unique_name(self, o: CapsuleObject, rec: dict) -> None:
+        """A tag name is unique among its entity's tags: a second one is a 422."""
+        if o.item_key != "tag":
+            return
+        wanted = str(rec.get("name") or "").strip().casefold()
+        for other in self.rows[o.stream].values():
+            if other.get("id") != rec.get("id") and (
+                str(other.get("name") or "").strip().casefold() == wanted
+            ):
+                raise ValidationFailedError([error("tag", "name", "name must be unique")])
 
     def _pick_create_stream(self, o: CapsuleObject, body: dict) -> tuple[str, CapsuleObject]:
         """Streams sharing a create path (tracks) are told apart by which parent the body names."""
@@ -87,6 +104,8 @@ class Store(Merge):
             before = dump(rec)
             self._apply(o, rec, body, creating=False)
             validation.check(o.item_key, rec, body, self, creating=False)
+            if "name" in body:
+                self._unique_name(o, rec)
             self.refresh_missing(o, rec)
             if dump(rec) != before:  # a no-op PUT must not bump updatedAt
                 if "updatedAt" in rec:
@@ -230,8 +249,16 @@ class Store(Merge):
                 raise NotFoundError()
             linked = self.links[stream].setdefault(parent_id, [])
             if add:
-                if party_id not in linked:
-                    linked.append(party_id)
+                parent = parents[parent_id]
+                if party_id in linked or (parent.get("party") or {}).get("id") == party_id:
+                    # Live Capsule: 422 "party is already a contact for this opportunity"
+                    # (or "already related" for the record's main party).
+                    what = "a contact for" if party_id in linked else "related to"
+                    kind = self.objects[o.parent or ""].item_key
+                    raise ValidationFailedError(
+                        [error(kind, "party", f"party is already {what} this {kind}")]
+                    )
+                linked.append(party_id)
             elif party_id in linked:
                 linked.remove(party_id)
             else:

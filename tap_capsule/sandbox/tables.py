@@ -13,6 +13,7 @@ import json
 import threading
 import typing as t
 
+from tap_capsule.sandbox.attachments import Files
 from tap_capsule.sandbox.errors import NotFoundError
 from tap_capsule.sandbox.models import ID_BASES, OWNER_CLEARS_TEAM, REF_TARGETS, ref_id
 
@@ -40,6 +41,7 @@ class Tables:
         }
         self.restricted: dict[str, list[dict]] = {s: [] for s in self.deleted}
         self.jobs: dict[int, dict] = {}
+        self.files = Files()  # attachments: uploads waiting for a note, and attached files
         self.site: dict = {}
         self.token_user_id: int | None = None
         self._counters: dict[str, int] = {}

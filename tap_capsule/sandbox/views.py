@@ -74,6 +74,8 @@ class Views:
             and k not in hide
             and not (k in EMBED_ONLY and k in allowed and k not in embeds)
         }
+        if o.item_key == "track" and not embeds & {"task", "tasks"}:
+            out.pop("tasks", None)  # a track's tasks are embedded data (`embed=task`)
         for key in embeds:
             ref = out.get(key)
             target = REF_TARGETS.get(key)

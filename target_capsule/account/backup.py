@@ -11,10 +11,22 @@ end of input. A tap killed midway, a line cut short, or anything after that STAT
 without a manifest: an unfinished backup, which the run reports with a non-zero exit, and which
 restore and verify refuse. Every file is private (0600, in a 0700 folder).
 
+Each note's attachment files are downloaded once (one request per file) into
+`attachments/<sha256>`, and the manifest's `attachments` maps each attachment id to its name,
+type, size and hash; `attachments: false` in the config keeps names and sizes only.
+
 A record line longer than `MAX_RECORD_CHARS` is never held in memory whole: it is skipped while
 it is read, named (stream and id) in the manifest's `refused_records` and in the log. Tombstones
 (records the tap marks deleted) are not part of an account's content and are only counted. The
 target emits no STATE, so every backup through Meltano reads the account in full.
+
+A backup of a large account takes hours, so an unfinished one can be resumed. At each STATE
+message the files written so far are closed (each run of records is a complete gzip member) and
+`checkpoint.json` records the tap's state with the length of every file. A run on the same
+folder (`capsule backup` passes that state to the tap) cuts each file back to that length (what
+came after the STATE is read again) and appends. A resumed backup can hold a record twice (it
+changed between the runs, or its stream was read again in full), so its files are compacted at
+the end: the last line of each key is kept.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from pathlib import Path
 
 from tap_capsule.api_client import (
     CapsuleError,
+    CapsuleNotFound,
     CapsuleSession,
     package_version,
     raise_for_capsule_status,
@@ -41,14 +54,17 @@ from tap_capsule.api_client import (
 from tap_capsule.cli import tap_setting_names
 from tap_capsule.private_files import make_private, open_private, private_folder, write_private
 from tap_capsule.setting_names import unknown_setting
+from target_capsule.account import files
+from target_capsule.account.progress import Progress
 from target_capsule.lock import Lock, LockError
 from target_capsule.site import account_of
 
 MANIFEST = "manifest.json"
+CHECKPOINT = "checkpoint.json"
 SCHEMAS = "schemas.json"
 FORMAT = 1
 # The backup target's own settings; tap-capsule's (token, URL, pacing, ...) come on top.
-BACKUP_SETTINGS = ("backup_dir",)
+BACKUP_SETTINGS = ("backup_dir", "attachments")
 # The longest record line a backup writes or a restore reads (characters of its JSON): Capsule's
 # own records are far smaller; a longer one is refused, read past without holding it.
 MAX_RECORD_CHARS = 5 * 1024 * 1024
@@ -177,10 +193,19 @@ def read_backup(folder: Path, refused: list[dict] | None = None) -> dict[str, li
 class Backup:
     """Writes one backup folder from a stream of Singer messages."""
 
-    def __init__(self, folder: Path, session: CapsuleSession | None) -> None:
-        """`session` reads `/site` and Capsule's clock for the manifest (None: not recorded)."""
+    def __init__(
+        self, folder: Path, session: CapsuleSession | None, attachments: bool = True
+    ) -> None:
+        """`session` reads `/site` and Capsule's clock for the manifest (None: not recorded).
+
+        With `attachments` (and a session) each note's files are downloaded once into
+        `attachments/<sha256>`; without, the manifest lists their names and sizes only.
+        """
         self.folder = folder
         self.session = session
+        self.keep_files = attachments and session is not None
+        self.attachments: dict[str, dict] = {}
+        self.progress = Progress("target-capsule-backup", session)
         self.files: dict[str, t.TextIO] = {}
         self.raw: dict[str, t.IO[bytes]] = {}  # the private files under the gzip streams
         self.counts: dict[str, int] = {}
@@ -190,6 +215,103 @@ class Backup:
         self.started_at: str | None = None
         self.complete = False  # the tap's final STATE arrived, and nothing after it
         self.refused: list[dict] = []  # oversized records: stream and id
+        self.resumed = False
+
+    def partial(self, stream: str) -> Path:
+        """The file a stream's records go to until the backup is finished."""
+        return self.folder / (stream_file(stream) + ".partial")
+
+    def resume(self) -> None:
+        """Continue an unfinished backup from its checkpoint: cut each file back to it."""
+        path = self.folder / CHECKPOINT
+        if not path.is_file():
+            for leftover in self.folder.glob("*.jsonl.gz.partial"):
+                leftover.unlink()  # a run killed before its first checkpoint, or while finishing
+            return
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))["backup"]
+            sizes = {str(s): int(n) for s, n in saved["files"].items()}
+            counts = {str(s): int(n) for s, n in saved["counts"].items()}
+            schemas, tombstones = dict(saved["schemas"]), dict(saved["tombstones"])
+            for stream in sizes:
+                stream_file(stream)  # a plain name, or a BackupError
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise BackupError(
+                f"{path} is not a checkpoint of this tool; remove it to start the backup over"
+            ) from None
+        for leftover in self.folder.glob("*.jsonl.gz.partial"):
+            if leftover.name.removesuffix(".jsonl.gz.partial") not in sizes:
+                leftover.unlink()  # begun after the checkpoint: read again
+        for stream, size in sizes.items():
+            with self.partial(stream).open("r+b") as handle:
+                handle.truncate(size)  # what came after the checkpoint is read again
+        self.counts, self.schemas, self.tombstones = counts, schemas, tombstones
+        self.started_at = saved.get("started_at")
+        self.resumed = True
+
+    def close_files(self) -> None:
+        """Close every open stream file (each ends with a complete gzip member)."""
+        for stream, handle in self.files.items():
+            handle.close()
+            self.raw[stream].close()
+        self.files.clear()
+        self.raw.clear()
+
+    def checkpoint(self, state: object) -> None:
+        """Close the files written since the last STATE and save that state with their lengths."""
+        self.close_files()
+        if not isinstance(state, dict):
+            return
+        saved = {
+            **state,
+            "backup": {
+                "files": {s: self.partial(s).stat().st_size for s in self.counts},
+                "counts": self.counts,
+                "schemas": self.schemas,
+                "tombstones": self.tombstones,
+                "started_at": self.started_at,
+            },
+        }
+        write_private(self.folder / CHECKPOINT, json.dumps(saved))
+
+    def writer(self, stream: str) -> t.TextIO:
+        """The open file of a stream (appending after a checkpoint or a resume)."""
+        handle = self.files.get(stream)
+        if handle is None:
+            raw = open_private(self.partial(stream), "ab" if stream in self.counts else "wb")
+            self.raw[stream] = raw
+            # Open until the next checkpoint or finish(): one handle per stream.
+            handle = t.cast(
+                "t.TextIO",
+                gzip.open(raw, "wt", encoding="utf-8", compresslevel=6),  # noqa: SIM115
+            )
+            self.files[stream] = handle
+            self.counts.setdefault(stream, 0)
+        return handle
+
+    def compact(self, stream: str) -> None:
+        """Keep the last line of each key (a resumed backup may hold a record twice)."""
+        keys = self.schemas.get(stream, {}).get("key_properties") or []
+        if not keys:
+            return
+        path = self.partial(stream)
+        last: dict[str, int] = {}
+        with gzip.open(path, "rt", encoding="utf-8") as source:
+            for number, line in enumerate(source):
+                record = json.loads(line)
+                last[json.dumps([record.get(k) for k in keys])] = number
+        kept = set(last.values())
+        temporary = path.with_suffix(".compact")
+        with (
+            gzip.open(path, "rt", encoding="utf-8") as source,
+            open_private(temporary, "wb") as raw,
+            gzip.open(raw, "wt", encoding="utf-8", compresslevel=6) as out,
+        ):
+            for number, line in enumerate(source):
+                if number in kept:
+                    out.write(line)
+        os.replace(temporary, path)
+        self.counts[stream] = len(kept)
 
     def capsule_now(self) -> tuple[dict | None, str | None]:
         """Capsule's site record and the time on its clock (one request)."""
@@ -215,7 +337,11 @@ class Backup:
             )
         private_folder(self.folder)
         make_private(self.folder)  # the backup's own folder: private even if it existed
+        self.resume()
+        started_at = self.started_at
         self.site, self.started_at = self.capsule_now()
+        if self.resumed:
+            self.started_at = started_at  # the first run's start
 
     def handle(self, message: t.Mapping[str, t.Any]) -> None:
         """One Singer message."""
@@ -226,22 +352,17 @@ class Backup:
                 "schema": message.get("schema"),
                 "key_properties": message.get("key_properties") or [],
             }
-            if stream not in self.files:
-                partial = self.folder / (stream_file(stream) + ".partial")
-                # Open for the whole run, closed in finish(): one handle per stream.
-                raw = open_private(partial, "wb")
-                self.raw[stream] = raw
-                handle = gzip.open(raw, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
-                self.files[stream] = t.cast("t.TextIO", handle)
-                self.counts[stream] = 0
+            self.writer(stream)
         elif kind == "STATE":
             value = message.get("value")
             mark = value.get(SYNC_MARK) if isinstance(value, dict) else None
             self.complete = isinstance(mark, dict) and mark.get("complete") is True
+            if not self.complete:  # the final STATE is no place to resume from
+                self.checkpoint(value)
             return
         elif kind == "RECORD":
             stream = str(message.get("stream"))
-            if stream not in self.files:
+            if stream not in self.schemas:
                 raise BackupError(f"RECORD of stream {stream!r} before its SCHEMA message")
             record = message.get("record")
             if not isinstance(record, dict):
@@ -249,9 +370,36 @@ class Backup:
             if record.get("_sdc_deleted_at"):
                 self.tombstones[stream] = self.tombstones.get(stream, 0) + 1
                 return
-            self.files[stream].write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.writer(stream).write(json.dumps(record, ensure_ascii=False) + "\n")
             self.counts[stream] += 1
+            self.progress.start_stream(stream)
+            self.progress.advance()
+            if stream == "entries" and record.get("attachments"):
+                self.keep_attachments(record["attachments"])
         self.complete = False  # only the tap's final STATE may come last
+
+    def keep_attachments(self, items: t.Any) -> None:  # noqa: ANN401 - a record's attachments
+        """Download each attachment not kept yet (one request per file) and note its hash."""
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, dict) or item.get("id") is None:
+                continue
+            key = str(item["id"])
+            if key in self.attachments:
+                continue
+            entry = {
+                "filename": item.get("filename"),
+                "contentType": item.get("contentType"),
+                "size": item.get("size"),
+            }
+            if self.keep_files and self.session is not None and key.isdigit():
+                try:
+                    content = files.download(self.session, int(key))
+                except CapsuleNotFound:
+                    entry["missing"] = True  # deleted while the backup ran
+                else:
+                    entry["sha256"] = files.store(self.folder, content)
+                    entry["size"] = len(content)
+            self.attachments[key] = entry
 
     def oversized(self, line: Line) -> None:
         """A message line too long to hold: its record is refused, named by stream and id."""
@@ -266,22 +414,35 @@ class Backup:
 
     def unfinished(self, why: str) -> str:
         """Close the files (they keep their `.partial` names): the folder is no backup."""
-        for stream, handle in self.files.items():
-            handle.close()
-            self.raw[stream].close()
-        self.files.clear()
+        self.close_files()
+        resume = (
+            "Run `capsule backup` on the same folder to resume it, or the backup again into a "
+            "new folder"
+            if (self.folder / CHECKPOINT).is_file()
+            else "Run the backup again into a new folder"
+        )
         return (
             f"the backup in {self.folder} is unfinished ({why}): it has no {MANIFEST}, and "
-            "restore and verify refuse it. Run the backup again into a new folder"
+            f"restore and verify refuse it. {resume}"
         )
 
     def finish(self) -> dict:
         """Close and rename the stream files, then write the manifest (last)."""
-        for stream, handle in self.files.items():
-            handle.close()
-            self.raw[stream].close()
-            name = stream_file(stream)
-            os.replace(self.folder / (name + ".partial"), self.folder / name)
+        for stream, count in sorted(self.counts.items()):
+            kept = (
+                f", {len(self.attachments)} attachments"
+                if stream == "entries" and self.attachments
+                else ""
+            )
+            self.progress.stream_done(stream, f"{count} records{kept}")
+        self.close_files()
+        # The input is whole: a kill from here on leaves a folder to read again from the start
+        # (compacted files no longer match the checkpoint's lengths).
+        (self.folder / CHECKPOINT).unlink(missing_ok=True)
+        for stream in self.counts:
+            if self.resumed:
+                self.compact(stream)
+            os.replace(self.partial(stream), self.folder / stream_file(stream))
         write_private(self.folder / SCHEMAS, json.dumps(self.schemas, indent=1))
         _site, finished_at = self.capsule_now()
         manifest = {
@@ -302,6 +463,8 @@ class Backup:
             },
             "records": sum(self.counts.values()),
             "refused_records": self.refused,
+            "attachment_files": self.keep_files,
+            "attachments": self.attachments,
         }
         write_private(self.folder / MANIFEST, json.dumps(manifest, indent=1))
         return manifest
@@ -346,7 +509,10 @@ def main(argv: list[str] | None = None) -> int:
             if config.get("access_token")
             else None
         )
-        backup = Backup(Path(folder).expanduser(), session)
+        keep = config.get("attachments", True)
+        if not isinstance(keep, bool):
+            raise BackupError("`attachments` must be true or false")
+        backup = Backup(Path(folder).expanduser(), session, keep)
         lock = Lock(f"backup folder {backup.folder.resolve()}", "target-capsule-backup")
         lock.acquire()  # one writer per folder
         backup.start()

@@ -7,6 +7,10 @@ tap fails the backup target is stopped before it can finish, the folder stays un
 
 The tap reads every stream, the link and track streams included (`child_streams`), and keeps
 tombstones out (`tombstones: off`): a backup holds what exists.
+
+An unfinished backup (killed, or its tap failed) resumes: run the same command on the same folder.
+The target's `checkpoint.json` there is the tap's last STATE, so the tap continues each read from
+its checkpoint and the target continues its files.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 from tap_capsule.cli import tap_setting_names
 from tap_capsule.setting_names import unknown_setting
-from target_capsule.account.backup import BACKUP_SETTINGS
+from target_capsule.account.backup import BACKUP_SETTINGS, CHECKPOINT, MANIFEST
 from target_capsule.account.cli import Parser, error
 
 if t.TYPE_CHECKING:
@@ -73,8 +77,8 @@ def main(argv: list[str] | None = None, prog: str = "capsule backup") -> int:
     if tap is None or target is None:
         return error(prog, "tap-capsule and target-capsule-backup must be installed beside it")
     with tempfile.TemporaryDirectory() as folder:
-        # Settings on top of the user's config, one file per command (each refuses a setting
-        # it does not have); no secret goes into these files.
+        # Settings on top of the user's config, one file per command (each knows its own);
+        # no secret goes into these files.
         overlays = {
             "tap": {"child_streams": True, "tombstones": "off"},
             "target": {"backup_dir": args.backup_dir},
@@ -85,6 +89,10 @@ def main(argv: list[str] | None = None, prog: str = "capsule backup") -> int:
             overlay.write_text(json.dumps(settings), encoding="utf-8")
             overlay.chmod(0o600)
             commands[name] += ["--config", str(config), "--config", str(overlay)]
+        resume = Path(args.backup_dir) / CHECKPOINT
+        if resume.is_file() and not (Path(args.backup_dir) / MANIFEST).exists():
+            print(f"{prog}: resuming the unfinished backup in {args.backup_dir}", file=sys.stderr)
+            commands["tap"] += ["--state", str(resume)]
         return _pipe(prog, commands["tap"], commands["target"], args.backup_dir)
 
 

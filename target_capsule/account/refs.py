@@ -23,6 +23,11 @@ ACCOUNT = "_account"  # the key naming the account inside an id map file and its
 REFERENCE_STREAMS: dict[str, str] = cat.REFERENCE_STREAMS
 
 
+# Id-map section: backed-up users with no counterpart, and the destination user who took their
+# records (the default owner). Verify counts these as limits, not differences.
+REASSIGNED = "users_reassigned"
+
+
 def positive_id(value: t.Any) -> int | None:  # noqa: ANN401 - any untrusted JSON value
     """`value` as a positive integer id, or None when it is not one (never guessed)."""
     if isinstance(value, bool):

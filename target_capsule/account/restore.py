@@ -34,6 +34,7 @@ from tap_capsule.api_client import (
 )
 from tap_capsule.setting_names import account_config_problem
 from target_capsule import natural_keys as nk
+from target_capsule.account import files
 from target_capsule.account.backup import (
     MAX_RECORD_CHARS,
     BackupError,
@@ -41,13 +42,15 @@ from target_capsule.account.backup import (
     read_manifest,
 )
 from target_capsule.account.cli import Parser, error, version
-from target_capsule.account.refs import REFERENCE_STREAMS, IdMap, positive_id
+from target_capsule.account.progress import Progress
+from target_capsule.account.refs import REASSIGNED, REFERENCE_STREAMS, IdMap, positive_id
 from target_capsule.account.restore_plan import LINK, MATCH, ORDER, SETTING
 from target_capsule.account.revert import creation_body
 from target_capsule.account.verify import VerifyError, limit_of
+from target_capsule.links import UNCHANGED, ParentMissing, link_unless_linked
 from target_capsule.lock import Lock, LockError, account_key
 from target_capsule.lookups import Lookups
-from target_capsule.payload import PayloadError, blank, same
+from target_capsule.payload import PayloadError, blank, same, wrapped
 from target_capsule.rejects import Rejects, secrets_of
 from target_capsule.site import AccountMismatch, account_of, check_account, read_site
 from target_capsule.writes import (
@@ -56,6 +59,7 @@ from target_capsule.writes import (
     Written,
     capsule_time,
     check_created,
+    delete,
     find_created,
     write,
 )
@@ -69,12 +73,70 @@ SAME, COPY = "same", "copy"
 STATE_KEY = "capsule_restore"
 TRACK_TASKS = "tasks_created_by_tracks"  # id-map section: written once more after their track
 
-# References a restore may leave out when their target has no counterpart: Capsule then assigns
-# the token's user (owner) or no team. Any other unmatched reference rejects the record.
+# References a restore may leave out when their target has no counterpart: an owner becomes the
+# default owner (explicitly: never left to Capsule), a team none. Any other unmatched reference
+# rejects the record.
 OPTIONAL_REFERENCES = frozenset({"owner", "team"})
+# Records Capsule refuses without an owner or a team ("owner or team is required" for cases); a
+# restore sends the default owner when the backup's record (translated) has neither.
+NEEDS_OWNER = frozenset({"cases", "opportunities"})
 # Fields a task created by its track gets from the track definition; the backup's values are
 # written afterwards with one PUT where they differ.
-TRACK_TASK_FIELDS = ("description", "detail", "dueOn", "dueTime", "status", "owner", "category")
+TRACK_TASK_FIELDS = (
+    "description",
+    "detail",
+    "dueOn",
+    "dueTime",
+    "status",
+    "completedAt",
+    "owner",
+    "category",
+)
+# A track's tasks are embedded data: `task` in the docs, `tasks` in Capsule's own client. Capsule
+# ignores embed values it doesn't know, so both are asked for.
+TRACK_EMBED = {"embed": "task,tasks"}
+
+
+@dataclasses.dataclass
+class Owners:
+    """Who owns a record whose owner has no counterpart in the destination.
+
+    `default_owner` is a username of the destination (default: the token's user);
+    `owner_map` pairs usernames of the backup's account with the destination's.
+    """
+
+    default_owner: str | None = None
+    owner_map: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: t.Mapping[str, t.Any],
+        default_owner: str | None,
+        pairs: t.Sequence[str] = (),
+    ) -> Owners:
+        """From the config's `default_owner` and `owner_map`; the flags override and add."""
+        owner = default_owner or config.get("default_owner")
+        mapping = config.get("owner_map") or {}
+        if pairs and isinstance(mapping, dict):
+            mapping = dict(mapping)
+            for pair in pairs:
+                old, sep, new = pair.partition("=")
+                if not sep or not old.strip() or not new.strip():
+                    raise RestoreError(f"--owner-map takes OLD=NEW usernames, got {pair!r}")
+                mapping[old.strip()] = new.strip()
+        if owner is not None and (not isinstance(owner, str) or not owner.strip()):
+            raise RestoreError("default_owner must be a username (text)")
+        if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in mapping.items()
+        ):
+            raise RestoreError(
+                'owner_map must map usernames to usernames, e.g. {"ann": "ann.smith"}'
+            )
+        return cls(
+            owner.strip() if owner else None,
+            {k.strip().casefold(): v.strip() for k, v in mapping.items()},
+        )
 
 
 # Settings of capsule-restore on top of target-capsule's (its config is the target's).
@@ -94,6 +156,7 @@ class Counts:
     existing: int = 0
     updated: int = 0
     rejected: int = 0
+    reassigned: int = 0  # users with no counterpart: their records go to the default owner
 
 
 def _value(record: t.Mapping[str, t.Any], path: str) -> str:
@@ -119,8 +182,19 @@ class Restore:
         ids: IdMap,
         rejects: Rejects,
         emit_state: t.Callable[[dict], None],
+        owners: Owners | None = None,
+        folder: Path | None = None,
+        progress: Progress | None = None,
     ) -> None:
-        """`ids` is loaded (journal included) and receives every mapping as it is made."""
+        """`ids` is loaded (journal included) and receives every mapping as it is made.
+
+        `folder` is the backup folder (its attachment files); `progress` reports long runs.
+        """
+        self.owners = owners or Owners()
+        self.folder = folder
+        self.attachments = (read_manifest(folder).get("attachments") or {}) if folder else {}
+        self.progress = progress or Progress("capsule-restore", session, quiet=True)
+        self._default_owner: int | None = None
         self.session = session
         self.lookups = Lookups(session)
         self.backup = backup
@@ -148,12 +222,15 @@ class Restore:
 
     def run(self) -> dict[str, Counts]:
         """Every stream in dependency order; the STATE after each."""
+        if self.owners.default_owner:
+            self.default_owner()  # a username the destination lacks stops the run before writes
         for stream, kind, names in ORDER:
             records = self.backup.get(stream) or []
             if not records:
                 continue
             counts = self.counts.setdefault(stream, Counts())
             obj = cat.get(stream)
+            self.progress.start_stream(stream, len(records))
             if stream == "parties":
                 records = sorted(records, key=lambda r: r.get("type") != "organisation")
             if kind in (MATCH, SETTING):
@@ -161,13 +238,15 @@ class Restore:
             elif kind == LINK:
                 for record in records:
                     self.link(obj, record, counts)
+                    self.progress.advance()
             else:
                 self.resolve_pending(obj)
                 for record in records:
                     self.content(obj, record, counts)
+                    self.progress.advance()
             self.ids.save()
             self.emit_state(self.state())
-            logger.info("%s: %s", stream, dataclasses.asdict(counts))
+            self.progress.stream_done(stream, counts_line(counts))
         return self.counts
 
     def state(self) -> dict:
@@ -191,7 +270,7 @@ class Restore:
         """
         single = cat.fill_path(obj.single_path, {"id": rid})
         try:
-            response = self.session.call("PUT", single, json_body={obj.item_key: body})
+            response = self.session.call("PUT", single, json_body=wrapped(obj, body))
             raise_for_capsule_status(response)
         except CapsuleAPIError as exc:
             self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
@@ -257,6 +336,8 @@ class Restore:
                     continue
                 path = cat.fill_path(obj.path, {obj.parent_key: parent_id})
             wanted = tuple(_value(translated, n) for n in names)
+            if obj.stream == "users":
+                wanted = tuple(self.owners.owner_map.get(w, w).casefold() for w in wanted)
             found = [
                 d
                 for d in self.destination(obj, path)
@@ -268,6 +349,9 @@ class Restore:
                 continue
             if found:  # built-in rows with negative ids (activity types) exist in every account
                 counts.matched += 1
+                continue
+            if obj.stream == "users":
+                self.reassign(old, counts)
                 continue
             if kind == MATCH or cat.INSERT not in obj.operations:
                 self.reject(
@@ -287,26 +371,32 @@ class Restore:
         if old is None:
             self.reject(obj, record, "the backed-up record has no positive integer id")
             return
-        reason = limit_of(obj.stream, record)
-        if reason:
-            self.reject(obj, record, f"cannot be restored: {reason}")
-            return
+        limit = limit_of(obj.stream, record)
         new = self.ids.get(obj.stream, old)
-        if new is not None:
+        if new is not None and not limit:
             if obj.stream == "tasks" and self.ids.get(TRACK_TASKS, old) is not None:
                 self.sync_track_task(obj, record, new, counts)
             else:
                 counts.existing += 1
             return
+        # Same account: a record that still exists (an email, a task entry...) is "existing",
+        # whatever the API could do with it; only a lost one meets the limits below.
         current = self.still_exists(obj, record, old) if self.mode == SAME else None
         if current is not None:
             self.ids.put(obj.stream, old, old, durable=False)
-            self.repair_references(obj, record, current, counts)
+            if limit:
+                counts.existing += 1
+            else:
+                self.repair_references(obj, record, current, counts)
+            return
+        if limit:
+            self.reject(obj, record, f"cannot be restored: {limit}")
             return
         translated, problem = self.translate(obj, record)
         if problem:
             self.reject(obj, record, problem)
             return
+        path = None
         if obj.capture_rule:
             definition = self.track_definition(obj, record)
             if definition is None:
@@ -319,7 +409,14 @@ class Restore:
                 )
                 return
             translated["definition"] = {"id": definition}
-        self.create(obj, record, translated, counts, None)
+            parent = positive_id(translated.get(obj.parent_key or ""))
+            if parent is None:
+                self.reject(obj, record, f"{obj.parent_key} names no positive id")
+                return
+            path = cat.fill_path(obj.path, {obj.parent_key or "": parent})
+            if self.applied_already(obj, record, path, counts):
+                return
+        self.create(obj, record, translated, counts, path)
 
     def still_exists(self, obj: cat.CapsuleObject, record: dict, old: int) -> dict | None:
         """Same account: Capsule's copy if it still holds the record (one list read each)."""
@@ -370,6 +467,38 @@ class Restore:
                 return positive_id(d.get("id"))
         return None
 
+    # --- owners -----------------------------------------------------------------------------
+
+    def default_owner(self) -> int:
+        """The destination's user that takes records whose owner has no counterpart."""
+        if self._default_owner is None:
+            name = self.owners.default_owner
+            if name is None:
+                response = self.session.call("GET", "/users/current")
+                raise_for_capsule_status(response)
+                user = (response_json(response) or {}).get("user") or {}
+            else:
+                users = self.destination(cat.get("users"))
+                user = next((u for u in users if _value(u, "username") == name.casefold()), {})
+                if not user:
+                    known = ", ".join(sorted(str(u.get("username")) for u in users))
+                    raise RestoreError(
+                        f"default_owner {name!r} is not a user of the destination "
+                        f"(its users: {known})"
+                    )
+            found = positive_id(user.get("id"))
+            if found is None:
+                raise RestoreError("the destination named no user to own records")
+            self._default_owner = found
+        return self._default_owner
+
+    def reassign(self, old: t.Any, counts: Counts) -> None:  # noqa: ANN401 - an id as JSON gives it
+        """A user with no counterpart: the records they owned go to the default owner."""
+        owner = self.default_owner()
+        self.ids.put("users", old, owner, durable=False)
+        self.ids.put(REASSIGNED, old, owner, durable=False)
+        counts.reassigned += 1
+
     def translate(self, obj: cat.CapsuleObject, record: dict) -> tuple[dict, str | None]:
         """The record with every reference pointing into the destination, or the problem."""
         out = dict(record)
@@ -387,10 +516,20 @@ class Restore:
                 out[key] = {**value, "id": new} if isinstance(value, dict) else new
             elif self.mode == SAME:
                 continue  # the same account: the referenced record keeps its id
+            elif key == "owner":
+                out[key] = {"id": self.default_owner()}
+                self.ids.put(REASSIGNED, rid, out[key]["id"], durable=False)
             elif key in OPTIONAL_REFERENCES:
-                out[key] = None  # Capsule assigns the token's user / no team
+                out[key] = None  # no team
             else:
                 return out, f"{key} {rid} has no counterpart in the destination (not restored)"
+        if (
+            self.mode == COPY
+            and obj.stream in NEEDS_OWNER
+            and blank(out.get("owner"))
+            and blank(out.get("team"))
+        ):
+            out["owner"] = {"id": self.default_owner()}  # never sent with neither
         if obj.custom_fields and record.get("fields"):
             fields = []
             for item in record["fields"]:
@@ -435,11 +574,23 @@ class Restore:
                 return
         since = capsule_time(self.session)
         self.ids.mark_pending(obj.stream, old, body, since, list_path)
+        sent = body
+        if obj.stream == "entries" and record.get("attachments"):
+            # Files go up only now (after the look for an earlier run's note): their tokens are
+            # sent, never compared (a note lists its attachments, not their tokens).
+            tokens = self.upload_attachments(obj, record)
+            if tokens is None:
+                return
+            if tokens:
+                sent = {**body, "attachments": [{"token": token} for token in tokens]}
+        post_path = cat.fill_path(obj.post_path, translated)
+        if obj.capture_rule:  # the answer lists the tasks the track created
+            post_path += "?" + "&".join(f"{k}={v}" for k, v in TRACK_EMBED.items())
         written = self.post(
             obj,
             record,
-            cat.fill_path(obj.post_path, translated),
-            {obj.item_key: body},
+            post_path,
+            wrapped(obj, sent),
             functools.partial(
                 check_created,
                 self.session,
@@ -534,10 +685,55 @@ class Restore:
 
     # --- tracks and their tasks -----------------------------------------------------------
 
+    def track_tasks(self, track: dict) -> list[dict]:
+        """A destination track's tasks: from the record when embedded, else one GET with them."""
+        tasks = track.get("tasks")
+        if tasks is None:
+            rid = positive_id(track.get("id"))
+            if rid is None:
+                return []
+            obj = cat.get("case_tracks")
+            response = self.session.call(
+                "GET", cat.fill_path(obj.single_path, {"id": rid}), params=TRACK_EMBED
+            )
+            raise_for_capsule_status(response)
+            tasks = ((response_json(response) or {}).get("track") or {}).get("tasks")
+        return [x for x in tasks or () if isinstance(x, dict)]
+
+    def applied_already(
+        self, obj: cat.CapsuleObject, record: dict, path: str, counts: Counts
+    ) -> bool:
+        """A track an automation applied when the record was recreated: take it, don't add one.
+
+        Capsule's board and milestone automations can apply a track on their own; a second
+        POST would give the record two tracks and two sets of tasks.
+        """
+        taken = self.ids.new_ids(obj.stream)
+        for track in self.destination(obj, path):
+            rid = positive_id(track.get("id"))
+            if (
+                rid is None
+                or rid in taken
+                or not same(_value(record, "description"), _value(track, "description"))
+            ):
+                continue
+            self.ids.put(obj.stream, record.get("id"), rid)
+            self.map_track_tasks(record, track)
+            counts.matched += 1
+            return True
+        return False
+
     def map_track_tasks(self, record: dict, created: dict) -> None:
-        """Pair the backed-up track's tasks with the ones Capsule created for the new track."""
-        mine = [t_ for t_ in record.get("tasks") or () if isinstance(t_, dict)]
-        theirs = [t_ for t_ in created.get("tasks") or () if isinstance(t_, dict)]
+        """Pair the backed-up track's tasks with the ones Capsule created for the new track.
+
+        Tasks the track created that the backup's track no longer had are deleted, so the
+        destination holds exactly the backup's tasks (a backup without the track's tasks pairs
+        nothing and deletes nothing).
+        """
+        if not isinstance(record.get("tasks"), list):
+            return
+        mine = [t_ for t_ in record["tasks"] if isinstance(t_, dict)]
+        theirs = self.track_tasks(created)
         for task in mine:
             match = next(
                 (x for x in theirs if same(task.get("description"), x.get("description"))), None
@@ -546,6 +742,51 @@ class Restore:
                 theirs.remove(match)
                 self.ids.put("tasks", task.get("id"), int(match["id"]))
                 self.ids.put(TRACK_TASKS, task.get("id"), int(match["id"]))
+        for extra in theirs:
+            rid = positive_id(extra.get("id"))
+            if rid is None:
+                continue
+            tasks = cat.get("tasks")
+            delete(self.session, cat.fill_path(tasks.single_path, {"id": rid}))
+            self.writes += 1
+
+    # --- attachments ----------------------------------------------------------------------
+
+    def upload_attachments(self, obj: cat.CapsuleObject, record: dict) -> list[str] | None:
+        """Upload a note's files from the backup; their tokens ([] when the backup has none).
+
+        None (and the note rejected) when a file the manifest lists cannot be read.
+        """
+        tokens = []
+        for item in record.get("attachments") or ():
+            if not isinstance(item, dict):
+                continue
+            kept = self.attachments.get(str(item.get("id")))
+            if not isinstance(kept, dict) or not kept.get("sha256") or self.folder is None:
+                continue  # a backup made without files: the note comes back without them
+            try:
+                content = files.load(self.folder, str(kept["sha256"]))
+                if content is None:
+                    self.reject(
+                        obj,
+                        record,
+                        f"attachment {item.get('filename')!r}: its file is missing from the "
+                        "backup or damaged (its sha256 differs)",
+                    )
+                    return None
+                tokens.append(
+                    files.upload(
+                        self.session,
+                        content,
+                        str(kept.get("filename") or item.get("filename") or "attachment"),
+                        str(kept.get("contentType") or item.get("contentType") or ""),
+                    )
+                )
+            except (files.FileError, CapsuleAPIError) as exc:
+                self.reject(obj, record, f"attachment {item.get('filename')!r}: {exc}")
+                return None
+            self.writes += 1
+        return tokens
 
     def sync_track_task(
         self, obj: cat.CapsuleObject, record: dict, new: int, counts: Counts
@@ -580,25 +821,30 @@ class Restore:
         if parent is None or child is None:
             self.reject(obj, record, f"{parent_key} and {child_key} must be positive integers")
             return
-        linked = self.lookups.linked_ids(obj, parent)
-        if linked is None:
+        try:
+            outcome = link_unless_linked(
+                self.session,
+                self.lookups,
+                obj,
+                parent,
+                child,
+                what=f"{obj.stream} restore of a link",
+            )
+        except ParentMissing:
             self.reject(
                 obj, record, f"{parent_key} {parent} does not exist in the destination", 404
             )
             return
-        if str(child) in linked:
+        except CapsuleAPIError as exc:
+            self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
+            return
+        except Unresolved as exc:
+            self.reject(obj, record, f"{exc} Run the restore again: it looks for the link first")
+            return
+        if outcome == UNCHANGED:
             counts.existing += 1
             return
-        ids = {parent_key: parent, child_key: child}
-
-        def check() -> Check:
-            """Re-read the parent's links: applied when the link is there."""
-            return Check(applied=str(child) in (self.lookups.linked_ids(obj, parent, True) or ()))
-
-        path = cat.fill_path(obj.post_path, ids)
-        if self.post(obj, record, path, None, check, f"{obj.stream} restore of a link") is None:
-            return
-        self.lookups.link_changed(obj, parent, child, linked=True)
+        self.writes += 1
         counts.created += 1
 
 
@@ -608,15 +854,20 @@ def payload_parent(obj: cat.CapsuleObject) -> str:
     return parent.item_key if parent is not None else ""
 
 
+COLUMNS = ("created", "matched", "existing", "updated", "reassigned", "rejected")
+
+
+def counts_line(counts: Counts) -> str:
+    """One stream's counts in words, the ones that are not zero (`12 created, 3 existing`)."""
+    parts = [f"{getattr(counts, c)} {c}" for c in COLUMNS if getattr(counts, c)]
+    return ", ".join(parts) or "nothing to do"
+
+
 def table(counts: dict[str, Counts], writes: int) -> str:
-    """The summary for people."""
-    lines = [
-        f"{'stream':<26}{'created':>8}{'matched':>8}{'existing':>9}{'updated':>8}{'rejected':>9}"
-    ]
+    """The summary for people: a row per stream, a column per outcome."""
+    lines = [f"{'stream':<26}" + "".join(f"{c:>11}" for c in COLUMNS)]
     for stream, c in counts.items():
-        lines.append(
-            f"{stream:<26}{c.created:>8}{c.matched:>8}{c.existing:>9}{c.updated:>8}{c.rejected:>9}"
-        )
+        lines.append(f"{stream:<26}" + "".join(f"{getattr(c, k):>11}" for k in COLUMNS))
     lines.append(f"{writes} write request(s)")
     return "\n".join(lines)
 
@@ -635,6 +886,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="same: recreate only what no longer exists; copy: recreate everything",
     )
     parser.add_argument("--state", help="a STATE from an earlier run (its id map is merged)")
+    parser.add_argument(
+        "--default-owner",
+        metavar="USERNAME",
+        help="who owns records whose owner has no counterpart in the destination (default: the "
+        "config's default_owner, else the token's user)",
+    )
+    parser.add_argument(
+        "--owner-map",
+        metavar="OLD=NEW",
+        action="append",
+        default=[],
+        help="a backup username and the destination's that stands for it (repeatable; added to "
+        "the config's owner_map)",
+    )
 
 
 def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
@@ -675,7 +940,12 @@ def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
             sys.stdout.write(json.dumps({"type": "STATE", "value": value}) + "\n")
             sys.stdout.flush()
 
-        restore = Restore(session, backup, args.mode, ids, rejects, emit)
+        owners = Owners.from_config(config, args.default_owner, args.owner_map)
+        total = sum(len(backup.get(stream) or ()) for stream, _kind, _names in ORDER)
+        progress = Progress(prog, session, total)
+        restore = Restore(
+            session, backup, args.mode, ids, rejects, emit, owners, Path(args.backup), progress
+        )
         for big in refused:  # never loaded, never sent
             obj = cat.get(big["stream"]) if big["stream"] in cat.BY_STREAM else None
             if obj is not None:

@@ -172,7 +172,9 @@ def creation_body(obj: cat.CapsuleObject, record: t.Mapping[str, t.Any]) -> dict
             "a track cannot be recreated: Capsule never returns which track definition it came from"
         )
     body = insert_body(normalize(obj, record))
-    body.pop("attachments", None)  # the files are not in the record: see the README's limits
+    # A record lists its attachments, not their files: a restore uploads them from the backup and
+    # sends their tokens; an undo (whose change log keeps no files) recreates the note without.
+    body.pop("attachments", None)
     if obj.insertable_types:
         body["type"] = record.get("type") or obj.insertable_types[0]
     if obj.tags:

@@ -16,6 +16,7 @@ it, and the record's `createdAt` is not before that line.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -47,15 +48,16 @@ from target_capsule.changelog import (
     ChangeLogError,
     read,
 )
+from target_capsule.links import PEOPLE_KEY, link_unless_linked
+from target_capsule.links import UNCHANGED as LINK_UNCHANGED
 from target_capsule.lock import Lock, LockError, account_key
 from target_capsule.lookups import Lookups
-from target_capsule.payload import PayloadError
+from target_capsule.payload import PayloadError, wrapped
 from target_capsule.settle import settle_pending
 from target_capsule.site import AccountMismatch, account_of, check_account, read_site
 from target_capsule.writes import (
     CLOCK_MARGIN,
     GONE,
-    Check,
     Unresolved,
     capsule_time,
     check_created,
@@ -216,21 +218,27 @@ class Undo:
             done.outcome = SKIPPED
             done.reason = f"changed since the run: {', '.join(changed)}"
             return done
-        body = restore_body(obj, written, line.get("before") or {}, current)
+        # Before-values name records as they were: one the undo recreated has a new id now.
+        before = self.ids.remap(line.get("before") or {})
+        body = restore_body(obj, written, before, current)
         if not body:
             done.outcome = UNCHANGED
             return done
+        self.put(obj, rid, body, current)
+        done.outcome = REVERTED
+        return done
+
+    def put(self, obj: cat.CapsuleObject, rid: int, body: dict, current: dict) -> None:
+        """PUT `body` on record `rid`, logged ahead in the undo's own change log."""
         single = cat.fill_path(obj.single_path, {"id": rid})
         before = {k: current.get(k) for k in body}
         with self.changes.writing(obj.stream, UPDATE, rid, body, before) as entry:
-            response = self.session.call("PUT", single, json_body={obj.item_key: body})
+            response = self.session.call("PUT", single, json_body=wrapped(obj, body))
             raise_for_capsule_status(response)
             self.changes.settle(entry, APPLIED)
         updated = (response_json(response) or {}).get(obj.item_key)
         if isinstance(updated, dict):
             self.lookups.remember(obj, obj.path, updated)
-        done.outcome = REVERTED
-        return done
 
     def recreate(
         self, obj: cat.CapsuleObject, line: t.Mapping[str, t.Any], done: Outcome
@@ -269,7 +277,7 @@ class Undo:
                     self.session,
                     "POST",
                     path,
-                    {obj.item_key: body},
+                    wrapped(obj, body),
                     check=functools.partial(
                         check_created,
                         self.session,
@@ -296,6 +304,31 @@ class Undo:
         self.lookups.remember(obj, obj.path, created)
         done.outcome = REVERTED
         done.reason = f"recreated as {new}"
+        relinked = self.relink_people(obj, record, old, new)
+        if relinked:
+            done.reason += f"; {relinked} of its people linked to it again"
+        return done
+
+    def relink_people(self, obj: cat.CapsuleObject, record: dict, old: int, new: int) -> int:
+        """The people of a recreated organisation: Capsule cleared their `organisation`.
+
+        Each person the change log's copy names is linked to the new organisation, unless it
+        was given another organisation since (then it is left as it is).
+        """
+        people = record.get(PEOPLE_KEY)
+        if obj.stream != "parties" or not isinstance(people, list):
+            return 0
+        done = 0
+        for person in people:
+            rid = positive_id(self.ids.get(obj.stream, person) or person)
+            current = self.current(obj, rid) if rid is not None else None
+            if current is None or rid is None:
+                continue
+            organisation = current.get("organisation")
+            if isinstance(organisation, dict) and organisation.get("id") not in (None, old):
+                continue
+            self.put(obj, rid, {"organisation": {"id": new}}, current)
+            done += 1
         return done
 
     def resolve_pending(self, obj: cat.CapsuleObject, old: int, path: str) -> None:
@@ -360,21 +393,25 @@ class Undo:
                 done.outcome = SKIPPED
                 done.reason = f"{parent_key} {parent} no longer exists"
                 return done
-            if str(child) in linked:
+
+            @contextlib.contextmanager
+            def logged() -> t.Iterator[t.Callable[[], None]]:
+                """The undo's change-log line ahead of the POST, settled once it holds."""
+                with self.changes.writing(obj.stream, INSERT, None, None, keys=ids) as entry:
+                    yield lambda: self.changes.settle(entry, APPLIED)
+
+            outcome = link_unless_linked(
+                self.session,
+                self.lookups,
+                obj,
+                parent,
+                child,
+                what=f"{obj.stream} undo",
+                around=logged,
+            )
+            if outcome == LINK_UNCHANGED:
                 done.outcome = UNCHANGED
                 return done
-            with self.changes.writing(obj.stream, INSERT, None, None, keys=ids) as entry:
-                write(
-                    self.session,
-                    "POST",
-                    cat.fill_path(obj.post_path, ids),
-                    check=lambda: Check(
-                        applied=str(child) in (self.lookups.linked_ids(obj, parent, True) or ())
-                    ),
-                    what=f"{obj.stream} undo of the DELETE of a link",
-                )
-                self.changes.settle(entry, APPLIED)
-            self.lookups.link_changed(obj, parent, child, linked=True)
         done.outcome = REVERTED
         return done
 

@@ -9,8 +9,10 @@ sets itself is ignored: ids (of records and of their contact rows, tags and cust
 
 The report counts, per stream, the records expected, found, differing and missing, and the ones
 that cannot be restored through Capsule's API at all (`limits`: emails and completed-task entries,
-which the API cannot create). JSON on stdout, a short table on stderr; exit 1 when anything
-outside those limits differs or is missing.
+which the API cannot create). Attachments compare by file name and sha256: the account's files
+are downloaded (one request each) when the backup kept files. Owners a restore reassigned and
+notes whose backup kept no files are counted under `limits`, not as differences. JSON on stdout,
+a short table on stderr; exit 1 when anything outside those limits differs or is missing.
 """
 
 from __future__ import annotations
@@ -25,18 +27,20 @@ import typing as t
 from pathlib import Path
 
 from tap_capsule import catalogue as cat
+from tap_capsule.api_client import CapsuleError, CapsuleNotFound, CapsuleSession
 from tap_capsule.cli import tap_setting_names
 from tap_capsule.setting_names import unknown_setting
-from target_capsule.account.backup import BackupError, read_backup
-from target_capsule.account.cli import Parser, error
-from target_capsule.account.refs import REFERENCE_STREAMS, IdMap
+from target_capsule.account import files
+from target_capsule.account.backup import BackupError, read_backup, read_manifest
+from target_capsule.account.cli import Parser, error, version
+from target_capsule.account.progress import Progress
+from target_capsule.account.refs import REASSIGNED, REFERENCE_STREAMS, IdMap
 from target_capsule.account.restore_plan import WRITTEN
 from target_capsule.payload import CONTACT_LISTS, is_ref
 
 DETAILS_PER_STREAM = 10
-# Fields a restore cannot write, left out of the comparison (the README's limits): the files of an
-# entry's attachments are not in the API's records, so a recreated note has none.
-LIMITED_FIELDS = {"entries": frozenset({"attachments"})}
+# Fields a restore cannot write, left out of the comparison (the documented limits).
+LIMITED_FIELDS: dict[str, frozenset[str]] = {}
 
 
 def limit_of(stream: str, record: t.Mapping[str, t.Any]) -> str | None:
@@ -61,23 +65,71 @@ def read_account(config: Path) -> dict[str, list[dict]]:
         raise VerifyError("tap-capsule is not installed next to capsule verify")
     # Every stream, child streams included; the deleted feeds are left out below anyway.
     settings = {**json.loads(config.read_text()), "child_streams": True, "tombstones": "off"}
+    progress = Progress("capsule verify", None)
+    out: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as folder:
         read_config = Path(folder) / "config.json"
         read_config.write_text(json.dumps(settings))
         read_config.chmod(0o600)
-        proc = subprocess.run(
-            [tap, "--config", str(read_config)], capture_output=True, text=True, check=False
-        )
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        errors = Path(folder) / "stderr"
+        with (
+            errors.open("w+", encoding="utf-8") as stderr,
+            subprocess.Popen(
+                [tap, "--config", str(read_config)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            ) as proc,
+        ):
+            assert proc.stdout is not None
+            for line in proc.stdout:  # read as the tap goes: a status line on a terminal
+                if not line.startswith("{"):
+                    continue
+                message = json.loads(line)
+                if message.get("type") != "RECORD":
+                    continue
+                stream = str(message.get("stream"))
+                progress.start_stream(stream)  # child streams interleave with their parents
+                if not message["record"].get("_sdc_deleted_at"):
+                    out.setdefault(stream, []).append(message["record"])
+                progress.advance()
+            code = proc.wait()
+            stderr.seek(0)
+            text = stderr.read()
+    if code != 0:
+        last = (text.strip().splitlines() or ["no output"])[-1]
         raise VerifyError(f"tap-capsule failed reading the account: {last}")
-    out: dict[str, list[dict]] = {}
-    for line in proc.stdout.splitlines():
-        if not line.startswith("{"):
-            continue
-        message = json.loads(line)
-        if message.get("type") == "RECORD" and not message["record"].get("_sdc_deleted_at"):
-            out.setdefault(message["stream"], []).append(message["record"])
+    for stream, records in out.items():
+        progress.stream_done(stream, f"{len(records)} records read")
+    return out
+
+
+def account_hashes(
+    config: Path, found: t.Mapping[str, list[dict]], kept: t.Mapping[str, t.Any]
+) -> dict[str, str]:
+    """The sha256 of every attachment file in the account (one download each).
+
+    Only when the backup kept files to compare them with.
+    """
+    if not any(isinstance(v, dict) and v.get("sha256") for v in kept.values()):
+        return {}
+    wanted = [
+        str(a.get("id"))
+        for entry in found.get("entries") or ()
+        for a in entry.get("attachments") or ()
+        if isinstance(a, dict) and str(a.get("id")).isdigit()
+    ]
+    if not wanted:
+        return {}
+    session = CapsuleSession(
+        json.loads(config.read_text(encoding="utf-8")), user_agent=f"capsule-verify/{version()}"
+    )
+    out = {}
+    for key in wanted:
+        try:
+            out[key] = files.sha256(files.download(session, int(key)))
+        except CapsuleNotFound:  # noqa: PERF203 - one download per file, the loop is the I/O
+            continue  # deleted since the read: compares as missing
     return out
 
 
@@ -97,13 +149,42 @@ def _plain(value: t.Any) -> t.Any:  # noqa: ANN401 - any JSON value
 class Comparer:
     """Turns records of both sides into comparable forms, the backup's through the id map."""
 
-    def __init__(self, ids: IdMap, copy: bool = False) -> None:
+    def __init__(
+        self,
+        ids: IdMap,
+        copy: bool = False,
+        kept: t.Mapping[str, t.Any] | None = None,
+        hashes: t.Mapping[str, str] | None = None,
+    ) -> None:
         """`ids` maps the backup's ids to the destination's, per stream.
 
         With `copy` (another account) a record the map does not name has no counterpart.
+        `kept` is the manifest's attachments (id → name, size, sha256), `hashes` the sha256 of
+        the destination's attachment files (by id): attachments compare by name and hash.
         """
         self.ids = ids
         self.copy = copy
+        self.kept = kept or {}
+        self.hashes = hashes or {}
+
+    def without_files(self, record: t.Mapping[str, t.Any]) -> bool:
+        """A backed-up note whose attachment files the backup did not keep (a limit)."""
+        return any(
+            not (self.kept.get(str(a.get("id"))) or {}).get("sha256")
+            for a in record.get("attachments") or ()
+            if isinstance(a, dict)
+        )
+
+    def attachments(self, items: t.Any, backup: bool) -> list:  # noqa: ANN401 - a record's list
+        """A note's attachments as (file name, sha256) pairs."""
+        out = []
+        for item in items or ():
+            if not isinstance(item, dict):
+                continue
+            key = str(item.get("id"))
+            digest = (self.kept.get(key) or {}).get("sha256") if backup else self.hashes.get(key)
+            out.append([str(item.get("filename")), digest])
+        return sorted(out)
 
     def mapped(self, stream: str, old: t.Any) -> t.Any:  # noqa: ANN401 - ids as JSON gives them
         """The destination's id of a backed-up id (the same id when it was not recreated)."""
@@ -131,6 +212,9 @@ class Comparer:
             skip = skip | {obj.link_item_key}
         for key, value in record.items():
             if key in skip or key.startswith("_sdc_"):
+                continue
+            if key == "attachments" and obj.stream == "entries":
+                out[key] = self.attachments(value, backup) or None
                 continue
             stream = REFERENCE_STREAMS.get(key)
             if is_ref(obj.schema.get(key)):
@@ -167,12 +251,21 @@ class Comparer:
 
 
 def compare(
-    expected: dict[str, list[dict]], found: dict[str, list[dict]], ids: IdMap, copy: bool = False
+    expected: dict[str, list[dict]],
+    found: dict[str, list[dict]],
+    ids: IdMap,
+    copy: bool = False,
+    kept: t.Mapping[str, t.Any] | None = None,
+    hashes: t.Mapping[str, str] | None = None,
 ) -> dict[str, t.Any]:
     """The report: per stream expected/found/differing/missing/limits, and some details."""
-    comparer = Comparer(ids, copy)
+    comparer = Comparer(ids, copy, kept, hashes)
+    without_files = 0
     streams: dict[str, dict[str, int]] = {}
     details: list[dict] = []
+    # Users with no counterpart whose records a restore gave the default owner: a limit.
+    reassigned = set(ids.as_dict().get(REASSIGNED, {}))
+    owners_reassigned = 0
     # The streams a restore writes; the rest are matched by name, never written (restore_plan).
     for stream in WRITTEN:
         if stream not in expected:
@@ -195,6 +288,9 @@ def compare(
                 counts["limits"] += 1
                 continue
             counts["expected"] += 1
+            owner = record.get("owner")
+            if str(owner.get("id") if isinstance(owner, dict) else owner) in reassigned:
+                owners_reassigned += 1
             key = comparer.key(obj, record, backup=True)
             other = have.get(key)
             if other is None:
@@ -207,6 +303,10 @@ def compare(
                 continue
             counts["found"] += 1
             mine, theirs = comparer.form(obj, record, True), comparer.form(obj, other, False)
+            if stream == "entries" and comparer.without_files(record):
+                without_files += 1  # the backup kept no files: nothing to compare them with
+                mine.pop("attachments", None)
+                theirs.pop("attachments", None)
             fields = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             if fields:
                 counts["differing"] += 1
@@ -221,12 +321,13 @@ def compare(
                         }
                     )
         # Records the account holds that the backup lacks: a backup that missed them (a read cut
-        # short), or records created since. A copy may hold records of its own: not counted.
+        # short), or records created since. A copy may hold records of its own: counted, not
+        # a difference, no details.
         for key in have:
             if key in paired:
                 continue
             counts["not_in_backup"] += 1
-            if shown < DETAILS_PER_STREAM:
+            if not copy and shown < DETAILS_PER_STREAM:
                 shown += 1
                 details.append({"stream": stream, "id": key, "not_in_backup": True})
         streams[stream] = counts
@@ -234,7 +335,11 @@ def compare(
         c["differing"] + c["missing"] + (0 if copy else c["not_in_backup"])
         for c in streams.values()
     )
-    return {"differences": problems, "streams": streams, "details": details}
+    limits = {
+        "owners_reassigned": owners_reassigned,
+        "notes_with_attachments_kept_without_files": without_files,
+    }
+    return {"differences": problems, "streams": streams, "limits": limits, "details": details}
 
 
 def _key_of(obj: cat.CapsuleObject, record: t.Mapping[str, t.Any]) -> str:
@@ -253,6 +358,9 @@ def table(report: t.Mapping[str, t.Any]) -> str:
             f"{stream:<26}{c['expected']:>9}{c['found']:>7}{c['differing']:>10}"
             f"{c['missing']:>8}{c['limits']:>7}{c['not_in_backup']:>14}"
         )
+    for name, count in (report.get("limits") or {}).items():
+        if count:
+            lines.append(f"limit: {count} {name.replace('_', ' ')} (explained, not a difference)")
     lines.append(f"{report['differences']} difference(s) outside the documented limits")
     return "\n".join(lines)
 
@@ -288,18 +396,20 @@ def main(argv: list[str] | None = None, prog: str = "capsule verify") -> int:
         if problem := unknown_setting(prog, config, tap_setting_names(), "`tap-capsule --about`"):
             raise VerifyError(problem)
         expected = read_backup(Path(args.backup))
+        kept = read_manifest(Path(args.backup)).get("attachments") or {}
         ids = IdMap(args.id_map) if args.id_map else IdMap()
         if args.id_map and not Path(args.id_map).is_file():
             raise VerifyError(f"--id-map {args.id_map} does not exist")
         found = read_account(Path(args.config))
-    except (VerifyError, BackupError, OSError, ValueError) as exc:
+        hashes = account_hashes(Path(args.config), found, kept)
+    except (VerifyError, BackupError, CapsuleError, OSError, ValueError) as exc:
         return error(prog, str(exc))
     if args.copy:
         print(
             f"{prog}: --copy is now --mode copy; the old flag goes in the next release",
             file=sys.stderr,
         )
-    report = compare(expected, found, ids, args.copy or args.mode == "copy")
+    report = compare(expected, found, ids, args.copy or args.mode == "copy", kept, hashes)
     print(json.dumps(report))
     print(table(report), file=sys.stderr)
     return 1 if report["differences"] else 0

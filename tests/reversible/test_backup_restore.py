@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 from reversible_helpers import (
     BIN,
     TOKEN,
@@ -251,6 +252,16 @@ def test_ten_deleted_parties_and_their_notes_restored_in_place(account_a, tmp_pa
         e["type"] == "note" for e in state["entries"]
     )
     assert len(after["parties"]) == len(state["parties"])
+    # Entries that still exist (emails and task entries included) are "existing", not rejected:
+    # only ones Capsule deleted with their party, which the API cannot create, are rejections.
+    rejected = {line["record"]["id"] for line in read_jsonl(tmp_path / "rejects.jsonl")}
+    assert not rejected & remaining
+    row = next(x for x in result.stderr.splitlines() if x.startswith("entries "))
+    existing_column = result.stderr.splitlines()[
+        next(i for i, x in enumerate(result.stderr.splitlines()) if x.startswith("stream "))
+    ].split()
+    figures = dict(zip(existing_column[1:], row.split()[1:], strict=True))
+    assert int(figures["existing"]) == len(remaining)
     _, report = verify(config, folder, "--id-map", str(id_map))
     assert report["differences"] == 0, report["details"]
     account_a.reset_requests()
@@ -272,27 +283,167 @@ def _write_backup(folder, streams: dict[str, list[dict]]) -> None:
 
 def test_users_are_matched_by_username_never_created(empty_b, tmp_path):
     users = empty_b.state()["users"]
+    token_user = users[0]  # the sandbox's token belongs to its first user
     folder = tmp_path / "backup"
     _write_backup(
         folder,
         {
             "users": [
-                {"id": 901, "username": users[0]["username"], "name": "Known"},
+                {"id": 901, "username": users[1]["username"], "name": "Known"},
                 {"id": 902, "username": "nobody-here", "name": "Unknown"},
+                {"id": 903, "username": "old.name", "name": "Renamed"},
             ],
             "parties": [
                 {"id": 5, "type": "organisation", "name": "Known Owner Ltd", "owner": {"id": 901}},
                 {"id": 6, "type": "organisation", "name": "Lost Owner Ltd", "owner": {"id": 902}},
+                {"id": 7, "type": "organisation", "name": "Mapped Owner Ltd", "owner": {"id": 903}},
             ],
         },
     )
     rejects = tmp_path / "rejects.jsonl"
-    config = config_file(tmp_path, empty_b.url, rejects_path=str(rejects))
-    restore(config, folder, "--mode", "copy")
-    lines = read_jsonl(rejects)
-    assert [(x["stream"], x["record"]["username"]) for x in lines] == [("users", "nobody-here")]
-    assert "matched, never created" in lines[0]["reason"]
+    owner_map = {"old.name": users[2]["username"]}
+    config = config_file(tmp_path, empty_b.url, rejects_path=str(rejects), owner_map=owner_map)
+    result = restore(config, folder, "--mode", "copy")
+    assert not rejects.exists() or not read_jsonl(rejects)
     assert len(empty_b.state()["users"]) == len(users)  # none created
-    owners = {p["name"]: p["owner"] for p in empty_b.state()["parties"]}
-    assert owners["Known Owner Ltd"]["id"] == users[0]["id"]  # remapped 901 -> its username
-    assert owners["Lost Owner Ltd"] is None or owners["Lost Owner Ltd"]["id"] != 902
+    owners = {p["name"]: p["owner"]["id"] for p in empty_b.state()["parties"]}
+    assert owners["Known Owner Ltd"] == users[1]["id"]  # remapped 901 -> its username
+    assert owners["Lost Owner Ltd"] == token_user["id"]  # explicitly the token's user
+    assert owners["Mapped Owner Ltd"] == users[2]["id"]  # owner_map
+    assert "reassigned" in result.stderr and "{" not in result.stderr.split("Id map")[0]
+
+    # default_owner (a username) takes them instead, from the config or the flag
+    folder2 = tmp_path / "backup2"
+    _write_backup(
+        folder2,
+        {
+            "users": [{"id": 902, "username": "nobody-here", "name": "Unknown"}],
+            "parties": [
+                {"id": 8, "type": "organisation", "name": "Flag Ltd", "owner": {"id": 902}}
+            ],
+        },
+    )
+    restore(config, folder2, "--mode", "copy", "--default-owner", users[3]["username"])
+    owners = {p["name"]: p["owner"]["id"] for p in empty_b.state()["parties"]}
+    assert owners["Flag Ltd"] == users[3]["id"]
+    folder3 = tmp_path / "backup3"
+    _write_backup(
+        folder3,
+        {
+            "users": [{"id": 904, "username": "x.old", "name": "Flagged"}],
+            "parties": [{"id": 9, "type": "organisation", "name": "Map Ltd", "owner": {"id": 904}}],
+        },
+    )
+    restore(config, folder3, "--mode", "copy", "--owner-map", f"x.old={users[1]['username']}")
+    owners = {p["name"]: p["owner"]["id"] for p in empty_b.state()["parties"]}
+    assert owners["Map Ltd"] == users[1]["id"]
+    wrong = restore(config, folder3, "--mode", "copy", "--owner-map", "nonsense", check=False)
+    assert wrong.returncode == 1 and "--owner-map takes OLD=NEW" in wrong.stderr
+    bad = restore(config, folder2, "--mode", "copy", "--default-owner", "ghost", check=False)
+    assert bad.returncode == 1 and "default_owner 'ghost' is not a user" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_copy_into_an_account_with_other_users_restores_every_case_and_task(account_a, tmp_path):
+    """One user of A has no counterpart in B: their cases go to B's token user, none rejected."""
+    folder = backup(config_file(tmp_path, account_a.url, backup_dir=str(tmp_path / "backup")))
+    a = account_a.state()
+    with Sandbox(token=TOKEN, scale=0, seed=11) as b:
+        gone = b.state()["users"][1]
+        b.touch("users", gone["id"], username="someone.else")  # A's user has no counterpart
+        orphans = [c for c in a["cases"] if (c.get("owner") or {}).get("id") == gone["id"]]
+        assert orphans, "the seed gives that user cases"
+        rejects = tmp_path / "rejects.jsonl"
+        config_b = config_file(tmp_path, b.url, name="b", rejects_path=str(rejects))
+        result = restore(config_b, folder, "--mode", "copy")
+        reasons = [line["reason"] for line in read_jsonl(rejects)] if rejects.exists() else []
+        assert all(any(r in reason for r in LIMIT_REASONS) for reason in reasons), reasons
+        after = b.state()
+        assert len(after["cases"]) == len(a["cases"])
+        token_user = after["users"][0]["id"]
+        by_name = {c["name"]: c for c in after["cases"]}
+        assert all(by_name[c["name"]]["owner"]["id"] == token_user for c in orphans)
+        # exactly the backup's tasks: none doubled by the tracks a restore applies
+        restorable = [x for x in a["tasks"] if x["status"] != "PENDING"]
+        assert len(after["tasks"]) == len(restorable)
+        completed = sorted(x["completedAt"] for x in restorable if x["completedAt"])
+        assert completed  # completed tasks keep their date, not the restore's
+        assert sorted(x["completedAt"] for x in after["tasks"] if x["completedAt"]) == completed
+        assert "%7B" not in json.dumps(b.requests()["by_path"])  # no unfilled URL template
+        assert "reassigned" in result.stderr
+        id_map = folder / "restore-copy-sandbox.ids.json"
+        run_, report = verify(config_b, folder, "--id-map", str(id_map), "--copy")
+        assert report["differences"] == 0, report["details"]
+        assert report["limits"]["owners_reassigned"] >= len(orphans)
+        assert "owners reassigned" in run_.stderr
+
+
+def test_a_track_an_automation_applied_is_taken_not_applied_twice(empty_b, tmp_path):
+    """A board or milestone automation applied the track when the record was recreated: the
+    restore reads the record's tracks first, takes that one and pairs its tasks."""
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Authorization"] = f"Bearer {TOKEN}"
+    api = empty_b.url
+    org = session.post(
+        api + "/parties", json={"party": {"type": "organisation", "name": "Auto Ltd"}}
+    ).json()["party"]
+    deal = session.post(
+        api + "/opportunities",
+        json={
+            "opportunity": {
+                "name": "Auto deal",
+                "party": {"id": org["id"]},
+                "milestone": {"id": 200},
+            }
+        },
+    ).json()["opportunity"]
+    # what the automation did when the deal was created
+    applied = session.post(
+        api + "/tracks?embed=task",
+        json={"track": {"definition": {"id": 2}, "opportunity": {"id": deal["id"]}}},
+    ).json()["track"]
+    folder = tmp_path / "backup"
+    steps = [
+        {"id": 7001, "description": "Proposal follow-up: step 1"},
+        {"id": 7002, "description": "Proposal follow-up: step 2"},
+    ]
+    _write_backup(
+        folder,
+        {
+            "track_definitions": [
+                {"id": 90, "description": "Proposal follow-up", "captureRule": "OPPORTUNITY"}
+            ],
+            "opportunity_tracks": [
+                {
+                    "id": 9001,
+                    "opportunityId": 555,
+                    "description": "Proposal follow-up",
+                    "trackDateOn": applied["trackDateOn"],
+                    "tasks": steps,
+                }
+            ],
+            "tasks": [
+                {
+                    **step,
+                    "opportunity": {"id": 555},
+                    "dueOn": applied["trackDateOn"],
+                    "status": "OPEN",
+                    "hasTrack": True,
+                }
+                for step in steps
+            ],
+        },
+    )
+    state = tmp_path / "state.json"
+    mapped = {"opportunities": {"555": deal["id"]}}
+    state.write_text(json.dumps({"capsule_restore": {"mode": "copy", "id_map": mapped}}))
+    tasks_before = len(empty_b.state()["tasks"])
+    empty_b.reset_requests()
+    restore(config_file(tmp_path, api), folder, "--mode", "copy", "--state", str(state))
+    assert "POST /tracks" not in empty_b.requests()["by_route"]
+    assert len(empty_b.state()["opportunity_tracks"]) == 1
+    assert len(empty_b.state()["tasks"]) == tasks_before  # paired, not created again
+    ids = json.loads((folder / "restore-copy-sandbox.ids.json").read_text())
+    assert ids["opportunity_tracks"] == {"9001": applied["id"]}
+    assert sorted(ids["tasks"]) == ["7001", "7002"]

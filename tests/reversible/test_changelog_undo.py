@@ -287,3 +287,39 @@ def test_undo_recreates_each_deleted_record_once_when_answers_are_lost(account, 
     assert len(after) == len(before)  # each note recreated once, none twice
     new_ids = recreated(change_log, report["run_id"])["entries"]
     assert {int(new) for new in new_ids} <= {e["id"] for e in after}
+
+
+def test_undo_after_a_remap_puts_the_person_back_in_the_recreated_organisation(account, tmp_path):
+    """One run moves a person from organisation A to B, then deletes A (Capsule clears the
+    organisation of A's other people). The undo recreates A under a new id, puts the moved
+    person back in it (the logged before-value names the old id) and links A's other people
+    to it again."""
+    state = account.state()
+    orgs = [p for p in state["parties"] if p["type"] == "organisation"]
+    org_a, org_b = orgs[0], orgs[1]
+    people = [p for p in state["parties"] if p["type"] == "person"]
+    moved, stayed = people[0], people[1]
+    stub = {"id": org_a["id"], "name": org_a["name"]}
+    for person in (moved, stayed):
+        account.touch("parties", person["id"], organisation=stub)
+    change_log = tmp_path / "changes.jsonl"
+    config = config_file(tmp_path, account.url, change_log_path=str(change_log))
+    target(
+        config,
+        [
+            ("parties", {"id": moved["id"], "organisation": {"id": org_b["id"]}}),
+            ("parties", {"id": org_a["id"], "_sdc_deleted_at": "2026-01-01T00:00:00Z"}),
+        ],
+    )
+    parties = {p["id"]: p for p in account.state()["parties"]}
+    assert org_a["id"] not in parties and parties[stayed["id"]]["organisation"] is None
+
+    run, report = undo(config, change_log)
+    assert report["totals"] == {**report["totals"], "reverted": 2, "failed": 0}, run.stderr
+    new_a = recreated(change_log, report["run_id"])["parties"]
+    (new_id,) = [int(k) for k, v in new_a.items() if str(v) == str(org_a["id"])]
+    parties = {p["id"]: p for p in account.state()["parties"]}
+    assert parties[new_id]["name"] == org_a["name"]
+    assert parties[moved["id"]]["organisation"]["id"] == new_id  # before-value remapped
+    assert parties[stayed["id"]]["organisation"]["id"] == new_id  # re-linked
+    assert "of its people linked to it again" in run.stderr

@@ -64,10 +64,13 @@ def creates(state: dict) -> list[tuple[str, dict]]:
     won = next(m for m in state["milestones"] if m.get("complete") and m["probability"] == 100)
     opportunity = state["opportunities"][0]["id"]
     kase = state["cases"][0]["id"]
+    # Neither linked already nor the record's own party (Capsule refuses both with a 422).
     linked_o = {
         x["partyId"] for x in state["opportunity_parties"] if x["opportunityId"] == opportunity
+    } | {state["opportunities"][0]["party"]["id"]}
+    linked_c = {x["partyId"] for x in state["case_parties"] if x["caseId"] == kase} | {
+        state["cases"][0]["party"]["id"]
     }
-    linked_c = {x["partyId"] for x in state["case_parties"] if x["caseId"] == kase}
     free_o = next(p["id"] for p in state["parties"] if p["id"] not in linked_o)
     free_c = next(p["id"] for p in state["parties"] if p["id"] not in linked_c)
     opp_def = next(d for d in state["track_definitions"] if d["captureRule"] == "OPPORTUNITY")
@@ -665,3 +668,73 @@ def test_verify_reports_records_the_backup_lacks(tmp_path):
         report = json.loads(late.stdout.splitlines()[-1])
         assert report["streams"]["parties"]["not_in_backup"] == 1
         assert any(d.get("not_in_backup") for d in report["details"])
+
+
+def test_a_kill_during_a_track_post_then_a_rerun_adds_no_second_track(tmp_path):
+    """The restore is killed while Capsule has applied its first track POST (and made the track's
+    tasks): the rerun finds that track in its opportunity's list instead of adding another."""
+    with account() as a:
+        folder = tmp_path / "backup"
+        run_backup(config_file(tmp_path, a.url, name="a", backup_dir=str(folder)))
+        clean = tmp_path / "clean"
+        subprocess.run(["cp", "-a", str(folder), str(clean)], check=True)
+        with Sandbox(token=TOKEN, scale=0, seed=11) as oracle:
+            restore(config_file(tmp_path, oracle.url, name="o"), clean, "--mode", "copy")
+            routes = oracle.requests()["by_route"]
+            expected = {s: len(oracle.state()[s]) for s in ("opportunity_tracks", "tasks")}
+        later = ("POST /tracks", "POST /entries", "POST /tasks", "PUT /tasks/{id}")
+        before = sum(n for r, n in routes.items() if r.split()[0] != "GET" and r not in later)
+        with Sandbox(token=TOKEN, scale=0, seed=11) as b:
+            config_b = config_file(tmp_path, b.url, name="b")
+            b.set_faults(hold_write=before + 1)  # the first track POST
+            proc = subprocess.Popen(
+                [
+                    str(BIN / "capsule"),
+                    "restore",
+                    "--config",
+                    str(config_b),
+                    str(folder),
+                    "--mode",
+                    "copy",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_held(b)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+            b.release()
+            b.set_faults()
+            assert len(b.state()["opportunity_tracks"]) == 1  # applied, answer never seen
+            restore(config_b, folder, "--mode", "copy")
+            got = {s: len(b.state()[s]) for s in expected}
+            assert got == expected
+
+
+def test_two_runs_on_the_same_new_people_at_once_never_put_an_email_on_two_people(tmp_path):
+    people = [
+        (
+            "parties",
+            {
+                "type": "person",
+                "firstName": "Twin",
+                "lastName": f"Run{n}",
+                "emailAddresses": [{"address": f"twin{n}@race.example"}],
+            },
+        )
+        for n in range(30)
+    ]
+    with account() as sb:
+        sb.set_faults(slow_every=1, slow_seconds=0.01)  # long enough for the runs to overlap
+        config = config_file(tmp_path, sb.url)
+        first = start_target(config, singer(people))
+        second = start_target(config, singer(people))
+        assert {first.wait(120), second.wait(120)} <= {0, 1}
+        sb.set_faults()
+        owners: dict[str, int] = {}
+        for party in sb.state()["parties"]:
+            for email in party.get("emailAddresses") or ():
+                owners[email["address"]] = owners.get(email["address"], 0) + 1
+        assert all(owners[f"twin{n}@race.example"] == 1 for n in range(30)), owners
+        log = (tmp_path / "killed.log").read_text()
+        assert first.returncode == second.returncode == 0 or "another run is writing" in log

@@ -152,3 +152,36 @@ def test_id_map_reloads_what_was_journalled(tmp_path_factory, pairs):
     assert IdMap(path).as_dict() == expected
     ids.save()
     assert IdMap(path).as_dict() == expected
+
+
+def test_write_bodies_take_the_shapes_capsule_documents():
+    """A case's stage goes out bare (the docs' create example: "stage": 149), a definition
+    without displayOrder (not a Field Definition field), a completed task with its completedAt
+    (writable in the Task model)."""
+    from target_capsule.payload import wrapped
+
+    kase = creation_body(
+        cat.get("cases"),
+        {"id": 1, "name": "Case", "party": {"id": 5}, "stage": {"id": 149, "name": "Kickoff"}},
+    )
+    assert wrapped(cat.get("cases"), kase)["kase"]["stage"] == 149
+    assert wrapped(cat.get("cases"), kase)["kase"]["party"] == {"id": 5}  # others stay objects
+    assert wrapped(cat.get("opportunities"), {"milestone": {"id": 3}}) == {
+        "opportunity": {"milestone": {"id": 3}}
+    }
+    definition = creation_body(
+        cat.get("party_custom_fields"),
+        {"id": 7, "name": "Size", "type": "number", "displayOrder": 3, "important": False},
+    )
+    assert "displayOrder" not in definition and definition["name"] == "Size"
+    task = creation_body(
+        cat.get("tasks"),
+        {
+            "id": 9,
+            "description": "Done",
+            "dueOn": "2026-01-02",
+            "status": "COMPLETED",
+            "completedAt": "2026-01-03T10:00:00Z",
+        },
+    )
+    assert task["completedAt"] == "2026-01-03T10:00:00Z"

@@ -80,11 +80,6 @@ def test_written_record_appears_after_since(sandbox, sandbox_http):
     assert all_ids(session, sandbox.url + "/parties", "parties", since="2026-03-01T12:00:00Z") == []
 
 
-def test_parties_deleted_requires_since(sandbox, sandbox_http):
-    response = sandbox_http().get(sandbox.url + "/parties/deleted")
-    assert response.status_code == 400
-
-
 @pytest.mark.parametrize(
     "path,keys",
     [

@@ -155,7 +155,7 @@ def test_tracks_create_update_delete(sandbox, sandbox_http):
     definition = next(d for d in state["track_definitions"] if d["captureRule"] == "CASEFILE")
     kase = state["cases"][0]
     response = session.post(
-        sandbox.url + "/tracks",
+        sandbox.url + "/tracks?embed=task",
         json={
             "track": {
                 "definition": {"id": definition["id"]},

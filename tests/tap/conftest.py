@@ -37,6 +37,17 @@ class TapRun:
         return table_rows(self.stderr)
 
 
+def discover(config_path: Path) -> dict:
+    """The catalog `tap-capsule --discover` prints for a config file."""
+    found = subprocess.run(
+        [TAP, "--config", str(config_path), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(found.stdout)
+
+
 def select(catalog: dict, streams: set[str]) -> dict:
     for entry in catalog["streams"]:
         chosen = entry["tap_stream_id"] in streams

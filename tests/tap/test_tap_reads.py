@@ -29,7 +29,6 @@ def make_tap(monkeypatch, *, state: dict | None = None, **config) -> TapCapsule:
     return TapCapsule(
         config={"access_token": "unit-token", "api_url": API, **config},
         state=state,
-        setup_mapper=False,
     )
 
 

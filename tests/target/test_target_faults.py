@@ -65,6 +65,8 @@ def inputs(st: dict) -> list[tuple[str, dict]]:
     linked = {
         link["partyId"] for link in st["opportunity_parties"] if link["opportunityId"] == deal
     }
+    # Capsule refuses the deal's main party as an additional one ("already related": a 422)
+    linked.add(st["opportunities"][-1]["party"]["id"])
     free = next(p["id"] for p in parties if p["id"] not in linked)
     records.append(("opportunity_parties", {"opportunityId": deal, "partyId": free}))
     records.append(("entries", {"party": {"id": parties[1]["id"]}, "content": "Fault note"}))

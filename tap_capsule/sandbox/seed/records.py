@@ -218,9 +218,10 @@ class RecordsSeeder(SeedBase):
             return
         for i, pid in enumerate(parents):
             if i == 0 or self.rng.random() < 0.2:  # at least one link whenever there are parents
-                self.store.links[stream][pid] = sorted(
-                    set(self.rng.sample(parties, min(2, len(parties))))
-                )
+                picked = set(self.rng.sample(parties, min(2, len(parties))))
+                # Capsule refuses the record's main party as an additional one ("already related")
+                main = (self.store.rows[o.parent or ""][pid].get("party") or {}).get("id")
+                self.store.links[stream][pid] = sorted(picked - {main})
 
     def seed_opportunity_parties(self) -> None:
         """Additional parties on some opportunities."""
