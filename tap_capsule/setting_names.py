@@ -55,6 +55,7 @@ COMMAND_SETTINGS: dict[str, frozenset[str]] = {
             "entries_mode",
             "entries_lookback_days",
             "tasks_mode",
+            "emit_activate_version_messages",
         }
     ),
     "target-capsule": frozenset(
