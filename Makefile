@@ -2,7 +2,9 @@
 #   make test  - create .venv, install the project with its dev dependency group, run `make lint`,
 #                then the whole suite
 #   make lint  - ruff check, ruff format --check and mypy (the same checks as .pre-commit-config.yaml)
-#   make demo  - sandbox -> `meltano run tap-capsule-csv target-csv` -> CSV files under demo-output/
+#   make demo  - sandbox -> `meltano run tap-capsule-csv target-csv` -> CSV files under demo-output/,
+#                and the same into demo-output/warehouse.duckdb with one SQL query's result
+#   make sql   - only the DuckDB part of the demo (or SQL_ENV=prod: your account)
 #   make sandbox       - the demo's sandbox in the foreground, for the recipes in docs/recipes.md
 #   make docs-settings - rewrite docs/settings.md's tables from `--about`
 #   make docs-tables   - rerun the benchmarks and rewrite the cost and benchmark tables in docs/
@@ -21,7 +23,7 @@ PYTEST_ARGS ?=
 # The pipeline tests find meltano through MELTANO_BIN.
 export MELTANO_BIN := $(CURDIR)/$(MELTANO_VENV)/bin/meltano
 
-.PHONY: test lint demo demo-clean install meltano clean sandbox docs-settings docs-tables
+.PHONY: test lint demo demo-clean sql install meltano clean sandbox docs-settings docs-tables
 
 install: $(VENV)/.installed
 
@@ -52,6 +54,22 @@ test: install meltano lint
 # Runs twice in a row to show the incremental second run: `make demo demo`, or just run it again.
 demo: install meltano
 	bash .ci/demo
+
+# SQL on an embedded copy (DuckDB, one local file, no server): the `capsule-to-duckdb` job, then
+# examples/sql/open_opportunities_by_owner.sql. By default from the sandbox into
+# demo-output/warehouse.duckdb; `make sql SQL_ENV=prod` loads your account (TAP_CAPSULE_ACCESS_TOKEN)
+# into output/warehouse.duckdb. Each run after the first is incremental.
+SQL_ENV ?= demo
+SQL_QUERY ?= examples/sql/open_opportunities_by_owner.sql
+sql: install meltano
+ifeq ($(SQL_ENV),demo)
+	DEMO_SQL_ONLY=1 bash .ci/demo
+else
+	mkdir -p output
+	$(MELTANO_VENV)/bin/meltano --environment=$(SQL_ENV) install --plugin-type loader target-duckdb
+	$(MELTANO_VENV)/bin/meltano --environment=$(SQL_ENV) run capsule-to-duckdb
+	$(VENV)/bin/python examples/sql/show.py output/warehouse.duckdb $(SQL_QUERY)
+endif
 
 # Forget the demo's Meltano state and output, so the next `make demo` is a full extract again.
 demo-clean:

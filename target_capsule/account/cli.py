@@ -66,6 +66,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "revert one target-capsule run from its change log",
         old_name="capsule-undo",
     ),
+    "sync": Subcommand(
+        "target_capsule.account.sync.cli",
+        "two-way sync between Capsule and a PostgreSQL schema",
+    ),
 }
 
 
@@ -97,7 +101,7 @@ def build_parser(full: bool = False) -> argparse.ArgumentParser:
     """
     parser = Parser(
         prog=PROG,
-        description="Account tools for Capsule CRM: sandbox, backup, verify, restore, undo. "
+        description="Account tools for Capsule CRM: sandbox, backup, verify, restore, undo, sync. "
         "The Singer executables are tap-capsule, target-capsule and target-capsule-backup.",
         epilog="Run `capsule SUBCOMMAND --help` for a subcommand's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

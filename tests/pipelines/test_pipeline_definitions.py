@@ -99,6 +99,8 @@ def test_jobs_and_schedule():
         "csv-to-capsule": ["tap-spreadsheets target-capsule"],
         "postgres-to-capsule": ["tap-postgres target-capsule"],
         "backup": ["tap-capsule-all target-capsule-backup"],
+        "capsule-to-duckdb": ["tap-capsule target-duckdb"],
+        "capsule-sync": ["capsule-sync:run"],
     }
     assert [s["job"] for s in doc["schedules"]] == ["capsule-to-postgres"]
     assert {e["name"] for e in doc["environments"]} == {"dev", "demo", "prod"}
@@ -106,6 +108,27 @@ def test_jobs_and_schedule():
     assert pip_urls["target-csv"].startswith("meltanolabs-target-csv")
     assert pip_urls["target-postgres"].startswith("meltanolabs-target-postgres")
     assert pip_urls["target-jsonl"].startswith("target-jsonl")
+    assert pip_urls["target-duckdb"].startswith("target-duckdb")
+
+
+def test_the_sync_utility_declares_every_setting_of_capsule_sync():
+    from target_capsule.account.sync.cli import SETTINGS
+
+    definition = plugin("utilities", "capsule-sync")
+    settings = {s["name"]: s for s in definition["settings"]}
+    # The connection settings beyond token and URL stay available as CAPSULE_SYNC_* variables.
+    assert {"access_token", "api_url", "database_url", "schema", "conflict", "objects"} <= set(
+        settings
+    )
+    assert set(settings) <= set(SETTINGS)
+    assert settings["access_token"]["sensitive"] is True
+    assert settings["database_url"]["sensitive"] is True
+    assert {o["value"] for o in settings["conflict"]["options"]} == {
+        "capsule",
+        "database",
+        "newest",
+    }
+    assert (definition["executable"], definition["commands"]["run"]["args"]) == ("capsule", "sync")
 
 
 @pytest.mark.meltano

@@ -119,6 +119,9 @@ def test_demo_runs_twice_and_the_second_run_is_incremental(meltano, tmp_path):
     table = requests_column(first)
     assert table["parties"] == math.ceil(200 / 100) + 1  # and one page of the deleted feed
     assert table["milestones"] == 1 + counts["pipelines"]  # the pipeline list, then each one
+    # The same account in a DuckDB file, and one query's result next to the CSV files.
+    assert (tmp_path / "out" / "warehouse.duckdb").is_file()
+    assert "open_opportunities" in first and "Ada Admin" in first
 
     # A port that is taken (an earlier sandbox left running): the demo says so and moves on.
     with socket.socket() as busy:
@@ -133,3 +136,4 @@ def test_demo_runs_twice_and_the_second_run_is_incremental(meltano, tmp_path):
     table = requests_column(second)
     assert table["parties"] == 2  # one page of changes and one of the deleted feed
     assert sum(again.values()) < sum(counts.values()) / 10
+    assert second.split("open_opportunities", 1)[1] == first.split("open_opportunities", 1)[1]

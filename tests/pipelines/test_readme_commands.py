@@ -74,6 +74,9 @@ PLAN: dict[str, str] = {
     "tap-spreadsheets --config examples/csv.json": "undo",
     "rm -rf output/backups/sandbox": "backup_restore",
     "make sandbox": "make_sandbox",
+    "make sql": "make_sql",
+    "mkdir -p demo-output": "sql_copy",
+    "capsule sync --config examples/sync.sandbox.json": "sync_recipe",
     "make docs-settings": "skip: rewrites docs/settings.md in the checkout; "
     "tests/test_docs.py runs the same comparison",
     "meltano install extractor tap-postgres": f"skip: {POSTGRES}",
@@ -360,6 +363,55 @@ def benchmark(
     assert "marginal CPU per record" in out and "CPU per child request" in out
 
 
+def make_sql(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    # The demo's SQL part on a free port, with its output and state in the test's folder.
+    out = shell.run(
+        text.split("#")[0].strip(),
+        DEMO_PORT="0",
+        DEMO_OUTPUT=str(tmp / "demo-output"),
+        DEMO_STATE_DB=str(tmp / "demo.db"),
+    )
+    assert "open_opportunities" in out and "Ada Admin" in out, out
+    assert (tmp / "demo-output" / "warehouse.duckdb").is_file()
+
+
+def sql_copy(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    database = tmp / "demo-output" / "warehouse.duckdb"
+    script = text.replace("demo-output", f"{tmp}/demo-output")
+    out = shell.run(script, TAP_CAPSULE_API_URL=sb.url, TARGET_DUCKDB_PATH=str(database))
+    owners = {(o.get("owner") or {}).get("name") for o in sb.state()["opportunities"]}
+    assert "open_opportunities" in out and any(o and o in out for o in owners), out
+
+
+def sync_recipe(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    pg = request.getfixturevalue("postgres")
+    schema = request.getfixturevalue("pg_schema")  # the test's own, instead of capsule_sync
+    with make_sandbox_account() as account:
+        examples(tmp, account.url)
+        config = tmp / "examples" / "sync.sandbox.json"
+        config.write_text(config.read_text().replace("capsule_sync", schema))
+        out = shell.run(
+            text.replace("capsule_sync.", f"{schema}."),
+            cwd=tmp,
+            PGHOST=pg.host,
+            PGPORT=str(pg.port),
+            PGUSER=pg.user,
+            PGPASSWORD=pg.password,
+            PGDATABASE=pg.database,
+        )
+        parties = account.state()["parties"]
+    hoppers = [p for p in parties if p.get("lastName") == "Hopper"]
+    assert len(hoppers) == 1 and str(hoppers[0]["id"]) in out, out  # created once, id written back
+    assert next(p for p in parties if p["id"] == 11002)["about"] == "Edited in SQL"
+    assert '"operation": "INSERT"' in (tmp / "output" / "sync-changes.jsonl").read_text()
+
+
 RUNNERS = {
     "tap_examples": tap_examples,
     "meltano_run": meltano_run,
@@ -374,4 +426,7 @@ RUNNERS = {
     "backup_restore": backup_restore,
     "make_sandbox": make_sandbox,
     "benchmark": benchmark,
+    "make_sql": make_sql,
+    "sql_copy": sql_copy,
+    "sync_recipe": sync_recipe,
 }

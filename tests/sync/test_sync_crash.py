@@ -1,0 +1,138 @@
+"""A sync stopped at any write, then run again, ends where a clean run ends: the same records on
+both sides, no duplicate on either, the same conflicts logged once.
+
+The stop is raised right after a write (a Capsule request answered, a database transaction
+committed) and before anything else: the window where a real kill leaves a write done and its
+bookkeeping not. A stop before a write is the stop after the one before it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from psycopg import sql
+from sync_helpers import TOKEN, SyncDB, capsule_live, make_sync, postgres_reachable, run_sync
+
+from tap_capsule.api_client import CapsuleSession
+from tap_capsule.sandbox import Sandbox
+from target_capsule.account.sync.objects import OBJECTS
+
+pytestmark = pytest.mark.postgres
+
+
+class Stop(BaseException):
+    """A kill: nothing in the sync catches it."""
+
+
+def edit_both_sides(sb: Sandbox, db: SyncDB) -> None:
+    session = CapsuleSession({"access_token": TOKEN, "api_url": sb.url})
+    state = sb.state()
+    people = [p["id"] for p in state["parties"] if p["type"] == "person"]
+    session.call("PUT", f"/parties/{people[0]}", json_body={"party": {"about": "in Capsule"}})
+    session.call(
+        "POST",
+        "/parties",
+        json_body={"party": {"type": "person", "firstName": "Cap", "lastName": "Side"}},
+    )
+    db.update("parties", people[1], about="in the database")
+    db.update("parties", people[0], job_title="conflicting title")
+    session.call("PUT", f"/parties/{people[0]}", json_body={"party": {"jobTitle": "Capsule's"}})
+    db.insert("parties", type="person", first_name="Db", last_name="Side")
+    db.insert("parties", type="organisation", name="Db Org")
+    db.insert("notes", content="A note from the database", party_id=people[1])
+    db.insert("tasks", description="A task from the database", due_on="2031-01-01")
+    db.delete("parties", people[2])
+
+
+def end_state(sb: Sandbox, db: SyncDB) -> dict:
+    out = {}
+    for obj in OBJECTS:
+        live = capsule_live(sb, obj.table)
+        assert db.live(obj.table) == live, obj.table
+        out[obj.table] = sorted(json.dumps(v, sort_keys=True) for v in live.values())
+    out["conflicts"] = sorted(
+        (c["object"], c["field"], json.dumps(c["capsule_value"]), c["winner"])
+        for c in db.conflicts()
+    )
+    return out
+
+
+def scenario(schema_name: str, stop_at: int | None) -> tuple[dict, int]:
+    """Initial sync, edits, a sync stopped after write `stop_at`, a clean rerun; end state."""
+    db = SyncDB(schema_name)
+    try:
+        with Sandbox(token=TOKEN, scale=6, seed=9) as sb:
+            run_sync(sb, schema_name)
+            edit_both_sides(sb, db)
+            sync = make_sync(sb, schema_name)
+            seen = 0
+
+            def after_write() -> None:
+                nonlocal seen
+                seen += 1
+                if seen == stop_at:
+                    raise Stop
+
+            sync.after_write = after_write
+            try:
+                sync.run(list(OBJECTS))
+            except Stop:
+                pass
+            finally:
+                sync.db.close()
+                sync.capsule.change_log.close()
+            run_sync(sb, schema_name)
+            return end_state(sb, db), seen
+    finally:
+        db.conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema_name))
+        )
+        db.conn.close()
+
+
+def test_a_sync_stopped_at_any_write_then_rerun_equals_a_clean_run():
+    postgres_reachable()
+    run = uuid.uuid4().hex[:8]  # schemas of this run only
+    clean, writes = scenario(f"sync_crash_{run}_clean", None)
+    assert writes >= 10  # the scenario writes on both sides
+    assert clean["parties"].count(json.dumps({}, sort_keys=True)) == 0
+    for stop_at in range(1, writes + 1):
+        stopped, _ = scenario(f"sync_crash_{run}_{stop_at}", stop_at)
+        assert stopped == clean, f"stopped after write {stop_at}"
+
+
+def test_a_first_sync_stopped_midway_then_rerun_copies_everything_once():
+    postgres_reachable()
+    schema = f"sync_crash_first_{uuid.uuid4().hex[:8]}"
+    db = SyncDB(schema)
+    try:
+        with Sandbox(token=TOKEN, scale=6, seed=9) as sb:
+            for stop_at in (1, 9, 15):  # one stop per run: the copy goes on where it stopped
+                sync = make_sync(sb, schema)
+                seen = 0
+
+                def after_write(limit: int = stop_at) -> None:
+                    nonlocal seen
+                    seen += 1
+                    if seen == limit:
+                        raise Stop
+
+                sync.after_write = after_write
+                with pytest.raises(Stop):
+                    try:
+                        sync.run(list(OBJECTS))
+                    finally:
+                        sync.db.close()
+                        sync.capsule.change_log.close()
+            sb.reset_requests()
+            run_sync(sb, schema)
+            assert sb.requests()["writes"] == 0  # the copy never writes into Capsule
+            for obj in OBJECTS:
+                ids = [r["capsule_id"] for r in db.select(obj.table)]
+                assert len(ids) == len(set(ids)), obj.table
+                assert db.live(obj.table) == capsule_live(sb, obj.table), obj.table
+    finally:
+        db.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        db.conn.close()
