@@ -121,14 +121,17 @@ def unknown_setting(
     config: t.Mapping[str, t.Any],
     known: t.Iterable[str],
     listed_by: str | None = None,
+    *,
+    shared: bool = True,
 ) -> str | None:
     """One line naming the first config key that is no setting of `program`, or None.
 
-    `listed_by`: what shows the settings, when not `<program> --about`.
+    `listed_by`: what shows the settings, when not `<program> --about`; `shared`: the config may
+    be shared with the other commands (their settings pass).
     """
     names = frozenset(known)
     for name in config:
-        if name not in names and owner_of(name, program) is None:
+        if name not in names and (not shared or owner_of(name, program) is None):
             hint = _hint(name, names, lambda k: f"`{k}`")
             return _refusal(
                 f"unknown setting `{name}` in the config", hint, listed_by or f"`{program} --about`"
