@@ -28,6 +28,12 @@ from tap_capsule.api_client import (
     CapsuleRetryError,
 )
 from tap_capsule.secrets import SECRET_SETTINGS
+from tap_capsule.setting_names import (
+    others_settings,
+    plugin_setting_names,
+    unknown_setting,
+    unknown_variable,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.plugin_base import PluginBase
@@ -155,6 +161,26 @@ def _rule(error: jsonschema.ValidationError) -> str:
     return f"breaks the rule {rule} {json.dumps(expected)[:60]}"
 
 
+def read_configs(paths: list[str]) -> dict[str, t.Any]:
+    """The `--config` files merged, later files winning (as the SDK merges them)."""
+    config: dict[str, t.Any] = {}
+    for path in paths:
+        config.update(json.loads(Path(path).read_text(encoding="utf-8")))
+    return config
+
+
+def names_problem(plugin: type[PluginBase], name: str, paths: list[str]) -> str | None:
+    """A config key or `<PREFIX>_*` environment variable that names no setting, in one line.
+
+    Another command's settings in a shared config file are accepted, with one note each.
+    """
+    known = plugin_setting_names(plugin)
+    config = read_configs(paths)
+    for note in others_settings(name, config, known):
+        print(f"{name}: note: {note}", file=sys.stderr)
+    return unknown_setting(name, config, known) or unknown_variable(name, known)
+
+
 def settings_problem(plugin: type[PluginBase], name: str, paths: list[str]) -> str | None:
     """The first setting of the `--config` files that the plugin's schema refuses, in one line.
 
@@ -162,9 +188,7 @@ def settings_problem(plugin: type[PluginBase], name: str, paths: list[str]) -> s
     of their own, and in discovery only warns, so a mistyped setting first surfaces later and
     elsewhere. This says which setting and what it must be, before the plugin starts.
     """
-    config: dict[str, t.Any] = {}
-    for path in paths:
-        config.update(json.loads(Path(path).read_text(encoding="utf-8")))
+    config = read_configs(paths)
     schema = copy.deepcopy(plugin.config_jsonschema)
     plugin.append_builtin_config(schema)
     errors = sorted(
@@ -212,6 +236,8 @@ def run(load: t.Callable[[], type[PluginBase]], name: str, argv: list[str] | Non
                 configs.append(path)
         plugin = load()
         describes = {"--about", "--version", "--help"} & set(args)  # no run, nothing to check
+        if not describes and (problem := names_problem(plugin, name, configs)):
+            raise UserError(problem)  # before the values: a misspelt name explains a "missing" one
         if configs and not describes and (problem := settings_problem(plugin, name, configs)):
             raise UserError(problem)
         command = plugin.cli  # sets up the SDK's console logging
@@ -237,6 +263,11 @@ def _load_tap() -> type[PluginBase]:
     from tap_capsule.tap import TapCapsule  # only once the arguments are checked
 
     return TapCapsule
+
+
+def tap_setting_names() -> frozenset[str]:
+    """The settings tap-capsule accepts (for commands that hand their config to it)."""
+    return plugin_setting_names(_load_tap())
 
 
 def main() -> None:

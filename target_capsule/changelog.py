@@ -138,6 +138,7 @@ class ChangeLog:
         keys: t.Mapping[str, t.Any] | None = None,
         created_tags: t.Sequence[str] | None = None,
         list_path: str | None = None,
+        kept: t.Mapping[str, t.Any] | None = None,
     ) -> Entry:
         """The `pending` line of a write about to be sent (a `planned` line in a dry run).
 
@@ -145,7 +146,8 @@ class ChangeLog:
         those fields before a PUT; `record`: Capsule's copy of a record to delete; `keys`: the
         path ids of a child or link record (e.g. `opportunityId`, `partyId`); `created_tags`: tag
         names no definition had, which Capsule creates along with the write; `list_path`: where
-        a create is looked for if its answer is lost (a child's list under its parent).
+        a create is looked for if its answer is lost (a child's list under its parent); `kept`:
+        fields `fill_empty` did not write, with the value Capsule kept (an undo leaves them).
         """
         status = PLANNED if self.dry_run else PENDING
         with self._lock:
@@ -167,6 +169,8 @@ class ChangeLog:
             }
             if list_path:
                 line["list_path"] = list_path
+            if kept:
+                line["kept"] = dict(kept)
             self._emit(line)
             if status == PLANNED:
                 self.lines += 1

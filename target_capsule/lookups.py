@@ -219,6 +219,18 @@ class Lookups:
                     index.add(record)
         return index
 
+    def records_seen(self) -> set[tuple[str, str]]:
+        """(stream, id) of every existing record read for matching and diffs.
+
+        What the `max_changed_share` guardrail measures against; records a dry run planned are not.
+        """
+        return {
+            (self._owner.get(path, ""), str(rid))
+            for path, index in self._indexes.items()
+            for rid in index.by_id
+            if not str(rid).startswith("planned:")
+        }
+
     def cached(self, path: str | None, rid: object) -> dict | None:
         """The copy of a record this run already read or wrote, if any."""
         index = self._indexes.get(path) if path else None

@@ -103,6 +103,9 @@ class CapsuleMessageReader(SingerReader):
         """Start before the first line; the target sets `on_malformed`."""
         super().__init__()
         self.line_number = 0
+        self.first_line = 1  # below 1 when lines the user did not send come first (pending)
+        # Turns the input into what is processed (spooled, planned, pending records first).
+        self.prepare: t.Callable[[t.IO[str]], t.ContextManager[t.IO[str]]] | None = None
         self.on_malformed: t.Callable[[MalformedInput], t.NoReturn] | None = None
         # Errors that end the run whatever the line (auth, settings), and who ends it.
         self.fatal_errors: tuple[type[Exception], ...] = ()
@@ -123,8 +126,18 @@ class CapsuleMessageReader(SingerReader):
         file_input: t.IO[str] | None,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
+        source = file_input or self.default_input
+        if self.prepare is None:
+            return self.process(source, callbacks)
+        with self.prepare(source) as prepared:
+            return self.process(prepared, callbacks)
+
+    def process(
+        self, source: t.IO[str], callbacks: dict[str, t.Callable[[dict], None]]
+    ) -> t.Counter[str]:
+        """Hand each message to its callback; malformed lines and fatal errors end the run."""
         stats: Counter[str] = Counter()
-        for number, line in enumerate(file_input or self.default_input, start=1):
+        for number, line in enumerate(source, start=self.first_line):
             self.line_number = number
             if not line.strip():
                 continue

@@ -2,8 +2,9 @@
 
 Keys come from the catalogue (`natural_keys`) unless the `upsert_keys` setting names other field
 paths for a stream (an empty list turns upsert off). A path may go into nested objects
-(`pipeline.id`) and lists (`emailAddresses[].address`: any item). Values compare trimmed and
-case-insensitively.
+(`pipeline.id`) and lists (`emailAddresses[].address`: any item). Text values compare as Capsule's
+search compares them: case-insensitively, trimmed and with inner runs of spaces collapsed ("john "
+and "TWIN" are John Twin), email addresses too. Ids compare exactly.
 
 A record that carries no value for any of its keys (a person without an email address, a task: no
 catalogue key at all) is matched on its content instead: an existing record that already holds
@@ -19,7 +20,7 @@ import itertools
 import typing as t
 
 from tap_capsule import catalogue as cat
-from target_capsule.values import blank, ref_id, same
+from target_capsule.values import blank, parse_datetime, ref_id, same
 
 # Fields that make a good first cut for content matching (the rest is compared in full).
 CONTENT_BUCKET_FIELDS = (
@@ -50,6 +51,11 @@ def keys_for(
     return tuple(cat.NaturalKey(tuple(k)) for k in configured)  # a list of alternative keys
 
 
+def fold(text: str) -> str:
+    """Text as Capsule's search sees it: case-insensitive, trimmed, inner spaces collapsed."""
+    return " ".join(text.split()).casefold()
+
+
 def _norm(value: object) -> str | None:
     if blank(value):
         return None
@@ -57,7 +63,23 @@ def _norm(value: object) -> str | None:
         value = ref_id(value) if value.get("id") is not None else value.get("name")
         if blank(value):
             return None
-    return str(value).strip().casefold()
+    return fold(str(value))
+
+
+def folded(value: object) -> object:
+    """A value with its texts folded (not date-times: they compare as instants, nor ids)."""
+    if isinstance(value, str):
+        return value if parse_datetime(value) is not None else fold(value)
+    if isinstance(value, dict):
+        return {k: v if k == "id" else folded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [folded(v) for v in value]
+    return value
+
+
+def matches(ours: object, theirs: object) -> bool:
+    """Does Capsule's value hold ours, for matching (texts folded; a diff compares exactly)?"""
+    return same(folded(ours), folded(theirs))
 
 
 def values_at(record: t.Mapping[str, t.Any], path: str) -> list[str]:
@@ -209,8 +231,8 @@ def content_of(obj: cat.CapsuleObject, body: t.Mapping[str, t.Any]) -> dict:
 
 
 def holds_scalars(body: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any]) -> bool:
-    """Content match: every set field of the body equals Capsule's value."""
-    return all(same(v, current.get(k)) for k, v in body.items() if not blank(v))
+    """Content match: every set field of the body equals Capsule's value (texts folded)."""
+    return all(matches(v, current.get(k)) for k, v in body.items() if not blank(v))
 
 
 # Fields Capsule may set itself on a create, whatever was sent: an opportunity's probability comes

@@ -60,8 +60,12 @@ class Rejects:
         reason: str,
         record: t.Mapping[str, t.Any],
         http_status: int | None = None,
+        extra: t.Mapping[str, t.Any] | None = None,
     ) -> None:
-        """Append one rejected record (masked) and log it (masked by the log handlers too)."""
+        """Append one rejected record (masked) and log it (masked by the log handlers too).
+
+        `extra`: more keys for the line (how often a retried record failed: `attempts`).
+        """
         reason = self.redactor.redact(reason)
         line = {
             "stream": stream,
@@ -78,6 +82,7 @@ class Rejects:
                 self.key_redactor,
             ),
         }
+        line.update(extra or {})
         # Redact inside keys and values, not in the serialised line: that would corrupt its
         # structure whenever a secret happens to be a short common string.
         text = json.dumps(line, default=_jsonable, ensure_ascii=False)

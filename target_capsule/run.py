@@ -10,10 +10,13 @@ import functools
 import typing as t
 from pathlib import Path
 
+from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleSession, package_version
-from target_capsule.changelog import ChangeLog
+from target_capsule.fill_empty import FillEmpty
 from target_capsule.lock import Lock, account_key
 from target_capsule.lookups import Lookups
+from target_capsule.pending import MAX_ATTEMPTS, RetryingRejects, pending_path
+from target_capsule.plan import PlannedChangeLog
 from target_capsule.rejects import Rejects, secrets_of
 from target_capsule.settle import settle_pending
 from target_capsule.site import account_of, read_site
@@ -21,7 +24,13 @@ from target_capsule.summary import Summary
 
 # Settings that name a file the run writes: no two may be the same file (a rejects file truncated
 # at the start of a run must never be the change log).
-OUTPUT_SETTINGS = ("change_log_path", "rejects_path", "oauth_token_cache")
+OUTPUT_SETTINGS = (
+    "change_log_path",
+    "rejects_path",
+    "oauth_token_cache",
+    "pending_path",
+    "plan_path",
+)
 
 
 class OutputPathError(ValueError):
@@ -48,6 +57,10 @@ if t.TYPE_CHECKING:
     import logging
 
 
+# Settings that need the whole plan of a dry run in memory (one small entry per change).
+PLAN_SETTINGS = ("plan_path", "max_deletes", "max_changed_share")
+
+
 class WriteRun:
     """One load: the settings in force, the shared session and lookups, the outcome counts."""
 
@@ -61,9 +74,22 @@ class WriteRun:
         self.nested_lists = dict(config.get("nested_lists") or {})
         self.summary = Summary(dry_run=self.dry_run)
         check_output_paths(config, OUTPUT_SETTINGS)
-        self.changes = ChangeLog(config.get("change_log_path"), dry_run=self.dry_run)
+        self.retry = bool(config.get("retry_rejected"))
+        self.pending_path = pending_path(config) if self.retry else None
+        retrying = self.retry and not self.dry_run  # a dry run plans them, keeps the file as is
+        self.rejects = (RetryingRejects if retrying else Rejects)(
+            config.get("rejects_path"), secrets_of(config)
+        )
+        self.plan_path = config.get("plan_path")
+        self.changes = PlannedChangeLog(
+            config.get("change_log_path"),
+            dry_run=self.dry_run,
+            # A dry run's plan, kept for the Markdown table and the guardrails' counts.
+            keep=self.dry_run and any(config.get(k) is not None for k in PLAN_SETTINGS),
+        )
         self.changes.open()  # an unwritable change log ends the run before any request
-        self.rejects = Rejects(config.get("rejects_path"), secrets_of(config))
+        self.fill_empty = FillEmpty(config.get("fill_empty") or (), cat.BY_STREAM)
+        self.label = "Dry run (no writes sent)" if self.dry_run else "Load"
         self.account: str | None = None
         self.lock: Lock | None = None
 
@@ -126,14 +152,35 @@ class WriteRun:
         reason: str,
         record: t.Mapping[str, t.Any],
         http_status: int | None = None,
+        retry: bool = True,
     ) -> None:
-        """Write the record to the rejects file and count it."""
-        self.rejects.write(stream, operation, reason, record, http_status)
+        """Write the record to the rejects file and count it (`retry`: worth sending again)."""
+        extra = None if retry else {"retried": False}
+        self.rejects.write(stream, operation, reason, record, http_status, extra)
         self.summary.add(stream, operation, "rejected")
+
+    def save_pending(self, schema_of: t.Callable[[str], dict | None]) -> None:
+        """Keep this run's rejected records for the next one (`retry_rejected`)."""
+        if isinstance(self.rejects, RetryingRejects) and self.pending_path is not None:
+            self.rejects.save(self.pending_path, schema_of)
+            kept, given_up = len(self.rejects.kept), self.rejects.given_up
+            self.logger.info(
+                "Pending file %s: %d record(s) to send again next run%s",
+                self.pending_path,
+                kept,
+                f"; {given_up} failed {MAX_ATTEMPTS} times for the same reason and stay "
+                "in the rejects file only"
+                if given_up
+                else "",
+            )
+
+    def records_seen(self) -> set[tuple[str, str]]:
+        """(stream, id) of the existing records the run read (none when it read nothing)."""
+        return self.lookups.records_seen() if "lookups" in self.__dict__ else set()
 
     def log_summary(self) -> None:
         """Log the outcome counts and the requests the run spent of Capsule's hourly budget."""
-        mode = "Dry run (no writes sent)" if self.dry_run else "Load"
+        mode = self.label
         totals = self.summary.as_dict()["totals"]
         self.logger.info(
             "%s finished: %s",
@@ -144,6 +191,13 @@ class WriteRun:
             self.logger.info("  %s", line)
         if self.changes.enabled:
             self.logger.info("%s", self.changes.describe())
+        if self.dry_run and self.plan_path:
+            file = self.changes.save_markdown(
+                self.plan_path,
+                f"Planned changes of run {self.changes.run_id}",
+                self.summary.lines(),
+            )
+            self.logger.info("Plan (record, field, current -> new value): %s", file)
         if "session" in self.__dict__:
             self.logger.info(
                 "%d requests to Capsule; %s",

@@ -88,6 +88,7 @@ class CapsuleSink(BatchSink):
         self.on_content = False  # the last match was made on content, not on a natural key
         self.refused: dict[str, str] = {}  # operation -> the 403 reason Capsule gave for it
         self.upcoming: list[int] = []  # ids the rest of the batch will update
+        self.kept: dict[str, t.Any] = {}  # fields `fill_empty` kept in the last diff
 
     @property
     @override
@@ -296,6 +297,10 @@ class CapsuleSink(BatchSink):
                     raise Rejected(UPDATE, rule)
                 self._check(UPDATE, view)
                 found = self.run.lookups.cached(path, matched[0])
+                if self.on_content and found is not None:
+                    # Matched because Capsule holds the same text up to case and spaces:
+                    # its own spelling stays ("john " does not overwrite "John").
+                    body = {k: v for k, v in body.items() if not nk.matches(v, found.get(k))}
                 return self.update(record, body, matched[0], path, found), UPDATE
         try:
             full = payload.insert_body(body)
@@ -429,7 +434,11 @@ class CapsuleSink(BatchSink):
             current = self.current_or_reject(rid, path)
         single = cat.fill_path(self.obj.single_path, {"id": rid})
         diff = self.diff(record, body, current)
+        kept = self.kept
+        if kept:
+            self.run.summary.count(self.stream_name, "kept_by_fill_empty", len(kept))
         if not diff:
+            self.run.changes.note_kept(self.stream_name, rid, kept)
             return "unchanged"
         if self.obj.replace_on_update:
             return self.replace_record(rid, current, diff, path)
@@ -438,7 +447,7 @@ class CapsuleSink(BatchSink):
         if self.run.dry_run:
             self.run.summary.count(self.stream_name, "rows_removed", payload.removals(diff))
             self.run.changes.ahead(
-                self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags
+                self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags, kept=kept
             )
             return "applied"
 
@@ -452,7 +461,7 @@ class CapsuleSink(BatchSink):
 
         changes = self.run.changes
         with changes.writing(
-            self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags
+            self.stream_name, UPDATE, rid, diff, before, created_tags=new_tags, kept=kept
         ) as entry:
             try:
                 written = write(
@@ -552,6 +561,14 @@ class CapsuleSink(BatchSink):
         try:
             diff = payload.update_body(self.obj, body, current, self.replace)
             diff.update(self.extras(record, current))
+            self.kept = self.run.fill_empty.apply(
+                self.obj,
+                diff,
+                current,
+                (lambda: self.run.lookups.field_definitions(self.obj))
+                if self.obj.custom_fields
+                else None,
+            )
         except PayloadError as exc:
             raise Rejected(UPDATE, f"{self.stream_name} UPDATE: {exc}") from None
         return diff

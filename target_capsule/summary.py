@@ -6,8 +6,9 @@ every retry and check); in a dry run `planned` replaces `applied`.
 
 Next to the outcomes, per-stream counters say how the target got there, where the user should
 know: `matched_on_content` (an id-less record without a natural key taken for an existing record
-because Capsule already holds everything it sets) and `rows_removed` (nested rows removed because
-the stream mirrors the source's lists).
+because Capsule already holds everything it sets), `rows_removed` (nested rows removed because
+the stream mirrors the source's lists), `kept_by_fill_empty` (fields not written because Capsule
+held a value) and `from_pending` (records sent again from the last run's pending file).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import typing as t
 
 OUTCOMES = ("applied", "planned", "unchanged", "already_gone", "rejected", "unresolved")
-COUNTERS = ("matched_on_content", "rows_removed")
+COUNTERS = ("matched_on_content", "rows_removed", "kept_by_fill_empty", "from_pending")
 
 
 class Summary:

@@ -9,7 +9,9 @@ under `target_capsule`, next to the tap's own state.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import typing as t
+from pathlib import Path
 
 from singer_sdk import Target
 from singer_sdk import typing as th
@@ -26,12 +28,18 @@ from tap_capsule.api_client import (
     check_connection_settings,
     connection_settings,
 )
+from target_capsule import guardrails, pending
 from target_capsule.changelog import ChangeLogError
 from target_capsule.lock import LockError
 from target_capsule.messages import CapsuleMessageReader, MalformedInput, UnusableMessage
 from target_capsule.run import OutputPathError, WriteRun
 from target_capsule.sinks import CapsuleSink
-from target_capsule.unsupported_settings import drop_unsupported, refusal, supported_capabilities
+from target_capsule.unsupported_settings import (
+    UNSUPPORTED,
+    drop_unsupported,
+    refusal,
+    supported_capabilities,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
@@ -60,6 +68,9 @@ class TargetCapsule(Target):
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = supported_capabilities(Target.capabilities)
     default_sink_class = CapsuleSink
     message_reader_class = CapsuleMessageReader  # blank lines skipped, bad lines end cleanly
+    # SDK settings refused with their own reason (not as unknown names): see unsupported_settings.
+    names_beyond_schema: t.ClassVar[tuple[str, ...]] = tuple(UNSUPPORTED)
+    force_flag: t.ClassVar[bool] = False  # `--force` on the command line: past the guardrails
 
     config_jsonschema = th.PropertiesList(
         *connection_settings().wrapped.values(),
@@ -130,6 +141,67 @@ class TargetCapsule(Target):
             'removing the rows the record lacks, e.g. `{"parties": "replace"}`. Only lists the '
             "record carries are touched. Removals are counted as `rows_removed`.",
         ),
+        th.Property(
+            "max_deletes",
+            th.IntegerType(minimum=0),
+            title="Most deletes",
+            description="Guardrail: a run that would delete more records than this writes "
+            "nothing, prints its plan and the limit crossed, and exits 1. The input is planned "
+            "first (as a dry run), then written. `--force` (or `force`) overrides.",
+        ),
+        th.Property(
+            "max_changed_share",
+            th.NumberType(minimum=0, maximum=1),
+            title="Largest share changed",
+            description="Guardrail: a run that would update or delete more than this share "
+            "(0-1) of the existing records it read for matching and diffs (records deleted "
+            "unread included) writes nothing, prints its plan and the limit crossed, and "
+            "exits 1. `--force` (or `force`) overrides.",
+        ),
+        th.Property(
+            "force",
+            th.BooleanType,
+            default=False,
+            title="Force past the guardrails",
+            description="Write even when the plan crosses `max_deletes` or `max_changed_share` "
+            "(the same as `--force`); for one run, e.g. `TARGET_CAPSULE_FORCE=true`.",
+        ),
+        th.Property(
+            "fill_empty",
+            th.ArrayType(th.StringType),
+            default=[],
+            title="Fill empty fields only",
+            description="Fields an UPDATE (and an INSERT that matched an existing record) writes "
+            "only where Capsule's value is empty, so an import never overwrites what someone "
+            'typed in Capsule, e.g. `["jobTitle", "about", "Contract value"]`. Custom fields by '
+            "name or column name; `parties.jobTitle` limits an entry to one stream. Fields "
+            "kept are counted as `kept_by_fill_empty` and listed in the change log and the plan.",
+        ),
+        th.Property(
+            "retry_rejected",
+            th.BooleanType,
+            default=False,
+            title="Retry rejected records",
+            description="Keep the rejected and unresolved records of a run in `pending_path` "
+            "and send them again first in the next run, unless newer input for the same record "
+            "supersedes them. A record rejected 3 times for the same reason stays in the "
+            "rejects file with its count (`attempts`) and is not retried again.",
+        ),
+        th.Property(
+            "pending_path",
+            th.StringType,
+            title="Pending file",
+            description="The file `retry_rejected` keeps records in (private, 0600). Default: "
+            "next to `rejects_path`, named `<rejects file>.pending.json`.",
+        ),
+        th.Property(
+            "plan_path",
+            th.StringType,
+            title="Plan file (Markdown)",
+            description="Markdown table of the changes a dry run (or the guardrails' plan) "
+            "would make, one row per record and field: current value -> new value, deletes, "
+            "and fields kept by `fill_empty`; for people who approve an import.",
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401 - the SDK signature
@@ -150,10 +222,83 @@ class TargetCapsule(Target):
             raise SystemExit(1) from None
         self._state_written = False
         self._last_stream: str | None = None
+        self.planner = False  # only plans the input for another instance (the guardrails)
         if isinstance(self.message_reader, CapsuleMessageReader):
             self.message_reader.on_malformed = self.stop_on_malformed
             self.message_reader.fatal_errors = FATAL
             self.message_reader.on_fatal = self.stop_on_fatal
+            self.message_reader.prepare = self.prepared_input
+
+    @contextlib.contextmanager
+    def prepared_input(self, source: t.IO[str]) -> t.Iterator[t.IO[str]]:
+        """The input to process: with a guardrail or `retry_rejected`, spooled, then planned.
+
+        See `guardrails` and `pending` for what that costs.
+        """
+        forced = self.force_flag or bool(self.config.get("force"))
+        guard = guardrails.wanted(self.config) and not forced and not self.run.dry_run
+        if not (guard or self.run.retry) or self.planner:
+            yield source
+            return
+        with tempfile.TemporaryDirectory(prefix="target-capsule-") as folder:  # 0700
+            spooled = self.with_pending(guardrails.spool(source, Path(folder)))
+            if guard and (crossed := self.plan_first(spooled)):
+                plan = self.config.get("plan_path")
+                self.abort(
+                    f"Guardrail: {crossed}. Nothing was written. Check the plan above"
+                    f"{f' and in {plan}' if plan else ''}; to write it anyway, run again with "
+                    "--force (or the setting force: true)",
+                    summary=False,
+                )
+            with spooled.open(encoding="utf-8") as handle:
+                yield handle
+
+    def with_pending(self, spooled: Path) -> Path:
+        """The input with last run's pending records first (those newer input leaves)."""
+        if not self.run.retry:
+            return spooled
+        try:
+            kept = pending.load(self.run.pending_path)
+        except ValueError as exc:
+            self.abort(str(exc), summary=False)
+        keys = self.run.upsert_keys
+        lines, sent, superseded = pending.prelude(
+            kept, pending.input_identities(spooled, keys), keys
+        )
+        self.logger.info(
+            "Pending file %s: %d record(s) sent again first, %d superseded by newer input",
+            self.run.pending_path,
+            sum(sent.values()),
+            superseded,
+        )
+        if not lines:
+            return spooled
+        for stream, count in sent.items():
+            self.run.summary.count(stream, "from_pending", count)
+        combined = spooled.with_name("with-pending.jsonl")
+        text = "".join(line + "\n" for line in lines)
+        with spooled.open(encoding="utf-8") as rest:
+            pending.write_private(combined, text + rest.read())
+        self.message_reader_offset(len(lines))
+        return combined
+
+    def message_reader_offset(self, lines: int) -> None:
+        """Number input lines as the user sent them, after `lines` the target added first."""
+        if isinstance(self.message_reader, CapsuleMessageReader):
+            self.message_reader.first_line = 1 - lines
+
+    def plan_first(self, source: Path) -> str | None:
+        """Plan the whole input as a dry run (nothing written, no STATE); the limit it crosses."""
+        own = ("rejects_path", "change_log_path", "retry_rejected", "pending_path")
+        config = {k: v for k, v in self.config.items() if k not in own and k != "fail_on_rejects"}
+        planner = type(self)(config={**config, "dry_run": True}, validate_config=False)
+        planner.planner = True
+        planner.run.label = "Plan, checked against the guardrails (nothing written yet)"
+        if isinstance(self.message_reader, CapsuleMessageReader):
+            planner.message_reader_offset(1 - self.message_reader.first_line)
+        with source.open(encoding="utf-8") as handle:
+            planner.listen(handle)
+        return guardrails.crossed(planner.run, self.config)
 
     @classmethod
     @override
@@ -166,6 +311,12 @@ class TargetCapsule(Target):
         # The first hook after the configuration is read, before the SDK acts on any setting.
         if (refused := refusal(self.config)) is not None:
             self.abort(refused, summary=False)
+        if self.config.get("retry_rejected") and pending.pending_path(self.config) is None:
+            self.abort(
+                "retry_rejected needs a file to keep the records in: set pending_path, or "
+                "rejects_path (the pending file is then kept next to it)",
+                summary=False,
+            )
         super().setup_mapper()
 
     @override
@@ -209,6 +360,7 @@ class TargetCapsule(Target):
                 cat.INSERT,
                 f"{stream} INSERT: the record must be a JSON object, got {kind}",
                 {"record": record},
+                retry=False,
             )
             return
         # Sinks apply records in batches; finishing the previous stream's batch first keeps
@@ -225,6 +377,8 @@ class TargetCapsule(Target):
     @override
     def _write_state_message(self, state: dict) -> None:
         self._state_written = True
+        if self.planner:
+            return  # a plan for the guardrails: the STATE comes from the run that writes
         # A dry run writes nothing, so the source's bookmarks must not move on: passing them
         # through would make the real run that follows read (and load) nothing.
         merged = {} if self.run.dry_run else dict(state)
@@ -244,8 +398,18 @@ class TargetCapsule(Target):
             super().process_endofpipe()
         if not had_state:
             self._write_state_message({})
+        if not self.run.dry_run:  # before the account's lock is released
+            self.run.save_pending(
+                lambda s: self.get_sink(s).schema if self.sink_exists(s) else None
+            )
         self.run.close()
         self.run.log_summary()
+        if (
+            self.run.dry_run
+            and not self.planner
+            and (crossed := guardrails.crossed(self.run, self.config))
+        ):
+            self.logger.warning("Guardrail: %s; a real run would write nothing", crossed)
         unresolved = self.run.summary.total("unresolved")
         if unresolved:
             self.abort(
@@ -270,6 +434,11 @@ class TargetCapsule(Target):
 
     def stop_on_malformed(self, error: MalformedInput) -> t.NoReturn:
         """Finish what the lines before `error` started (STATE and summary), then exit 1."""
+        if self.planner:  # the guardrails' plan: nothing was written, nothing is to be finished
+            self.abort(
+                f"Stopped at {error}. Nothing was written: with a guardrail set the whole input "
+                "is planned before any write. Fix or remove that line and run again."
+            )
         with self.fatal_ends_run():
             self.drain_all(is_endofpipe=True)  # writes the latest STATE received, if any
         if not self._state_written:

@@ -29,6 +29,7 @@ SHARED_CORE = {
     "tap_capsule.private_files",
     "tap_capsule.secrets",
     "tap_capsule.cli",  # both plugins' entry points: one-line errors for user mistakes
+    "tap_capsule.setting_names",  # every command refuses unknown setting names the same way
 }
 CORE_PACKAGES = ("tap_capsule.api_client",)  # the shared core includes their modules too
 

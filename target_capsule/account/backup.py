@@ -51,7 +51,9 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
+from tap_capsule.cli import tap_setting_names
 from tap_capsule.private_files import make_private, open_private, private_folder, write_private
+from tap_capsule.setting_names import unknown_setting
 from target_capsule.account import files
 from target_capsule.account.progress import Progress
 from target_capsule.lock import Lock, LockError
@@ -61,6 +63,8 @@ MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint.json"
 SCHEMAS = "schemas.json"
 FORMAT = 1
+# The backup target's own settings; tap-capsule's (token, URL, pacing, ...) come on top.
+BACKUP_SETTINGS = ("backup_dir", "attachments")
 # The longest record line a backup writes or a restore reads (characters of its JSON): Capsule's
 # own records are far smaller; a longer one is refused, read past without holding it.
 MAX_RECORD_CHARS = 5 * 1024 * 1024
@@ -486,6 +490,13 @@ def main(argv: list[str] | None = None) -> int:
             config.update(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
         print(f"target-capsule-backup: cannot read --config: {exc}", file=sys.stderr)
+        return 1
+    # Its config may be tap-capsule's (as `capsule backup` passes it): the tap's settings are
+    # known (and ignored), any other name is refused.
+    known = tap_setting_names() | set(BACKUP_SETTINGS)
+    listed = f"`tap-capsule --about` (plus {', '.join(BACKUP_SETTINGS)})"
+    if problem := unknown_setting("target-capsule-backup", config, known, listed):
+        print(f"target-capsule-backup: {problem}", file=sys.stderr)
         return 1
     lock: Lock | None = None
     folder = config.get("backup_dir")

@@ -26,7 +26,9 @@ import threading
 import typing as t
 from pathlib import Path
 
-from target_capsule.account.backup import CHECKPOINT, MANIFEST
+from tap_capsule.cli import tap_setting_names
+from tap_capsule.setting_names import unknown_setting
+from target_capsule.account.backup import BACKUP_SETTINGS, CHECKPOINT, MANIFEST
 from target_capsule.account.cli import Parser, error
 
 if t.TYPE_CHECKING:
@@ -64,24 +66,34 @@ def main(argv: list[str] | None = None, prog: str = "capsule backup") -> int:
     config = Path(args.config)
     if not config.is_file():
         return error(prog, f"--config {config} does not exist")
+    try:  # one line for a misspelt setting, before either command starts
+        settings = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return error(prog, f"cannot read --config {config}: {exc}")
+    known = tap_setting_names() | set(BACKUP_SETTINGS)
+    if isinstance(settings, dict) and (problem := unknown_setting(prog, settings, known)):
+        return error(prog, problem)
     tap, target = executable("tap-capsule"), executable("target-capsule-backup")
     if tap is None or target is None:
         return error(prog, "tap-capsule and target-capsule-backup must be installed beside it")
     with tempfile.TemporaryDirectory() as folder:
-        # Settings on top of the user's config; no secret goes into this file.
-        overlay = Path(folder) / "backup.json"
-        overlay.write_text(
-            json.dumps({"child_streams": True, "tombstones": "off", "backup_dir": args.backup_dir}),
-            encoding="utf-8",
-        )
-        overlay.chmod(0o600)
-        configs = ["--config", str(config), "--config", str(overlay)]
+        # Settings on top of the user's config, one file per command (each knows its own);
+        # no secret goes into these files.
+        overlays = {
+            "tap": {"child_streams": True, "tombstones": "off"},
+            "target": {"backup_dir": args.backup_dir},
+        }
+        commands = {"tap": [tap], "target": [target]}
+        for name, settings in overlays.items():
+            overlay = Path(folder) / f"{name}.json"
+            overlay.write_text(json.dumps(settings), encoding="utf-8")
+            overlay.chmod(0o600)
+            commands[name] += ["--config", str(config), "--config", str(overlay)]
         resume = Path(args.backup_dir) / CHECKPOINT
-        state = []
         if resume.is_file() and not (Path(args.backup_dir) / MANIFEST).exists():
             print(f"{prog}: resuming the unfinished backup in {args.backup_dir}", file=sys.stderr)
-            state = ["--state", str(resume)]
-        return _pipe(prog, [tap, *configs, *state], [target, *configs], args.backup_dir)
+            commands["tap"] += ["--state", str(resume)]
+        return _pipe(prog, commands["tap"], commands["target"], args.backup_dir)
 
 
 def _pipe(prog: str, tap_command: list[str], target_command: list[str], folder: str) -> int:

@@ -32,6 +32,7 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
+from tap_capsule.setting_names import account_config_problem
 from target_capsule import natural_keys as nk
 from target_capsule.account import files
 from target_capsule.account.backup import (
@@ -136,6 +137,10 @@ class Owners:
             owner.strip() if owner else None,
             {k.strip().casefold(): v.strip() for k, v in mapping.items()},
         )
+
+
+# Settings of capsule-restore on top of target-capsule's (its config is the target's).
+RESTORE_SETTINGS = ("default_owner", "owner_map")
 
 
 class RestoreError(Exception):
@@ -906,6 +911,10 @@ def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
     lock: Lock | None = None
     try:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        from target_capsule.target import TargetCapsule  # its settings name the config's keys
+
+        if problem := account_config_problem(prog, config, TargetCapsule, *RESTORE_SETTINGS):
+            raise RestoreError(problem)
         manifest = read_manifest(Path(args.backup))
         refused: list[dict] = []
         backup = read_backup(Path(args.backup), refused)

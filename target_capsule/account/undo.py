@@ -34,6 +34,7 @@ from tap_capsule.api_client import (
     raise_for_capsule_status,
     response_json,
 )
+from tap_capsule.setting_names import account_config_problem
 from target_capsule import natural_keys as nk
 from target_capsule.account.cli import Parser, error, version
 from target_capsule.account.refs import IdMap, positive_id
@@ -531,6 +532,10 @@ def main(argv: list[str] | None = None, prog: str = "capsule undo") -> int:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return error(prog, f"cannot read --config {args.config}: {exc}")
+    from target_capsule.target import TargetCapsule  # its settings name the config's keys
+
+    if problem := account_config_problem(prog, config, TargetCapsule):
+        return error(prog, problem)
     try:
         run_id, lines = read(args.change_log, args.run_id)
         if any(line.get("status") == PLANNED for line in lines):

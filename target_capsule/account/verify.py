@@ -28,6 +28,8 @@ from pathlib import Path
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import CapsuleError, CapsuleNotFound, CapsuleSession
+from tap_capsule.cli import tap_setting_names
+from tap_capsule.setting_names import unknown_setting
 from target_capsule.account import files
 from target_capsule.account.backup import BackupError, read_backup, read_manifest
 from target_capsule.account.cli import Parser, error, version
@@ -390,6 +392,9 @@ def main(argv: list[str] | None = None, prog: str = "capsule verify") -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
+        config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        if problem := unknown_setting(prog, config, tap_setting_names(), "`tap-capsule --about`"):
+            raise VerifyError(problem)
         expected = read_backup(Path(args.backup))
         kept = read_manifest(Path(args.backup)).get("attachments") or {}
         ids = IdMap(args.id_map) if args.id_map else IdMap()

@@ -213,9 +213,9 @@ def test_the_command_line(sandbox, schema, tmp_path):
     config.write_text(json.dumps({"access_token": TOKEN, "conflcit": "capsule"}))
     wrong = capsule_sync("--config", str(config))
     assert wrong.returncode == 1
-    assert wrong.stderr.strip().splitlines()[-1] == (
-        "capsule sync: error: unknown setting conflcit (did you mean conflict?)"
-    )
+    last = wrong.stderr.strip().splitlines()[-1]
+    assert last.startswith("capsule sync: error: unknown setting `conflcit` in the config;")
+    assert "did you mean `conflict`?" in last
     assert "Traceback" not in wrong.stderr
     assert TOKEN not in wrong.stderr
     config.write_text(json.dumps({"access_token": TOKEN, "objects": ["parties", "emails"]}))

@@ -4,4 +4,5 @@ import sys
 
 from target_capsule.account.sync.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (a scan of every module) runs nothing
+    sys.exit(main())

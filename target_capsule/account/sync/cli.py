@@ -11,7 +11,6 @@ Meltano passes its utility), then from the options. The database connection is `
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 import psycopg
 
 from tap_capsule.api_client import CapsuleError, CapsuleSession, package_version
+from tap_capsule.setting_names import unknown_setting
 from target_capsule.account.cli import Parser, error
 from target_capsule.account.sync.capsule import CapsuleSide
 from target_capsule.account.sync.database import Database, SchemaAccountError, SyncBusyError
@@ -78,11 +78,10 @@ def load_settings(args: argparse.Namespace, environ: t.Mapping[str, str]) -> dic
     for name in ("conflict", "objects", "schema", "change_log_path"):
         if getattr(args, name, None):
             config[name] = getattr(args, name)
-    unknown = sorted(set(config) - set(SETTINGS))
-    if unknown:
-        hint = difflib.get_close_matches(unknown[0], list(SETTINGS), n=1)
-        more = f" (did you mean {hint[0]}?)" if hint else ""
-        raise UsageError(f"unknown setting {unknown[0]}{more}")
+    # Its own settings only: a writer's setting (`dry_run`) in a sync config must not pass unseen.
+    listed = "`capsule sync --help`"
+    if problem := unknown_setting("capsule sync", config, SETTINGS, listed, shared=False):
+        raise UsageError(problem)
     if not config.get("access_token"):
         raise UsageError("access_token is required (--config, or CAPSULE_SYNC_ACCESS_TOKEN)")
     conflict = config.setdefault("conflict", "capsule")
