@@ -13,15 +13,16 @@ import typing as t
 
 from tap_capsule.api_client import CapsuleNotFound, raise_for_capsule_status, response_json
 from target_capsule import rules
-from target_capsule.changelog import APPLIED
-from target_capsule.writes import Check, write
+from target_capsule.changelog import APPLIED, FAILED
+from target_capsule.writes import CLOCK_MARGIN, GONE, Check, delete, write
 
 if t.TYPE_CHECKING:
     from tap_capsule.api_client import CapsuleSession
     from target_capsule.account.sync.objects import SyncObject, Values
     from target_capsule.changelog import ChangeLog
 
-MARGIN = 5  # seconds: a read `since` a point starts this much earlier (Capsule's clock ticks in s)
+# A read `since` a point starts this much earlier: the write path's one clock margin.
+MARGIN = CLOCK_MARGIN
 
 
 @dataclasses.dataclass
@@ -184,16 +185,12 @@ class CapsuleSide:
         if record is None:
             return
         path = f"{capsule.path}/{capsule_id}"
-
-        def check() -> Check:
-            return Check(applied=self.get(obj, capsule_id) is None)
-
-        try:
-            with self.change_log.writing(
-                capsule.stream, "DELETE", capsule_id, None, record=record
-            ) as entry:
-                write(self.session, "DELETE", path, None, check=check, what=path)
-                self.change_log.settle(entry, APPLIED)
-        except CapsuleNotFound:
-            return
+        with self.change_log.writing(
+            capsule.stream, "DELETE", capsule_id, None, record=record
+        ) as entry:
+            gone = delete(self.session, path)  # the one DELETE: a 404 means gone
+            if gone == GONE:  # someone else deleted it since the read above
+                self.change_log.settle(entry, FAILED, reason=gone)
+                return
+            self.change_log.settle(entry, APPLIED, reason=gone)
         self.writes += 1
