@@ -30,6 +30,7 @@ from tap_capsule.cli import tap_setting_names
 from tap_capsule.setting_names import unknown_setting
 from target_capsule.account.backup import BACKUP_SETTINGS, CHECKPOINT, MANIFEST
 from target_capsule.account.cli import Parser, error
+from target_capsule.account.progress import relay_stderr
 
 if t.TYPE_CHECKING:
     import argparse
@@ -103,7 +104,7 @@ def _pipe(prog: str, tap_command: list[str], target_command: list[str], folder: 
     if tap.stdout is None or tap.stderr is None or target.stdin is None:  # pragma: no cover
         raise RuntimeError("subprocess pipes were not created")
     tap_log: list[bytes] = []
-    relay = threading.Thread(target=_relay, args=(tap.stderr, tap_log), daemon=True)
+    relay = threading.Thread(target=relay_stderr, args=(tap.stderr, tap_log), daemon=True)
     relay.start()
     try:
         while chunk := os.read(tap.stdout.fileno(), CHUNK):
@@ -127,12 +128,3 @@ def _pipe(prog: str, tap_command: list[str], target_command: list[str], folder: 
     if target.wait() != 0:
         return error(prog, f"target-capsule-backup failed; the backup in {folder} is unfinished")
     return 0
-
-
-def _relay(stream: t.IO[bytes], tail: list[bytes]) -> None:
-    """Pass the tap's stderr on to ours, keeping its last lines for the error message."""
-    for line in stream:
-        tail.append(line)
-        del tail[:-50]
-        sys.stderr.buffer.write(line)
-        sys.stderr.flush()

@@ -19,6 +19,19 @@ HOURLY_BUDGET = 4000  # Capsule's documented requests per user and hour, until i
 REDRAW_EVERY = 1.0  # seconds between two redraws of the status line
 
 
+def relay_stderr(stream: t.IO[bytes], tail: list[bytes]) -> None:
+    """Pass a tap's stderr on to ours as it comes, keeping its last lines for an error message.
+
+    The tap's own progress lines (requests, budget, estimated finish) and its closing table are
+    the progress of a backup or verify that reads through it.
+    """
+    for line in stream:
+        tail.append(line)
+        del tail[:-50]
+        sys.stderr.buffer.write(line)
+        sys.stderr.flush()
+
+
 def duration(seconds: float) -> str:
     """`1h 02m`, `3m 05s` or `42s`."""
     seconds = max(0, int(seconds))

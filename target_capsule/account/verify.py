@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import typing as t
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from tap_capsule.setting_names import unknown_setting
 from target_capsule.account import files
 from target_capsule.account.backup import BackupError, read_backup, read_manifest
 from target_capsule.account.cli import Parser, error, version
-from target_capsule.account.progress import Progress
+from target_capsule.account.progress import Progress, relay_stderr
 from target_capsule.account.refs import REASSIGNED, REFERENCE_STREAMS, IdMap
 from target_capsule.account.restore_plan import WRITTEN
 from target_capsule.payload import CONTACT_LISTS, is_ref
@@ -71,20 +72,19 @@ def read_account(config: Path) -> dict[str, list[dict]]:
         read_config = Path(folder) / "config.json"
         read_config.write_text(json.dumps(settings))
         read_config.chmod(0o600)
-        errors = Path(folder) / "stderr"
-        with (
-            errors.open("w+", encoding="utf-8") as stderr,
-            subprocess.Popen(
-                [tap, "--config", str(read_config)],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            ) as proc,
-        ):
-            assert proc.stdout is not None
-            for line in proc.stdout:  # read as the tap goes: a status line on a terminal
-                if not line.startswith("{"):
+        tail: list[bytes] = []
+        with subprocess.Popen(
+            [tap, "--config", str(read_config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as proc:
+            if proc.stdout is None or proc.stderr is None:  # pragma: no cover
+                raise VerifyError("could not read tap-capsule's output")
+            # The tap's progress lines and closing table (requests, budget) pass through.
+            relay = threading.Thread(target=relay_stderr, args=(proc.stderr, tail), daemon=True)
+            relay.start()
+            for raw in proc.stdout:  # read as the tap goes: a status line on a terminal
+                if not raw.startswith(b"{"):
                     continue
+                line = raw.decode("utf-8")
                 message = json.loads(line)
                 if message.get("type") != "RECORD":
                     continue
@@ -94,9 +94,9 @@ def read_account(config: Path) -> dict[str, list[dict]]:
                     out.setdefault(stream, []).append(message["record"])
                 progress.advance()
             code = proc.wait()
-            stderr.seek(0)
-            text = stderr.read()
+            relay.join()
     if code != 0:
+        text = b"".join(tail).decode("utf-8", "replace")
         last = (text.strip().splitlines() or ["no output"])[-1]
         raise VerifyError(f"tap-capsule failed reading the account: {last}")
     for stream, records in out.items():

@@ -81,12 +81,13 @@ def _backup_config(tmp_path, url):
 def test_capsule_backup_writes_a_finished_backup(tmp_path, sandbox_cli_factory):
     sb = sandbox_cli_factory("--token", TOKEN, "--scale", "10", "--seed", "3")
     folder = tmp_path / "backup"
+    config = _backup_config(tmp_path, sb.url)
     result = run(
         [
             str(BIN / "capsule"),
             "backup",
             "--config",
-            str(_backup_config(tmp_path, sb.url)),
+            str(config),
             "--backup-dir",
             str(folder),
         ],
@@ -100,6 +101,15 @@ def test_capsule_backup_writes_a_finished_backup(tmp_path, sandbox_cli_factory):
     # Child streams are part of a backup.
     assert "opportunity_parties" in manifest["streams"]
     assert TOKEN not in result.stderr
+    # The tap's figures (requests and budget, per stream) are the progress of both commands.
+    assert "Sync finished:" in result.stderr and "| parties " in result.stderr
+    checked = run(
+        [str(BIN / "capsule"), "verify", "--config", str(config), str(folder)], check=False
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout.splitlines()[-1])["differences"] == 0
+    assert "Sync finished:" in checked.stderr and "| parties " in checked.stderr
+    assert TOKEN not in checked.stderr
 
 
 def test_capsule_backup_whose_tap_fails_stays_unfinished(tmp_path, sandbox_cli_factory):
