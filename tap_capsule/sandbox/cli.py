@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import typing as t
 
 from tap_capsule.sandbox.auth import FULL_GRANT, Grant
@@ -221,10 +222,14 @@ def main(argv: list[str] | None = None, prog: str = "capsule sandbox") -> int:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
 
-    stop = threading.Event()
+    # A plain list, not a threading.Event: a handler runs in the main thread between two bytecodes,
+    # and Event.set() there deadlocks when the signal lands while that thread holds the Event's
+    # own lock (inside Event.wait). Two signals in a row do that: Ctrl-C or `kill` on a process
+    # group reaches `make sandbox` and the sandbox, and make then passes one on again.
+    stop: list[int] = []
 
     def on_signal(signum: int, frame: types.FrameType | None) -> None:
-        stop.set()
+        stop.append(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -234,8 +239,8 @@ def main(argv: list[str] | None = None, prog: str = "capsule sandbox") -> int:
     thread.start()
     print(app.origin + API, flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop:
+            time.sleep(0.2)  # a signal ends the sleep early; its handler has run by then
     finally:
         server.shutdown()
         server.close_connections()

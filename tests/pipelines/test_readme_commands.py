@@ -353,10 +353,18 @@ def make_sandbox(
         out = shell.run(f"curl -sf -H 'Authorization: Bearer {TOKEN}' {url}/parties?perPage=100")
         assert len(json.loads(out)["parties"]) == 100  # 200 parties: the demo's account
     finally:
+        # What Ctrl-C does: a signal to the whole group, make and the sandbox at once. A group
+        # still running after that is killed (never leaked into later tests) and fails the test.
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            raise AssertionError("make sandbox did not stop on SIGTERM to its group") from None
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 def benchmark(
