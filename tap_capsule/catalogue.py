@@ -912,6 +912,21 @@ def _reference_streams() -> dict[str, str]:
 REFERENCE_STREAMS: dict[str, str] = _reference_streams()
 
 
+DELETED_SUFFIX = "_deleted"
+
+
+def deleted_stream(obj: CapsuleObject) -> str:
+    """The name of the stream of `obj`'s deletions (`tombstones: stream`): `<stream>_deleted`."""
+    return obj.stream + DELETED_SUFFIX
+
+
+def deletions_of(stream: str) -> CapsuleObject | None:
+    """The object whose deletions a `<stream>_deleted` stream names, else None."""
+    if not stream.endswith(DELETED_SUFFIX):
+        return None
+    return BY_STREAM.get(stream.removesuffix(DELETED_SUFFIX))
+
+
 def get(stream: str) -> CapsuleObject:
     """The catalogue entry of a stream; an unknown name lists the known ones."""
     try:

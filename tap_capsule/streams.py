@@ -786,8 +786,13 @@ def activate_version(tap: TapCapsule, stream: Stream, version: int | None) -> No
 
 
 def tombstone_mode(config: t.Mapping[str, t.Any]) -> str:
-    """The `tombstones` setting (inline by default)."""
-    return str(config.get("tombstones") or "inline")
+    """The `tombstones` setting: `stream` by default.
+
+    An inline tombstone can only be `{id, _sdc_deleted_at}` (Capsule's deleted feeds give an id
+    and a time), and a SQL loader's upsert writes every column, so it would turn the row into
+    NULLs; a `<stream>_deleted` record leaves the row and its last values alone.
+    """
+    return str(config.get("tombstones") or "stream")
 
 
 def deleted_stubs(
@@ -844,7 +849,7 @@ class DeletedRecordsStream(Stream):
         """A stream named `<stream>_deleted`, keyed on `id`, incremental on `deletedAt`."""
         super().__init__(
             tap=tap,
-            name=f"{self.obj.stream}_deleted",
+            name=cat.deleted_stream(self.obj),
             schema=schema_for(tap.config, schema or {**cat.DELETED_RECORD_SCHEMA}),
         )
         self.primary_keys = ["id"]

@@ -76,13 +76,14 @@ class TapCapsule(Tap):
         th.Property(
             "tombstones",
             th.StringType(allowed_values=list(TOMBSTONE_MODES)),
-            default="inline",
+            default="stream",
             title="Tombstones",
             description="How deleted (or restricted) parties, opportunities and cases arrive: "
-            "`inline` as `{id, _sdc_deleted_at}` records in their own stream (a SQL loader that "
-            "upserts turns the row into NULLs but for those two columns); `stream` as separate "
-            "`<stream>_deleted` streams of `{id, deletedAt, restricted}` to join on `id` (rows "
-            "keep their data); `off` for none.",
+            "`stream` (the default) as separate `<stream>_deleted` streams of `{id, deletedAt, "
+            "restricted}` to join on `id`, so the object's row keeps its last values; `inline` "
+            "as `{id, _sdc_deleted_at}` records in the object's own stream, which a SQL loader "
+            "that upserts (target-postgres) writes over the row, turning every other column into "
+            "NULL, since Capsule's deleted feeds give only an id and a time; `off` for none.",
         ),
         th.Property(
             "emit_activate_version_messages",

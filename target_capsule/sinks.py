@@ -77,7 +77,7 @@ class CapsuleSink(BatchSink):
     ) -> None:
         """Bind the stream's catalogue entry and the run the target shares with every sink."""
         super().__init__(target, stream_name, schema, key_properties)
-        self.obj = cat.get(stream_name)
+        self.obj = self.object_of(stream_name)
         run = getattr(target, "run", None)
         if not isinstance(run, WriteRun):
             raise TypeError("CapsuleSink needs a target that holds a WriteRun as `run`")
@@ -89,6 +89,11 @@ class CapsuleSink(BatchSink):
         self.refused: dict[str, str] = {}  # operation -> the 403 reason Capsule gave for it
         self.upcoming: list[int] = []  # ids the rest of the batch will update
         self.kept: dict[str, t.Any] = {}  # fields `fill_empty` kept in the last diff
+
+    @staticmethod
+    def object_of(stream_name: str) -> cat.CapsuleObject:
+        """The catalogue entry this sink writes."""
+        return cat.get(stream_name)
 
     @property
     @override

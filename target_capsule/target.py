@@ -30,6 +30,7 @@ from tap_capsule.api_client import (
 )
 from target_capsule import guardrails, pending
 from target_capsule.changelog import ChangeLogError
+from target_capsule.deletions import DeletionsSink
 from target_capsule.lock import LockError
 from target_capsule.messages import CapsuleMessageReader, MalformedInput, UnusableMessage
 from target_capsule.run import OutputPathError, WriteRun
@@ -321,7 +322,12 @@ class TargetCapsule(Target):
 
     @override
     def get_sink_class(self, stream_name: str) -> type[CapsuleSink]:
-        """One sink class for every Capsule stream; any other stream ends the run in one line."""
+        """One sink class for every Capsule stream and its `<stream>_deleted` stream (DELETEs).
+
+        Any other stream ends the run in one line.
+        """
+        if cat.deletions_of(stream_name) is not None:
+            return DeletionsSink
         if stream_name not in cat.BY_STREAM:
             raise UnusableMessage(
                 f"target-capsule cannot write stream {show(stream_name)}: it is not a Capsule "

@@ -100,7 +100,7 @@ def test_jobs_and_schedule():
         "csv-to-capsule": ["tap-spreadsheets target-capsule"],
         "postgres-to-capsule": ["tap-postgres target-capsule"],
         "backup": ["tap-capsule-all target-capsule-backup"],
-        "capsule-to-duckdb": ["tap-capsule target-duckdb"],
+        "capsule-to-duckdb": ["tap-capsule-duckdb target-duckdb"],
         "capsule-sync": ["capsule-sync:run"],
     }
     schedules = {s["job"]: s for s in doc["schedules"]}
