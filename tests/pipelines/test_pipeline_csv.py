@@ -38,31 +38,39 @@ def tap_env(sb: Sandbox, out: Path, streams: list[str] = STREAMS, **extra: str) 
 
 def test_sandbox_to_csv_has_every_record_of_the_selected_streams(meltano, meltano_db, tmp_path):
     out = tmp_path / "csv"
+    deletions = ["parties_deleted", "opportunities_deleted"]
     with Sandbox(token=TOKEN, scale=40, seed=11) as sb:
         result = meltano(
             "--environment=dev",
             "run",
             "tap-capsule",
             "target-csv",
-            env=tap_env(sb, out),
+            env=tap_env(sb, out, [*STREAMS, *deletions]),
             database=meltano_db,
         )
         state = sb.state()
 
-    assert sorted(p.name for p in out.glob("*.csv")) == sorted(f"{s}.csv" for s in STREAMS)
+    assert sorted(p.name for p in out.glob("*.csv")) == sorted(
+        f"{s}.csv" for s in [*STREAMS, *deletions]
+    )
     for stream in STREAMS:
         rows = csv_rows(out / f"{stream}.csv")
-        # A first sync is a full extract of the live records, plus tombstones of what Capsule's
-        # deleted feeds list (a full refresh over older data must mark those deletions).
-        # target-csv drops `_sdc_*` columns: a tombstone is a row with little but its id.
-        live = [r for r in rows if r.get("createdAt")]
-        assert len(live) == len(state[stream]), stream
-        assert {int(r["id"]) for r in live} == {r["id"] for r in state[stream]}, stream
-        gone = {d["id"] for d in state["_deleted"].get(stream, [])}
-        gone |= {d["id"] for d in state["_restricted"].get(stream, [])}
-        assert {int(r["id"]) for r in rows if not r.get("createdAt")} == gone, stream
+        # A first sync is a full extract of the live records: with `tombstones: stream` (the
+        # default) the object's file holds no tombstone rows.
+        assert len(rows) == len(state[stream]), stream
+        assert {int(r["id"]) for r in rows} == {r["id"] for r in state[stream]}, stream
+        assert all(r["createdAt"] for r in rows), stream
         # Progress a person can follow: per-stream records and tombstones in the tap's table.
         assert result.records(stream) == len(rows), stream
+    for stream in deletions:
+        # What Capsule's deleted feed lists (a full refresh over older data must mark those
+        # deletions), deletion time included: target-csv would drop an inline `_sdc_deleted_at`.
+        rows = csv_rows(out / f"{stream}.csv")
+        base = stream.removesuffix("_deleted")
+        gone = {d["id"] for d in state["_deleted"].get(base, [])}
+        gone |= {d["id"] for d in state["_restricted"].get(base, [])}
+        assert {int(r["id"]) for r in rows} == gone, stream
+        assert all(r["deletedAt"] for r in rows), stream
         assert table_rows(result.output)[stream][1] == len(gone), stream
     # No METRIC lines from the tap at the default level: the table carries the figures.
     assert not [ln for ln in result.output.splitlines() if "tap-capsule" in ln and "METRIC" in ln]
@@ -145,8 +153,7 @@ def test_tap_piped_into_target_jsonl_without_meltano(meltano, tmp_path):
     lines = [json.loads(line) for line in files["pipelines"].read_text().splitlines()]
     assert {r["id"] for r in lines} == {r["id"] for r in state["pipelines"]}
     parties = [json.loads(line) for line in files["parties"].read_text().splitlines()]
-    assert {r["id"] for r in parties if not r.get("_sdc_deleted_at")} == {
-        r["id"] for r in state["parties"]
-    }
+    # `parties_deleted` was not selected: parties holds the live records, and no tombstone.
+    assert {r["id"] for r in parties} == {r["id"] for r in state["parties"]}
     final_state = (tmp_path / "state.json").read_text().strip().splitlines()[-1]
     assert "parties" in json.loads(final_state)["bookmarks"]

@@ -34,10 +34,10 @@ def requests_column(output: str) -> dict[str, int]:
     return {stream: int(count) for stream, count in rows}
 
 
-def tombstones_line(output: str) -> dict[str, tuple[int, int]]:
-    """{stream: (tombstones, rows)} from the demo's line that explains its tombstone rows."""
-    line = next(ln for ln in output.splitlines() if ln.startswith("Tombstones: "))
-    return {s: (int(n), int(rows)) for n, rows, s in re.findall(r"(\d+) of the (\d+) (\w+)", line)}
+def deletions_line(output: str) -> dict[str, int]:
+    """{stream: rows} from the demo's line that explains its `<stream>_deleted` files."""
+    line = next(ln for ln in output.splitlines() if ln.startswith("Deletions: "))
+    return {s: int(n) for n, s in re.findall(r"(\d+) (\w+_deleted)", line)}
 
 
 DATE_TIMES = {
@@ -107,17 +107,24 @@ def test_demo_runs_twice_and_the_second_run_is_incremental(meltano, tmp_path):
     first = demo()
     assert "first run (full extract)" in first
     counts = summary(first)
-    # 200 parties, and the tombstones of the deleted feed (a first sync reads it too).
-    assert counts["parties"] > 200 and counts["opportunities"] > 0 and counts["tasks"] > 0
+    # The 200 live parties; deletions (the sandbox seeds some) in a file of their own, since
+    # `tombstones: stream` is the default: parties.csv holds no tombstone rows.
+    assert counts["parties"] == 200 and counts["opportunities"] > 0 and counts["tasks"] > 0
     runs = sorted((tmp_path / "out" / "csv").iterdir())
     assert len(runs) == 1 and (runs[0] / "parties.csv").exists()
     check_csv_files(runs[0])
-    # The demo says which rows are tombstones: the 200 parties are live, the rest are deletions.
-    explained = tombstones_line(first)
-    assert explained["parties"] == (counts["parties"] - 200, counts["parties"])
+    with (runs[0] / "parties_deleted.csv").open(newline="", encoding="utf-8") as fh:
+        deleted = list(csv.DictReader(fh))
+    assert deleted and set(deleted[0]) >= {"id", "deletedAt", "restricted"}
+    with (runs[0] / "parties.csv").open(newline="", encoding="utf-8") as fh:
+        live = {row["id"] for row in csv.DictReader(fh)}
+    assert not live & {row["id"] for row in deleted}
+    # The demo says what those files hold.
+    assert deletions_line(first)["parties_deleted"] == counts["parties_deleted"] == len(deleted)
     # The table's requests (the tap's own figures) and the documented formulas agree.
     table = requests_column(first)
-    assert table["parties"] == math.ceil(200 / 100) + 1  # and one page of the deleted feed
+    assert table["parties"] == math.ceil(200 / 100)
+    assert table["parties_deleted"] == 1  # one page of the deleted feed
     assert table["milestones"] == 1 + counts["pipelines"]  # the pipeline list, then each one
     # The same account in a DuckDB file, and one query's result next to the CSV files.
     assert (tmp_path / "out" / "warehouse.duckdb").is_file()
@@ -134,7 +141,7 @@ def test_demo_runs_twice_and_the_second_run_is_incremental(meltano, tmp_path):
     again = summary(second)
     assert again["parties"] == 3  # the three parties the demo edits between runs
     table = requests_column(second)
-    assert table["parties"] == 2  # one page of changes and one of the deleted feed
+    assert table["parties"] == 1  # one page of changes (the deleted feed is parties_deleted's)
     # The streams Capsule filters with `since` send only what changed; the lists read whole on
     # every run (entries, settings, lookups) send every record again, for their ACTIVATE_VERSION.
     incremental = ("parties", "opportunities", "cases", "tasks")

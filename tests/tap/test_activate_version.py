@@ -21,6 +21,8 @@ EVERY_RUN = {o.stream for o in OBJECTS if not o.since and not o.parent} | {"mile
 # Streams read from their bookmark (or their parent's) on an incremental run.
 INCREMENTAL = {"parties", "opportunities", "cases", "tasks"}
 CHILDREN = {"opportunity_parties", "case_parties", "opportunity_tracks", "case_tracks"}
+# `<stream>_deleted` (`tombstones: stream`, the default): whole on a first sync.
+DELETED = {"parties_deleted", "opportunities_deleted", "cases_deleted"}
 
 
 def messages(run) -> list[dict]:
@@ -60,7 +62,7 @@ def test_first_sync_activates_every_stream_once_after_its_records(config, run_ta
     found = activations(first)
     versions = record_versions(first)
     (version,) = {v for vs in found.values() for v in vs}  # one table version per run
-    assert set(found) == EVERY_RUN | INCREMENTAL | CHILDREN
+    assert set(found) == EVERY_RUN | INCREMENTAL | CHILDREN | DELETED
     for stream, sent in found.items():
         assert sent == [version], stream  # once, even for a child stream read per parent
         assert_after_last_record(first, stream)

@@ -22,7 +22,8 @@ import io
 import json
 import typing as t
 
-import requests
+import capsule_changes as changes
+from capsule_changes import DELETIONS_AT_RECONCILE, NEW_AT_RECONCILE, Capsule, comparable
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -32,10 +33,6 @@ from tap_capsule.tap import TapCapsule
 
 TOKEN = "model-test-token-5e1d"
 EXTRA: dict = {}  # settings a check of this test can add (e.g. to see it fail without a feature)
-LINKS = {"opportunity_parties", "case_parties", "opportunity_tracks", "case_tracks"}
-# The guarantee table (docs/tap.md): what an incremental run may leave for the reconcile.
-NEW_AT_RECONCILE = LINKS
-DELETIONS_AT_RECONCILE = LINKS | {"tasks"}
 
 
 class Destination:
@@ -70,12 +67,17 @@ class Destination:
                         entry["deleted"] = True
 
     def live(self, stream: str) -> dict[tuple, dict]:
-        return {k: e["row"] for k, e in self.tables.get(stream, {}).items() if not e["deleted"]}
+        return {
+            k: comparable(stream, e["row"])
+            for k, e in self.tables.get(stream, {}).items()
+            if not e["deleted"]
+        }
 
 
-def sync(url: str, state: dict | None) -> tuple[list[dict], dict]:
+def sync(url: str, state: dict | None, extra: dict | None = None) -> tuple[list[dict], dict]:
     """One run of the real tap, in process: its messages and the last STATE."""
-    config = {"access_token": TOKEN, "api_url": url, "child_streams": True, **EXTRA}
+    config = {"access_token": TOKEN, "api_url": url, "child_streams": True, **(extra or {})}
+    config.update(EXTRA)
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     with contextlib.redirect_stdout(out):
         TapCapsule(config=config, state=state or {}).sync_all()
@@ -85,179 +87,43 @@ def sync(url: str, state: dict | None) -> tuple[list[dict], dict]:
     return messages, states[-1] if states else {}
 
 
-class Capsule:
-    """Writes through the sandbox's HTTP API, as any Capsule client would."""
-
-    def __init__(self, sb: Sandbox) -> None:
-        self.sb = sb
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {TOKEN}"
-
-    def call(self, method: str, path: str, body: dict | None = None) -> None:
-        # A write Capsule refuses (422: a milestone still in use...) changes nothing, which the
-        # oracle sees like any other state.
-        self.http.request(method, self.sb.url + path, json=body, timeout=30)
-
-    def rows(self, stream: str) -> list[dict]:
-        return self.sb.state()[stream]
-
-
-# Item wrapper and paths of each writable object, from Capsule's API documentation.
-PATHS = {
-    "parties": ("party", "/parties"),
-    "opportunities": ("opportunity", "/opportunities"),
-    "cases": ("kase", "/kases"),
-    "tasks": ("task", "/tasks"),
-    "entries": ("entry", "/entries"),
-    "milestones": ("milestone", "/milestones"),
-    "lost_reasons": ("lostReason", "/lostreasons"),
-    "categories": ("category", "/categories"),
-    "activity_types": ("activityType", "/activitytypes"),
-    "custom_titles": ("personTitle", "/titles"),
-    "resthooks": ("restHook", "/resthooks"),
-    "party_tags": ("tag", "/parties/tags"),
-    "opportunity_tags": ("tag", "/opportunities/tags"),
-    "case_tags": ("tag", "/kases/tags"),
-    "party_custom_fields": ("definition", "/parties/fields/definitions"),
-    "opportunity_custom_fields": ("definition", "/opportunities/fields/definitions"),
-    "case_custom_fields": ("definition", "/kases/fields/definitions"),
-    "opportunity_tracks": ("track", "/tracks"),
-    "case_tracks": ("track", "/tracks"),
-    "users": ("user", "/users"),
-}
-# The records users change most often come up three times as often as the settings.
-CORE = ["parties", "opportunities", "cases", "tasks", "entries"] * 2
-CREATABLE = CORE + sorted(set(PATHS) - {"users"})
-UPDATABLE = CORE + sorted(set(PATHS) - {"resthooks", "custom_titles"})  # no PUT for these
-DELETABLE = CORE + sorted(set(PATHS) - {"users"})
-NAMES = st.builds("{} {}".format, st.sampled_from(["Alpha", "Beta", "Gamma"]), st.integers(0, 99))
-
-
-def ref(rows: list[dict], draw: t.Callable) -> dict | None:
-    return {"id": draw(st.sampled_from(rows))["id"]} if rows else None
-
-
-def create_body(stream: str, capsule: Capsule, draw: t.Callable, name: str) -> dict | None:
-    rows = capsule.sb.state()
-    if stream == "parties":
-        if draw(st.booleans()):
-            return {"type": "person", "firstName": name, "lastName": "Model"}
-        return {"type": "organisation", "name": name}
-    if stream == "opportunities":
-        return {
-            "name": name,
-            "party": ref(rows["parties"], draw),
-            "milestone": ref(rows["milestones"], draw),
-        }
-    if stream == "cases":
-        return {"name": name, "party": ref(rows["parties"], draw), "owner": {"id": 1}}
-    if stream == "tasks":
-        return {"description": name, "dueOn": "2026-01-01", "party": ref(rows["parties"], draw)}
-    if stream == "entries":
-        return {"type": "note", "content": name, "party": ref(rows["parties"], draw)}
-    if stream == "milestones":
-        return {"name": name, "pipeline": ref(rows["pipelines"], draw), "probability": 50}
-    if stream == "custom_titles":
-        return {"title": name}
-    if stream == "resthooks":
-        return {"event": "party/created", "targetUrl": "https://hooks.example.com/model"}
-    if stream == "categories":
-        return {"name": name, "colour": "#123456"}
-    if stream.endswith("_custom_fields"):
-        return {"name": name, "type": "text"}
-    if stream in ("opportunity_tracks", "case_tracks"):
-        parent, rule_ = ("opportunity", "OPPORTUNITY") if stream[0] == "o" else ("kase", "KASE")
-        defs = [d for d in rows["track_definitions"] if d.get("captureRule") == rule_]
-        parents = rows["opportunities" if parent == "opportunity" else "cases"]
-        return {"definition": ref(defs, draw), parent: ref(parents, draw)}
-    if stream == "users":
-        return None
-    return {"name": name}
-
-
-def update_body(stream: str, capsule: Capsule, draw: t.Callable, name: str) -> dict:
-    rows = capsule.sb.state()
-    if stream == "parties":
-        change = draw(st.sampled_from(["about", "name", "tag", "field"]))
-        if change == "name":  # an organisation's name is embedded in other records
-            return {"name": name, "firstName": name}
-        if change == "tag":
-            return {"tags": [{"name": draw(st.sampled_from(["VIP", "Model tag"]))}]}
-        if change == "field":
-            text = [d for d in rows["party_custom_fields"] if d.get("type") == "text"]
-            return {"fields": [{"definition": ref(text, draw), "value": name}]} if text else {}
-        return {"about": name}
-    if stream in ("opportunities", "cases"):
-        return {"description": name}
-    if stream == "tasks":
-        return {"detail": name, "status": draw(st.sampled_from(["OPEN", "COMPLETED"]))}
-    if stream == "entries":
-        return {"content": name}
-    if stream in ("opportunity_tracks", "case_tracks"):
-        return {"description": name}
-    if stream == "users":
-        return {"timezone": draw(st.sampled_from(["Europe/Paris", "Europe/London"]))}
-    return {"name": name}
-
-
 class CopyOfCapsule(RuleBasedStateMachine):
-    """Capsule (the sandbox), a copy kept by incremental syncs, and the STATE between them."""
+    """Capsule (the sandbox), a copy kept by incremental syncs, and the STATE between them.
+
+    The tap runs with its default settings (deletions in `<stream>_deleted` streams).
+    """
+
+    tap_settings: t.ClassVar[dict] = {}
 
     def __init__(self) -> None:
         super().__init__()
         self.sb = Sandbox(token=TOKEN, scale=3, seed=11).start()
-        self.capsule = Capsule(self.sb)
+        self.capsule = Capsule(self.sb, TOKEN)
         self.copy = Destination()
         self.state: dict = {}
 
     @initialize()
     def first_sync(self) -> None:
-        messages, self.state = sync(self.sb.url, None)
+        messages, self.state = sync(self.sb.url, None, self.tap_settings)
         self.copy.apply(messages)
 
     # --- changes in Capsule ---------------------------------------------------------------------
 
-    @rule(data=st.data(), streams=st.lists(st.sampled_from(CREATABLE), min_size=1, max_size=2))
+    @rule(data=st.data(), streams=changes.CREATE)
     def create(self, data: st.DataObject, streams: list[str]) -> None:
-        for stream in streams:  # two creates between runs: e.g. a task of a new party
-            body = create_body(stream, self.capsule, data.draw, data.draw(NAMES))
-            if body is not None:
-                item, path = PATHS[stream]
-                self.capsule.call("POST", path, {item: body})
+        changes.create(self.capsule, data.draw, streams)
 
-    @rule(data=st.data(), stream=st.sampled_from(UPDATABLE), name=NAMES)
+    @rule(data=st.data(), stream=changes.UPDATE, name=changes.NAMES)
     def update(self, data: st.DataObject, stream: str, name: str) -> None:
-        rows = self.capsule.rows(stream)
-        if rows:
-            item, path = PATHS[stream]
-            rid = data.draw(st.sampled_from(rows))["id"]
-            body = update_body(stream, self.capsule, data.draw, name)
-            self.capsule.call("PUT", f"{path}/{rid}", {item: body})
+        changes.update(self.capsule, data.draw, stream, name)
 
-    @rule(data=st.data(), stream=st.sampled_from(DELETABLE))
+    @rule(data=st.data(), stream=changes.DELETE)
     def delete(self, data: st.DataObject, stream: str) -> None:
-        rows = self.capsule.rows(stream)
-        if rows:
-            _, path = PATHS[stream]
-            self.capsule.call("DELETE", f"{path}/{data.draw(st.sampled_from(rows))['id']}")
+        changes.delete(self.capsule, data.draw, stream)
 
-    @rule(data=st.data(), parent=st.sampled_from(["opportunities", "cases"]), add=st.booleans())
+    @rule(data=st.data(), parent=changes.LINK_PARENT, add=st.booleans())
     def link(self, data: st.DataObject, parent: str, add: bool) -> None:
-        path = "/opportunities" if parent == "opportunities" else "/kases"
-        stream, key = (
-            ("opportunity_parties", "opportunityId")
-            if parent == "opportunities"
-            else ("case_parties", "caseId")
-        )
-        if add:
-            parents, parties = self.capsule.rows(parent), self.capsule.rows("parties")
-            if parents and parties:
-                pid = data.draw(st.sampled_from(parents))["id"]
-                party = data.draw(st.sampled_from(parties))["id"]
-                self.capsule.call("POST", f"{path}/{pid}/parties/{party}")
-        elif links := self.capsule.rows(stream):
-            gone = data.draw(st.sampled_from(links))
-            self.capsule.call("DELETE", f"{path}/{gone[key]}/parties/{gone['partyId']}")
+        changes.link(self.capsule, data.draw, parent, add)
 
     # --- runs of the tap --------------------------------------------------------------------------
 
@@ -269,7 +135,7 @@ class CopyOfCapsule(RuleBasedStateMachine):
     def incremental_run(self) -> None:
         """After every step (a change, a link, a reconcile): cheap in process, and each change
         is then checked on the next run."""
-        messages, self.state = sync(self.sb.url, self.state)
+        messages, self.state = sync(self.sb.url, self.state, self.tap_settings)
         self.copy.apply(messages)
         for stream in self.copy.keys:
             if stream.endswith("_deleted"):
@@ -283,10 +149,10 @@ class CopyOfCapsule(RuleBasedStateMachine):
     @rule()
     def full_refresh(self) -> None:
         """The reconcile: a sync without STATE over the copy, then compared with a fresh one."""
-        messages, self.state = sync(self.sb.url, None)
+        messages, self.state = sync(self.sb.url, None, self.tap_settings)
         self.copy.apply(messages)
         fresh = Destination()
-        fresh.apply(sync(self.sb.url, None)[0])
+        fresh.apply(sync(self.sb.url, None, self.tap_settings)[0])
         assert set(self.copy.keys) == set(fresh.keys)
         for stream in fresh.keys:
             assert self.copy.live(stream) == fresh.live(stream), stream
@@ -306,4 +172,16 @@ TestCopyOfCapsule.settings = settings(
     stateful_step_count=10,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+class CopyWithInlineTombstones(CopyOfCapsule):
+    """The same end state with `tombstones: inline` (deletions as rows of the object's stream)."""
+
+    tap_settings: t.ClassVar[dict] = {"tombstones": "inline"}
+
+
+TestCopyWithInlineTombstones = CopyWithInlineTombstones.TestCase
+TestCopyWithInlineTombstones.settings = settings(
+    TestCopyOfCapsule.settings, max_examples=1, stateful_step_count=6
 )

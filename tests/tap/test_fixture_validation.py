@@ -85,7 +85,12 @@ def tap() -> TapCapsule:
     mp = pytest.MonkeyPatch()
     mp.setattr(TapCapsule, "field_definitions", lambda self, stream: definitions)
     tap = TapCapsule(
-        config={"access_token": "fixture-token", "api_url": "http://127.0.0.1:9/api/v2"},
+        # Inline: the tombstones of the documented deleted feeds are checked in their streams.
+        config={
+            "access_token": "fixture-token",
+            "api_url": "http://127.0.0.1:9/api/v2",
+            "tombstones": "inline",
+        },
         setup_mapper=False,
     )
     _ = tap.streams  # discovery, with the patched definitions

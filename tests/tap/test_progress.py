@@ -113,7 +113,8 @@ def test_a_plain_run_is_quiet_and_debug_shows_the_rest(sandbox_factory, sandbox_
     for chatter in ("METRIC", "New replication value is null", "assumed to be unsorted",
                     "Beginning sync of", "Skipping deselected"):  # fmt: skip
         assert chatter not in plain.stderr
-    assert set(table_rows(plain.stderr)) == {*streams, "total"}
+    deleted = [cat.deleted_stream(o) for o in cat.OBJECTS if o.deleted_path]  # by default
+    assert set(table_rows(plain.stderr)) == {*streams, *deleted, "total"}
     debug = subprocess.run(
         [tap, "--config", str(config), "--log-level", "debug"],
         capture_output=True,

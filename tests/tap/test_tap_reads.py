@@ -92,7 +92,7 @@ def test_deleted_feed_pages_keep_since_when_the_link_drops_it(monkeypatch, reque
             {"json": {"parties": [], "restrictedParties": feed["restrictedParties"]}},
         ],
     )
-    tap = make_tap(monkeypatch)  # a first sync: no bookmark, no start_date
+    tap = make_tap(monkeypatch, tombstones="inline")  # a first sync: no bookmark, no start_date
     records = list(tap.streams["parties"].get_records(None))
     deleted = [query(r) for r in requests_mock.request_history if r.path.endswith("/deleted")]
     # /parties/deleted requires `since`: from the start of time on a first sync, on every page.
@@ -105,7 +105,7 @@ def test_deleted_feed_pages_keep_since_when_the_link_drops_it(monkeypatch, reque
 def test_first_sync_reads_deleted_feeds_from_start_date(monkeypatch, requests_mock):
     requests_mock.get(f"{API}/kases", json={"kases": []})
     requests_mock.get(f"{API}/kases/deleted", json=documented("kases.deleted.json"))
-    tap = make_tap(monkeypatch, start_date="2015-12-01T00:00:00Z")
+    tap = make_tap(monkeypatch, start_date="2015-12-01T00:00:00Z", tombstones="inline")
     records = list(tap.streams["cases"].get_records(None))
     deleted = next(r for r in requests_mock.request_history if r.path.endswith("/deleted"))
     assert query(deleted)["since"] == "2015-11-30T23:59:59Z"  # start_date is inclusive

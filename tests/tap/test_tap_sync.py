@@ -12,6 +12,8 @@ import requests
 from tap_capsule import catalogue
 
 STREAMS = [o.stream for o in catalogue.OBJECTS]
+# `tombstones: stream`, the default: one stream of deletions per object with a deleted feed.
+DELETED = {catalogue.deleted_stream(o) for o in catalogue.OBJECTS if o.deleted_path}
 
 
 def expected_count(state: dict, stream: str) -> int:
@@ -42,9 +44,10 @@ def without_sync_times(records: dict[str, list[dict]]) -> dict[str, list[dict]]:
 
 
 def test_full_sync_emits_every_record_of_every_stream(sandbox, tap_config, run_tap):
-    run = run_tap(tap_config, streams=set(STREAMS))
+    run = run_tap(tap_config, streams=set(STREAMS) | DELETED)  # no `tombstones` setting
     state = sandbox.state()
-    live = {s: [r for r in run.records.get(s, []) if not r.get("_sdc_deleted_at")] for s in STREAMS}
+    live = {s: run.records.get(s, []) for s in STREAMS}
+    assert not [r for s in STREAMS for r in live[s] if "_sdc_deleted_at" in r]  # no tombstone
     counts = {s: len(live[s]) for s in STREAMS}
     expected = {s: expected_count(state, s) for s in STREAMS}
     assert counts == expected
@@ -53,14 +56,14 @@ def test_full_sync_emits_every_record_of_every_stream(sandbox, tap_config, run_t
     for stream in STREAMS:
         keys = [tuple(r[k] for k in catalogue.get(stream).key_properties) for r in live[stream]]
         assert len(keys) == len(set(keys)), stream
-    # A first sync reads the deleted feeds too: a full refresh over existing downstream data
-    # marks what was deleted since it was loaded.
+    # A first sync reads the deleted feeds too, into `<stream>_deleted`: a full refresh over
+    # existing downstream data marks what was deleted since it was loaded.
     for stream in ("parties", "opportunities", "cases"):
-        tombstones = {r["id"] for r in run.records[stream] if r.get("_sdc_deleted_at")}
+        deleted = {r["id"] for r in run.records[f"{stream}_deleted"]}
         gone = {d["id"] for d in state["_deleted"][stream]} | {
             r["id"] for r in state["_restricted"][stream]
         }
-        assert gone and tombstones == gone, stream
+        assert gone and deleted == gone, stream
 
 
 def test_default_selection_leaves_out_the_per_parent_streams(sandbox, tap_config, run_tap):
@@ -73,9 +76,11 @@ def test_default_selection_leaves_out_the_per_parent_streams(sandbox, tap_config
         for e in catalog["streams"]
     }
     assert {s for s, on in by_default.items() if not on} == OPT_IN
+    # Deletions are streams of their own by default (`tombstones: stream`), selected too.
+    assert set(by_default) == set(STREAMS) | DELETED
     sandbox.reset_requests()
     run = run_tap(tap_config, catalog=catalog)  # the discovered catalog as it is
-    assert set(run.records) == set(STREAMS) - OPT_IN
+    assert set(run.records) == (set(STREAMS) - OPT_IN) | DELETED
     routes = sandbox.requests()["by_route"]
     assert not [r for r in routes if "{opportunityId}" in r or "{caseId}" in r]
 
@@ -264,7 +269,32 @@ def test_start_date_is_honoured(sandbox, tap_config, run_tap):
     assert all(r["updatedAt"] >= start for r in run.records.get("tasks", []))
 
 
+def test_deletions_arrive_in_deleted_streams_by_default(sandbox, tap_config, run_tap):
+    streams = {"parties", "opportunities", "cases"} | DELETED
+    first = run_tap(tap_config, streams=streams)
+    state = sandbox.state()
+    gone_party = state["parties"][3]["id"]
+    hidden_case = state["cases"][0]["id"]
+    sandbox.delete_record("parties", gone_party)
+    sandbox.restrict_record("cases", hidden_case)
+    second = run_tap(tap_config, streams=streams, state=first.state)
+    # The deletions since the first run (and at most its boundary second again), and nothing
+    # inline in the objects' streams.
+    deleted = {r["id"]: r for r in second.records["parties_deleted"]}
+    assert deleted[gone_party]["restricted"] is False and deleted[gone_party]["deletedAt"]
+    assert set(deleted) - {gone_party} <= {r["id"] for r in first.records["parties_deleted"]}
+    assert (hidden_case, True) in [
+        (r["id"], r["restricted"]) for r in second.records["cases_deleted"]
+    ]
+    for stream in ("parties", "opportunities", "cases"):
+        assert not [r for r in second.records.get(stream, []) if "_sdc_deleted_at" in r]
+    # The deleted feed is the `_deleted` stream's cost, not the object's own stream's.
+    assert second.table["parties"][2] == 1
+    assert second.table["parties_deleted"] == (len(deleted), len(deleted), 1)
+
+
 def test_deletions_arrive_as_tombstones(sandbox, tap_config, run_tap):
+    tap_config = {**tap_config, "tombstones": "inline"}
     first = run_tap(tap_config, streams={"parties", "opportunities", "cases"})
     state = sandbox.state()
     gone_party = state["parties"][3]["id"]
