@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from target_helpers import TOKEN, capsule, messages, run_target  # noqa: F401 - fixtures
+from target_helpers import TOKEN
 
 from tap_capsule import catalogue as cat
 from tap_capsule.sandbox import Sandbox
@@ -85,10 +85,16 @@ def test_a_plain_pipe_deletes_what_the_source_deleted(tmp_path):
                 if md["breadcrumb"] == []:
                     md["metadata"]["selected"] = entry["tap_stream_id"] in wanted
         (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+        tap = f'"{BIN / "tap-capsule"}" --config "{tap_config}"'
+        target = f'"{BIN / "target-capsule"}" --config "{target_config}"'
         pipe = subprocess.run(
-            f'"{BIN / "tap-capsule"}" --config "{tap_config}" --catalog "{tmp_path / "catalog.json"}"'
-            f' | "{BIN / "target-capsule"}" --config "{target_config}"',
-            shell=True,
+            [
+                "bash",
+                "-o",
+                "pipefail",
+                "-c",
+                f'{tap} --catalog "{tmp_path / "catalog.json"}" | {target}',
+            ],
             capture_output=True,
             text=True,
             timeout=300,
