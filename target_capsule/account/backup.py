@@ -43,6 +43,7 @@ import typing as t
 import zlib
 from pathlib import Path
 
+from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
     CapsuleError,
     CapsuleNotFound,
@@ -346,6 +347,13 @@ class Backup:
     def handle(self, message: t.Mapping[str, t.Any]) -> None:
         """One Singer message."""
         kind = message.get("type")
+        deletions = cat.deletions_of(str(message.get("stream")))
+        if deletions is not None and kind in ("SCHEMA", "RECORD"):
+            # `<stream>_deleted` (tap-capsule's default deletions): a backup holds what exists,
+            # so these count as the object's tombstones left out, as inline ones do.
+            if kind == "RECORD":
+                self.tombstones[deletions.stream] = self.tombstones.get(deletions.stream, 0) + 1
+            return
         if kind == "SCHEMA":
             stream = str(message.get("stream"))
             self.schemas[stream] = {

@@ -72,6 +72,11 @@ def test_backup_writes_every_stream_and_a_manifest_on_capsules_clock(account_a, 
     with gzip.open(folder / "parties.jsonl.gz", "rt") as handle:
         ids = {json.loads(line)["id"] for line in handle}
     assert ids == {p["id"] for p in state["parties"]}
+    # The tap's deletions (`<stream>_deleted` by default) are left out: a backup holds what exists.
+    assert not [s for s in manifest["streams"] if s.endswith("_deleted")]
+    assert not list(folder.glob("*_deleted*"))
+    gone = len(state["_deleted"]["parties"]) + len(state["_restricted"]["parties"])
+    assert gone and manifest["streams"]["parties"]["tombstones_skipped"] == gone
     assert not list(folder.glob("*.partial"))
     assert json.loads((folder / "schemas.json").read_text())["parties"]["key_properties"] == ["id"]
 
