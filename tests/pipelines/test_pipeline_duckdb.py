@@ -1,5 +1,6 @@
-"""The embedded SQL copy: `meltano run capsule-to-duckdb` (tap-capsule -> target-duckdb from PyPI,
-validation on) into one local DuckDB file, then the documented query.
+"""The embedded SQL copy: `meltano run capsule-to-duckdb` (tap-capsule-duckdb, tap-capsule with
+inline tombstones, -> target-duckdb from PyPI, validation on) into one local DuckDB file, then the
+documented query.
 
 A first run lands every record and every tombstone of the first sync; a second run lands an edit
 as an update and a deletion as a soft delete, with no duplicate and no lost row; the documented
@@ -39,6 +40,7 @@ def test_sandbox_to_duckdb_incremental_with_soft_deletes(meltano, meltano_db, to
             "TAP_CAPSULE_ACCESS_TOKEN": token,
             "TAP_CAPSULE_PAGE_SIZE": "10",
             "TAP_CAPSULE__SELECT": json.dumps([f"{s}.*" for s in STREAMS]),
+            "TAP_CAPSULE_DUCKDB__SELECT": json.dumps([f"{s}.*" for s in STREAMS]),
             "TARGET_DUCKDB_PATH": str(database),
         }
         meltano("--environment=dev", "run", "capsule-to-duckdb", env=env, database=meltano_db)

@@ -1,6 +1,7 @@
 """`meltano run tap-capsule target-postgres` from the sandbox into a real PostgreSQL server: rows
 land, a second run reads only what changed, an edit lands as an update and a deletion as a
-soft delete (`_sdc_deleted_at`)."""
+soft delete (`_sdc_deleted_at`, from an inline tombstone: `tombstones: inline`; the default,
+`<stream>_deleted` streams, is in test_pipeline_tombstones.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def test_sandbox_to_postgres_incremental_with_soft_deletes(
             "TAP_CAPSULE_API_URL": sb.url,
             "TAP_CAPSULE_ACCESS_TOKEN": token,
             "TAP_CAPSULE_PAGE_SIZE": "10",
+            "TAP_CAPSULE_TOMBSTONES": "inline",
             "TAP_CAPSULE__SELECT": json.dumps([f"{s}.*" for s in STREAMS]),
             **postgres.target_env(pg_schema),
         }

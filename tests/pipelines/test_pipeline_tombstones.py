@@ -3,9 +3,10 @@ key, `hard_delete: false`, as meltano.yml configures it).
 
 One party is deleted in Capsule between two `meltano run`s:
 
+- stream (the default, with meltano.yml's own `select`): the party's row keeps its data and
+  `parties_deleted` gets `{id, deletedAt, restricted}`;
 - inline: the tombstone `{id, _sdc_deleted_at}` is upserted over the party's row, so the row keeps
   its id and `_sdc_deleted_at` and every other column becomes NULL (the data is gone);
-- stream: the party's row keeps its data and `parties_deleted` gets `{id, deletedAt, restricted}`;
 - off: the party's row keeps its data and nothing says it was deleted.
 """
 
@@ -21,14 +22,17 @@ pytestmark = [pytest.mark.meltano, pytest.mark.postgres]
 
 
 def run_twice_with_a_deletion(meltano, meltano_db, postgres, schema, token, mode, streams):
+    """Two runs of `capsule-to-postgres`; `mode` or `streams` None: the tap's and meltano.yml's."""
     with Sandbox(token=token, scale=15, seed=41) as sb:
         env = {
             "TAP_CAPSULE_API_URL": sb.url,
             "TAP_CAPSULE_ACCESS_TOKEN": token,
-            "TAP_CAPSULE_TOMBSTONES": mode,
-            "TAP_CAPSULE__SELECT": json.dumps([f"{s}.*" for s in streams]),
             **postgres.target_env(schema),
         }
+        if mode is not None:
+            env["TAP_CAPSULE_TOMBSTONES"] = mode
+        if streams is not None:
+            env["TAP_CAPSULE__SELECT"] = json.dumps([f"{s}.*" for s in streams])
         meltano("--environment=dev", "run", "capsule-to-postgres", env=env, database=meltano_db)
         gone = next(p for p in sb.state()["parties"] if p["type"] == "person")
         sb.delete_record("parties", gone["id"])
@@ -64,11 +68,15 @@ def test_inline_tombstones_null_the_deleted_row(meltano, meltano_db, postgres, p
     assert "parties_deleted" not in tables(postgres, pg_schema)
 
 
-def test_stream_tombstones_keep_the_row_and_fill_parties_deleted(
+def test_by_default_the_row_keeps_its_values_and_parties_deleted_fills(
     meltano, meltano_db, postgres, pg_schema, token
 ):
+    """No `tombstones` setting and meltano.yml's `select`, as the capsule-to-postgres job runs."""
     gone, deleted_ids = run_twice_with_a_deletion(
-        meltano, meltano_db, postgres, pg_schema, token, "stream", ["parties", "parties_deleted"]
+        meltano, meltano_db, postgres, pg_schema, token, None, None
+    )
+    assert {"parties_deleted", "opportunities_deleted", "cases_deleted"} <= tables(
+        postgres, pg_schema
     )
     row = party_row(postgres, pg_schema, gone["id"])
     assert row["lastName"] == gone["lastName"] and row["createdAt"] is not None
