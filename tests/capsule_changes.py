@@ -76,6 +76,8 @@ PATHS = {
     "case_tracks": ("track", "/tracks"),
     "users": ("user", "/users"),
 }
+# Every stream the changes below touch: the objects above and the links of the `link` change.
+TOUCHED = (*PATHS, "opportunity_parties", "case_parties")
 # The records users change most often come up three times as often as the settings.
 CORE = ["parties", "opportunities", "cases", "tasks", "entries"] * 2
 CREATABLE = CORE + sorted(set(PATHS) - {"users"})

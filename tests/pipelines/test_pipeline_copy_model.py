@@ -32,6 +32,7 @@ import pytest
 from capsule_changes import (
     DELETIONS_AT_RECONCILE,
     NEW_AT_RECONCILE,
+    TOUCHED,
     Capsule,
     any_change,
     comparable,
@@ -48,30 +49,7 @@ TOKEN = "pt-7c1e94d2b8f3a6e05d"  # as tests/pipelines/conftest.py's `token` fixt
 
 # Every stream the changes touch, links and tracks included, and the deletions of the objects
 # that have a deleted feed (`tombstones: stream`, the tap's default).
-STREAMS = [
-    "parties",
-    "opportunities",
-    "cases",
-    "tasks",
-    "entries",
-    "milestones",
-    "lost_reasons",
-    "categories",
-    "activity_types",
-    "custom_titles",
-    "resthooks",
-    "users",
-    "party_tags",
-    "opportunity_tags",
-    "case_tags",
-    "party_custom_fields",
-    "opportunity_custom_fields",
-    "case_custom_fields",
-    "opportunity_parties",
-    "case_parties",
-    "opportunity_tracks",
-    "case_tracks",
-]
+STREAMS = list(TOUCHED)
 DELETED = ["parties_deleted", "opportunities_deleted", "cases_deleted"]
 KEYS = {"opportunity_parties": ("opportunityId", "partyId"), "case_parties": ("caseId", "partyId")}
 # Columns compared value for value: the scalars the changes write, and the times (read back as
