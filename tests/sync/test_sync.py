@@ -4,6 +4,7 @@ wins a conflict. Capsule is edited through its API, the database through SQL."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -186,12 +187,13 @@ def test_the_command_line(sandbox, schema, tmp_path):
     config = tmp_path / "sync.json"
     config.write_text(json.dumps({"access_token": TOKEN, "api_url": sandbox.url}))
 
-    def capsule_sync(*args):
+    def capsule_sync(*args, env=None):
         return subprocess.run(
             [str(Path(sys.executable).parent / "capsule"), "sync", *args],
             capture_output=True,
             text=True,
             timeout=120,
+            env={**os.environ, **(env or {})},
         )
 
     done = capsule_sync("--config", str(config), "--schema", schema.schema, "--objects", "parties")
@@ -218,6 +220,21 @@ def test_the_command_line(sandbox, schema, tmp_path):
     assert "did you mean `conflict`?" in last
     assert "Traceback" not in wrong.stderr
     assert TOKEN not in wrong.stderr
+    # A misspelt CAPSULE_SYNC_* variable (how Meltano passes settings) is refused the same way;
+    # Meltano's extras (CAPSULE_SYNC__*) and the settings' own variables pass.
+    config.write_text(json.dumps({"access_token": TOKEN, "api_url": sandbox.url}))
+    misspelt = {"CAPSULE_SYNC_CONFLCIT": "database", "CAPSULE_SYNC__EXTRA": "x"}
+    wrong = capsule_sync("--config", str(config), "--schema", schema.schema, env=misspelt)
+    assert wrong.returncode == 1, wrong.stderr
+    assert wrong.stderr.strip().splitlines() == [
+        "capsule sync: error: environment variable CAPSULE_SYNC_CONFLCIT names no setting of "
+        "capsule sync; did you mean CAPSULE_SYNC_CONFLICT? Nothing was done; `capsule sync "
+        "--help` lists the settings"
+    ]
+    meltano_like = {"CAPSULE_SYNC_CONFLICT": "database", "CAPSULE_SYNC__EXTRA": "x"}
+    fine = capsule_sync("--config", str(config), "--schema", schema.schema, env=meltano_like)
+    assert "CAPSULE_SYNC" not in fine.stderr and "names no setting" not in fine.stderr
+    assert "is synced with account other.example" in fine.stderr  # past the settings' check
     config.write_text(json.dumps({"access_token": TOKEN, "objects": ["parties", "emails"]}))
     wrong = capsule_sync("--config", str(config))
     assert wrong.returncode == 1 and "'emails' is not one of" in wrong.stderr

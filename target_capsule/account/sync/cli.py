@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 
 from tap_capsule.api_client import CapsuleError, CapsuleSession, package_version
-from tap_capsule.setting_names import unknown_setting
+from tap_capsule.setting_names import unknown_setting, unknown_variable
 from target_capsule.account.cli import Parser, error
 from target_capsule.account.sync.capsule import CapsuleSide
 from target_capsule.account.sync.database import Database, SchemaAccountError, SyncBusyError
@@ -81,6 +81,12 @@ def load_settings(args: argparse.Namespace, environ: t.Mapping[str, str]) -> dic
     # Its own settings only: a writer's setting (`dry_run`) in a sync config must not pass unseen.
     listed = "`capsule sync --help`"
     if problem := unknown_setting("capsule sync", config, SETTINGS, listed, shared=False):
+        raise UsageError(problem)
+    # A misspelt variable (CAPSULE_SYNC_CONFLCIT) is refused too, as the plugins refuse theirs.
+    prefix = ENV_PREFIX.rstrip("_")
+    if problem := unknown_variable(
+        "capsule sync", SETTINGS, environ, prefix=prefix, listed_by=listed
+    ):
         raise UsageError(problem)
     if not config.get("access_token"):
         raise UsageError("access_token is required (--config, or CAPSULE_SYNC_ACCESS_TOKEN)")
