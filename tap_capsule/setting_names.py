@@ -40,7 +40,7 @@ MELTANO_PLUGIN_NAME_VARIABLES = (
 # Variables with the plugin's prefix that are read, though they are not settings.
 OWN_VARIABLES = frozenset({"LOGLEVEL"})
 # The prefixes of this distribution's Singer executables: one may begin with another's.
-OUR_PREFIXES = ("TAP_CAPSULE", "TARGET_CAPSULE", "TARGET_CAPSULE_BACKUP")
+OUR_PREFIXES = ("TAP_CAPSULE", "TARGET_CAPSULE", "TARGET_CAPSULE_BACKUP", "TARGET_CAPSULE_DUCKDB")
 
 
 # The own settings of each command of this distribution (connection settings and the SDK's are
