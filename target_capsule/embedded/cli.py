@@ -14,6 +14,7 @@ NAME = "target-capsule-duckdb"
 
 def main() -> None:
     """`target-capsule-duckdb --config CONFIG`: Singer messages on stdin into a DuckDB file."""
+
     def load() -> type[PluginBase]:
         from target_capsule.embedded.target import TargetCapsuleDuckDB
 
