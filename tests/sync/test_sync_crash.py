@@ -13,9 +13,17 @@ import uuid
 
 import pytest
 from psycopg import sql
-from sync_helpers import TOKEN, SyncDB, capsule_live, make_sync, postgres_reachable, run_sync
+from sync_helpers import (
+    TOKEN,
+    SyncDB,
+    capsule_live,
+    edit_both_sides,
+    end_state,
+    make_sync,
+    postgres_reachable,
+    run_sync,
+)
 
-from tap_capsule.api_client import CapsuleSession
 from tap_capsule.sandbox import Sandbox
 from target_capsule.account.sync.objects import OBJECTS
 
@@ -24,39 +32,6 @@ pytestmark = pytest.mark.postgres
 
 class Stop(BaseException):
     """A kill: nothing in the sync catches it."""
-
-
-def edit_both_sides(sb: Sandbox, db: SyncDB) -> None:
-    session = CapsuleSession({"access_token": TOKEN, "api_url": sb.url})
-    state = sb.state()
-    people = [p["id"] for p in state["parties"] if p["type"] == "person"]
-    session.call("PUT", f"/parties/{people[0]}", json_body={"party": {"about": "in Capsule"}})
-    session.call(
-        "POST",
-        "/parties",
-        json_body={"party": {"type": "person", "firstName": "Cap", "lastName": "Side"}},
-    )
-    db.update("parties", people[1], about="in the database")
-    db.update("parties", people[0], job_title="conflicting title")
-    session.call("PUT", f"/parties/{people[0]}", json_body={"party": {"jobTitle": "Capsule's"}})
-    db.insert("parties", type="person", first_name="Db", last_name="Side")
-    db.insert("parties", type="organisation", name="Db Org")
-    db.insert("notes", content="A note from the database", party_id=people[1])
-    db.insert("tasks", description="A task from the database", due_on="2031-01-01")
-    db.delete("parties", people[2])
-
-
-def end_state(sb: Sandbox, db: SyncDB) -> dict:
-    out = {}
-    for obj in OBJECTS:
-        live = capsule_live(sb, obj.table)
-        assert db.live(obj.table) == live, obj.table
-        out[obj.table] = sorted(json.dumps(v, sort_keys=True) for v in live.values())
-    out["conflicts"] = sorted(
-        (c["object"], c["field"], json.dumps(c["capsule_value"]), c["winner"])
-        for c in db.conflicts()
-    )
-    return out
 
 
 def scenario(schema_name: str, stop_at: int | None) -> tuple[dict, int]:
