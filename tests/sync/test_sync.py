@@ -167,6 +167,32 @@ def test_deleted_on_one_side_and_edited_on_the_other(sandbox, schema, rule):
     quiet_rerun(sandbox, schema, conflict=rule)
 
 
+def test_newest_lets_a_task_deleted_in_capsule_win_over_an_edit_in_the_database(sandbox, schema):
+    """A task has no deletion time in Capsule: `newest` lets the deletion win, even over an edit
+    made after it, and logs the conflict."""
+    task = (
+        api(sandbox)
+        .call(
+            "POST",
+            "/tasks",
+            json_body={"task": {"description": "Standalone", "dueOn": "2030-01-01"}},
+        )
+        .json()["task"]["id"]
+    )
+    run_sync(sandbox, schema.schema, conflict="newest")
+    sandbox.delete_record("tasks", task)
+    time.sleep(0.05)
+    schema.update("tasks", task, description="edited after the deletion")
+
+    run_sync(sandbox, schema.schema, conflict="newest")
+
+    assert task not in capsule_live(sandbox, "tasks")
+    assert schema.select("tasks", f"capsule_id = {task}")[0]["deleted"]
+    assert [(c["field"], c["winner"]) for c in schema.conflicts()] == [("(record)", "capsule")]
+    assert_equal_sides(sandbox, schema)
+    quiet_rerun(sandbox, schema, conflict="newest")
+
+
 def test_a_row_that_breaks_capsules_rules_is_kept_and_reported(sandbox, schema):
     run_sync(sandbox, schema.schema)
     row = schema.insert("parties", type="person", first_name="NoLastName")

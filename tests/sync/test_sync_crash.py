@@ -24,6 +24,7 @@ from sync_helpers import (
     run_sync,
 )
 
+from tap_capsule.api_client import CapsuleSession
 from tap_capsule.sandbox import Sandbox
 from target_capsule.account.sync.objects import OBJECTS
 
@@ -111,3 +112,39 @@ def test_a_first_sync_stopped_midway_then_rerun_copies_everything_once():
     finally:
         db.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         db.conn.close()
+
+
+@pytest.mark.parametrize("same_field", [True, False])
+def test_a_replayed_update_keeps_a_capsule_edit_made_after_the_stop(sandbox, schema, same_field):
+    """A sync stopped between announcing a PUT and sending it; someone edits the record in
+    Capsule; the rerun sends the PUT's fields Capsule still holds as before, never over the edit."""
+    run_sync(sandbox, schema.schema)
+    person = next(p["id"] for p in sandbox.state()["parties"] if p["type"] == "person")
+    schema.update("parties", person, about="from the database")
+    sync = make_sync(sandbox, schema.schema)
+
+    def stop() -> None:
+        raise Stop
+
+    sync.after_write = stop  # the first write: the update's journal line, before the PUT
+    sandbox.reset_requests()
+    with pytest.raises(Stop):
+        try:
+            sync.run(list(OBJECTS))
+        finally:
+            sync.db.close()
+            sync.capsule.change_log.close()
+    assert sandbox.requests()["writes"] == 0
+    session = CapsuleSession({"access_token": TOKEN, "api_url": sandbox.url})
+    edit = {"about": "edited in Capsule"} if same_field else {"jobTitle": "Chief Editor"}
+    session.call("PUT", f"/parties/{person}", json_body={"party": edit})
+
+    run_sync(sandbox, schema.schema)
+
+    held = capsule_live(sandbox, "parties")[person]
+    if same_field:  # the later edit in Capsule stays, and reaches the database
+        assert held["about"] == "edited in Capsule"
+    else:  # the stopped PUT is sent; the other field's edit stays
+        assert (held["about"], held["job_title"]) == ("from the database", "Chief Editor")
+    assert schema.live("parties")[person] == held
+    assert schema.select("_sync_journal") == []
