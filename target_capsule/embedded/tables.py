@@ -28,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 
+from tap_capsule.api_client import CapsuleConfigError
 from tap_capsule.private_files import make_private, private_folder
 
 # Columns every table has: when and from which read a row came, and when it left Capsule.
@@ -110,8 +111,16 @@ class Warehouse:
         One connection, used by one thread at a time (the target drains its sinks one by one).
         """
         self.path = Path(path).expanduser()
-        private_folder(self.path.parent)
-        self.connection = duckdb.connect(str(self.path))
+        try:
+            private_folder(self.path.parent)
+            self.connection = duckdb.connect(str(self.path))
+        except (OSError, duckdb.IOException) as exc:
+            # Another load, or a client holding the file open, has DuckDB's lock (one writer).
+            reason = str(exc).split(". See also")[0].removeprefix("IO Error: ")
+            raise CapsuleConfigError(
+                f"cannot open the DuckDB file {self.path}: {reason}; "
+                "stop the other load or close the client that holds it open"
+            ) from None
         make_private(self.path)
         self.schema = schema
         self.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")

@@ -112,7 +112,7 @@ def test_a_tombstone_marks_its_row_and_keeps_its_values(tmp_path):
     found = by_id(db, "tasks", "description, owner__name, strftime(_sdc_deleted_at, '%Y-%m-%d')")
     assert found == {1: ("kept", "Ada", "2026-01-02"), 9: (None, None, "2026-01-02")}
     load(db, [schema(), record("tasks", id=1, description="back")])  # seen again: live again
-    assert by_id(db, "tasks", "description, _sdc_deleted_at")[1] == ("back", None)
+    assert by_id(db, "tasks", "description, _sdc_deleted_at IS NULL")[1] == ("back", True)
 
 
 @pytest.mark.parametrize("deletions_first", [False, True])
@@ -220,6 +220,19 @@ def test_settings_are_checked_by_name(tmp_path):
     assert "Traceback" not in wrong.stderr
     done = run_cli({"path": db}, tmp_path, {"TARGET_CAPSULE_DUCKDB_DEFAULT_TARGET_SCHEMA": "x"})
     assert done.returncode == 0, done.stderr
+    # A file another process holds (a load, an open client): one line, exit 1.
+    with duckdb.connect(db):
+        busy = subprocess.run(
+            [EXECUTABLE, "--config", str(tmp_path / "config.json")],
+            input=json.dumps(schema()) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert busy.returncode == 1, busy.stderr
+    last = busy.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"target-capsule-duckdb: error: cannot open the DuckDB file {db}")
+    assert "Traceback" not in busy.stderr
     # target-capsule leaves the DuckDB loader's variables alone (its prefix begins with ours).
     capsule = subprocess.run(
         [str(Path(sys.executable).parent / "target-capsule"), "--about"],
