@@ -250,33 +250,48 @@ IDS = st.integers(min_value=1, max_value=6)
 STEP = st.one_of(
     st.tuples(st.just("upsert"), IDS, st.text("abc", max_size=3)),
     st.tuples(st.just("tombstone"), IDS, st.none()),
+    st.tuples(st.just("feed"), IDS, st.none()),  # a `tasks_deleted` row (tombstones: stream)
     st.tuples(st.just("whole"), st.sets(IDS), st.text("xyz", max_size=2)),
 )
+FEED_SCHEMA = schema("tasks_deleted", {"id": {"type": "integer"}, "deletedAt": WHEN})
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(runs=st.lists(st.lists(STEP, min_size=1, max_size=5), min_size=1, max_size=4))
 def test_random_message_sequences_match_a_model(tmp_path_factory, runs):
+    """The model: the last upsert of an id gives its values; a tombstone, a whole read without
+    the id, or a row of the deleted feed marks it deleted with its values kept; an id in the
+    deleted feed stays deleted (Capsule never gives a deleted id back)."""
     db = tmp_path_factory.mktemp("model") / "copy.duckdb"
     model: dict[int, dict] = {}  # id -> {"description", "deleted"}
+    feed: set[int] = set()
     version = 0
+    at = "2026-01-01T00:00:00Z"
+
+    def seen(i: int, text: str | None) -> None:
+        model[i] = {"description": text, "deleted": i in feed}
+
     for steps in runs:
-        messages = [schema()]
+        messages = [schema(), FEED_SCHEMA]
         for kind, what, text in steps:
             if kind == "upsert":
                 messages.append(record("tasks", id=what, description=text))
-                model[what] = {"description": text, "deleted": False}
+                seen(what, text)
             elif kind == "tombstone":
-                at = "2026-01-01T00:00:00Z"
                 messages.append(record("tasks", id=what, _sdc_deleted_at=at, updatedAt=at))
                 model[what] = {**model.get(what, {"description": None}), "deleted": True}
+            elif kind == "feed":
+                messages.append(record("tasks_deleted", id=what, deletedAt=at))
+                feed.add(what)
+                if what in model:
+                    model[what]["deleted"] = True
             else:  # a whole read of the ids in `what`, then ACTIVATE_VERSION
                 version += 1
                 for i in sorted(what):
                     messages.append(record("tasks", version, id=i, description=text))
-                    model[i] = {"description": text, "deleted": False}
+                    seen(i, text)
                 messages.append(activate("tasks", version))
                 for i in set(model) - what:
                     model[i]["deleted"] = True
