@@ -35,6 +35,28 @@ class Stop(BaseException):
     """A kill: nothing in the sync catches it."""
 
 
+def run_stopped(sb: Sandbox, schema_name: str, stop_at: int | None) -> int:
+    """One sync, stopped right after its write `stop_at` (None: never); the writes it made."""
+    sync = make_sync(sb, schema_name)
+    seen = 0
+
+    def after_write() -> None:
+        nonlocal seen
+        seen += 1
+        if seen == stop_at:
+            raise Stop
+
+    sync.after_write = after_write
+    try:
+        sync.run(list(OBJECTS))
+    except Stop:
+        pass
+    finally:
+        sync.db.close()
+        sync.capsule.change_log.close()
+    return seen
+
+
 def scenario(schema_name: str, stop_at: int | None) -> tuple[dict, int]:
     """Initial sync, edits, a sync stopped after write `stop_at`, a clean rerun; end state."""
     db = SyncDB(schema_name)
@@ -42,23 +64,7 @@ def scenario(schema_name: str, stop_at: int | None) -> tuple[dict, int]:
         with Sandbox(token=TOKEN, scale=6, seed=9) as sb:
             run_sync(sb, schema_name)
             edit_both_sides(sb, db)
-            sync = make_sync(sb, schema_name)
-            seen = 0
-
-            def after_write() -> None:
-                nonlocal seen
-                seen += 1
-                if seen == stop_at:
-                    raise Stop
-
-            sync.after_write = after_write
-            try:
-                sync.run(list(OBJECTS))
-            except Stop:
-                pass
-            finally:
-                sync.db.close()
-                sync.capsule.change_log.close()
+            seen = run_stopped(sb, schema_name, stop_at)
             run_sync(sb, schema_name)
             return end_state(sb, db), seen
     finally:
@@ -86,22 +92,7 @@ def test_a_first_sync_stopped_midway_then_rerun_copies_everything_once():
     try:
         with Sandbox(token=TOKEN, scale=6, seed=9) as sb:
             for stop_at in (1, 9, 15):  # one stop per run: the copy goes on where it stopped
-                sync = make_sync(sb, schema)
-                seen = 0
-
-                def after_write(limit: int = stop_at) -> None:
-                    nonlocal seen
-                    seen += 1
-                    if seen == limit:
-                        raise Stop
-
-                sync.after_write = after_write
-                with pytest.raises(Stop):
-                    try:
-                        sync.run(list(OBJECTS))
-                    finally:
-                        sync.db.close()
-                        sync.capsule.change_log.close()
+                assert run_stopped(sb, schema, stop_at) == stop_at  # it did stop there
             sb.reset_requests()
             run_sync(sb, schema)
             assert sb.requests()["writes"] == 0  # the copy never writes into Capsule
@@ -121,19 +112,9 @@ def test_a_replayed_update_keeps_a_capsule_edit_made_after_the_stop(sandbox, sch
     run_sync(sandbox, schema.schema)
     person = next(p["id"] for p in sandbox.state()["parties"] if p["type"] == "person")
     schema.update("parties", person, about="from the database")
-    sync = make_sync(sandbox, schema.schema)
-
-    def stop() -> None:
-        raise Stop
-
-    sync.after_write = stop  # the first write: the update's journal line, before the PUT
     sandbox.reset_requests()
-    with pytest.raises(Stop):
-        try:
-            sync.run(list(OBJECTS))
-        finally:
-            sync.db.close()
-            sync.capsule.change_log.close()
+    # The first write is the update's journal line: the stop comes before the PUT.
+    assert run_stopped(sandbox, schema.schema, 1) == 1
     assert sandbox.requests()["writes"] == 0
     session = CapsuleSession({"access_token": TOKEN, "api_url": sandbox.url})
     edit = {"about": "edited in Capsule"} if same_field else {"jobTitle": "Chief Editor"}
