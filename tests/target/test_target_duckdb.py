@@ -218,6 +218,10 @@ def test_settings_are_checked_by_name(tmp_path):
     assert wrong.returncode == 1
     assert "TARGET_CAPSULE_DUCKDB_PAHT names no setting" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+    # The SDK's load methods other than upsert would break the copy's guarantees: refused.
+    wrong = run_cli({"path": db, "load_method": "overwrite"}, tmp_path)
+    assert wrong.returncode == 1
+    assert 'setting load_method is "overwrite" but must be one of upsert' in wrong.stderr
     done = run_cli({"path": db}, tmp_path, {"TARGET_CAPSULE_DUCKDB_DEFAULT_TARGET_SCHEMA": "x"})
     assert done.returncode == 0, done.stderr
     # A file another process holds (a load, an open client): one line, exit 1.
