@@ -257,6 +257,9 @@ def test_the_command_line(sandbox, schema, tmp_path):
         "capsule sync; did you mean CAPSULE_SYNC_CONFLICT? Nothing was done; `capsule sync "
         "--help` lists the settings"
     ]
+    shown = capsule_sync("--help").stdout  # what the refusal points to lists every setting
+    assert "CAPSULE_SYNC_<NAME>" in shown
+    assert all(f"  {name}  " in shown for name in ("conflict", "database_url", "change_log_path"))
     meltano_like = {"CAPSULE_SYNC_CONFLICT": "database", "CAPSULE_SYNC__EXTRA": "x"}
     fine = capsule_sync("--config", str(config), "--schema", schema.schema, env=meltano_like)
     assert "CAPSULE_SYNC" not in fine.stderr and "names no setting" not in fine.stderr

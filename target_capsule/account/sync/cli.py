@@ -11,6 +11,7 @@ Meltano passes its utility), then from the options. The database connection is `
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -32,9 +33,6 @@ from target_capsule.lock import Lock, LockError, account_key
 from target_capsule.lookups import Lookups
 from target_capsule.settle import settle_pending
 from target_capsule.site import account_of, read_site
-
-if t.TYPE_CHECKING:
-    import argparse
 
 SETTINGS = {
     "access_token": "Capsule token (secret)",
@@ -118,6 +116,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def settings_help() -> str:
+    """The settings `--config` and the `CAPSULE_SYNC_*` variables take (what `--help` lists)."""
+    width = max(len(name) for name in SETTINGS)
+    lines = [f"  {name:<{width}}  {what}" for name, what in SETTINGS.items()]
+    return (
+        "settings (in the --config file, or as CAPSULE_SYNC_<NAME> variables; an unknown one is "
+        "refused):\n" + "\n".join(lines)
+    )
+
+
 def run(config: t.Mapping[str, t.Any]) -> Sync:
     """One sync with checked settings; the finished Sync (its counts).
 
@@ -150,7 +158,12 @@ def run(config: t.Mapping[str, t.Any]) -> Sync:
 
 def main(argv: list[str] | None = None, prog: str = "capsule sync") -> int:
     """Entry point of `capsule sync`: 0 when done, 1 with one line for what to fix."""
-    parser = Parser(prog=prog, description=DESCRIPTION)
+    parser = Parser(
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
