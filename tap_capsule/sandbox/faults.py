@@ -1,10 +1,10 @@
 """Fault injection on demand: the failures a Capsule client must survive.
 
-429s, 5xx answers, dropped connections, slow answers and cut-off JSON bodies. Two faults act on
-writes only, counted among write requests: a lost answer (the write is applied, the answer is a 502,
-as a proxy in front of Capsule gives when the answer never reaches it) and a held answer (the
+429s, 5xx answers, dropped connections, slow answers and cut-off JSON bodies. Three faults act on
+writes only, counted among write requests: a lost answer (the write is applied, the answer is a
+502, as a proxy in front of Capsule gives when the answer never reaches it), a held answer (the
 write is applied and its answer held back until a test releases it, so the test can kill the client
-while it waits: a crash at that exact write).
+while it waits: a crash at that exact write) and a throttled write (one 429, nothing applied).
 
 Faults are counted per /api/v2 request (admin and OAuth calls never count), so a test can say
 "every 3rd request answers 503" and know exactly which ones will.
@@ -27,6 +27,7 @@ FIELDS = (
     "fault_after_write",
     "lost_answer_every",
     "hold_write",
+    "throttle_write",
 )
 
 
@@ -45,6 +46,7 @@ class FaultConfig:
     fault_after_write: bool = False  # error/drop a write only after applying it (lost response)
     lost_answer_every: int = 0  # every k-th write that succeeds: answered 502 (answer lost)
     hold_write: int = 0  # the n-th write from now: applied, its answer held until released
+    throttle_write: int = 0  # the n-th write from now: answered 429 once, not applied
 
     @classmethod
     def from_dict(cls, values: dict | None) -> FaultConfig:
@@ -62,6 +64,7 @@ class FaultConfig:
             "throttle_next",
             "lost_answer_every",
             "hold_write",
+            "throttle_write",
         ):
             value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -111,6 +114,9 @@ class FaultInjector:
             c = self.config
             if c.throttle_next > 0:
                 c.throttle_next -= 1
+                return Decision(throttle=True)
+            if is_write and c.throttle_write > 0 and self.writes + 1 == c.throttle_write:
+                c.throttle_write = 0  # once: its retry is the same write, answered normally
                 return Decision(throttle=True)
             self.count += 1
             n = self.count

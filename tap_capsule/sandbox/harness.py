@@ -80,11 +80,13 @@ class SandboxClient:
         fault_after_write: bool = False,
         lost_answer_every: int = 0,
         hold_write: int = 0,
+        throttle_write: int = 0,
     ) -> dict:
         """Replace the fault settings; the per-request counter restarts.
 
         `lost_answer_every`: every k-th write is applied and answered 502. `hold_write`: the n-th
         write from now is applied and its answer held until `release()` (see `held()`).
+        `throttle_write`: the n-th write from now is answered 429 once (not applied).
         """
         return self._call(
             "POST",
@@ -101,6 +103,7 @@ class SandboxClient:
                 "fault_after_write": fault_after_write,
                 "lost_answer_every": lost_answer_every,
                 "hold_write": hold_write,
+                "throttle_write": throttle_write,
             },
         )
 

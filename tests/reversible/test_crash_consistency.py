@@ -738,3 +738,24 @@ def test_two_runs_on_the_same_new_people_at_once_never_put_an_email_on_two_peopl
         assert all(owners[f"twin{n}@race.example"] == 1 for n in range(30)), owners
         log = (tmp_path / "killed.log").read_text()
         assert first.returncode == second.returncode == 0 or "another run is writing" in log
+
+
+def test_a_delete_throttled_then_found_gone_is_not_counted_as_this_runs(tmp_path):
+    """A 429 on the DELETE, then a 404: someone else deleted the record, the run changed nothing.
+    (Counting requests took the retry after the 429 for a retry after a lost answer.)"""
+    with account() as sb:
+        person = next(p for p in sb.state()["parties"] if p["type"] == "person")
+        sb.delete_record("parties", person["id"])  # a user deletes it in Capsule's UI
+        log = tmp_path / "changes.jsonl"
+        config = config_file(tmp_path, sb.url, change_log_path=str(log))
+        sb.set_faults(throttle_write=1, throttle_reset_seconds=0)
+        result = target(
+            config, [("parties", {"id": person["id"], "_sdc_deleted_at": "2026-01-01T00:00:00Z"})]
+        )
+        sb.set_faults()
+        writes = writes_of(log)
+        assert [(w["operation"], w["status"]) for w in writes] == [("DELETE", "failed")]
+        assert "applied" not in {w["status"] for w in writes}, result.stderr[-2000:]
+        _run, report = undo(config, log)
+        assert report["totals"]["reverted"] == 0  # nothing of this run's to bring back
+        assert person["id"] not in {p["id"] for p in sb.state()["parties"]}
