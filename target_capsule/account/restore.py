@@ -24,7 +24,6 @@ from pathlib import Path
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
-    AmbiguousWriteError,
     CapsuleAPIError,
     CapsuleError,
     CapsuleNotFound,
@@ -34,6 +33,7 @@ from tap_capsule.api_client import (
 )
 from tap_capsule.setting_names import account_config_problem
 from target_capsule import natural_keys as nk
+from target_capsule import settle
 from target_capsule.account import files
 from target_capsule.account.backup import (
     MAX_RECORD_CHARS,
@@ -265,21 +265,22 @@ class Restore:
     ) -> dict | bool | None:
         """PUT `body` on record `rid`: Capsule's updated copy (or True), None when rejected.
 
-        A PUT only sets values, so a failure that leaves open whether it applied is a rejection
-        that says to run the restore again: the next run sends what is still missing.
+        Through the one write path: after a lost answer the record is read again and the PUT
+        sent again only when Capsule does not hold it. What stays unknown after every try is a
+        rejection that says to run the restore again: the next run sends what is still missing.
         """
-        single = cat.fill_path(obj.single_path, {"id": rid})
         try:
-            response = self.session.call("PUT", single, json_body=wrapped(obj, body))
-            raise_for_capsule_status(response)
+            written = settle.put(
+                self.session, self.lookups, obj, rid, body, f"{obj.stream} restore of record {rid}"
+            )
         except CapsuleAPIError as exc:
             self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
             return None
-        except AmbiguousWriteError as exc:
+        except Unresolved as exc:
             self.reject(obj, record, f"{exc} Run the restore again.")
             return None
         self.writes += 1
-        updated = (response_json(response) or {}).get(obj.item_key)
+        updated = written.found or (written.answer or {}).get(obj.item_key)
         return updated if isinstance(updated, dict) else True
 
     def post(
