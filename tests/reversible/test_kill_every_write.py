@@ -224,9 +224,11 @@ def restore_copy(sb: Sandbox, folder: Path) -> Command:
     shutil.copytree(source, copy)
     for stale in copy.glob("restore-*"):
         stale.unlink()
-    config = config_file(folder, sb.url)
+    log = folder / "restore.jsonl"
+    config = config_file(folder, sb.url, change_log_path=str(log))
     return Command(
         [str(BIN / "capsule"), "restore", "--config", str(config), str(copy), "--mode", "copy"],
+        change_logs=(log,),
         id_maps=(copy / "restore-copy-sandbox.ids.json",),
     )
 
@@ -249,8 +251,11 @@ def restore_same(sb: Sandbox, folder: Path) -> Command:
             ("lost_reasons", {"id": reason, "_sdc_deleted_at": GONE_AT}),
         ],
     )
+    log = folder / "restore.jsonl"
+    config = config_file(folder, sb.url, name="restore", change_log_path=str(log))
     return Command(
         [str(BIN / "capsule"), "restore", "--config", str(config), str(source), "--mode", "same"],
+        change_logs=(log,),
         id_maps=(source / "restore-same-sandbox.ids.json",),
     )
 
