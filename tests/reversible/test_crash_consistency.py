@@ -653,3 +653,55 @@ def test_a_delete_throttled_then_found_gone_is_not_counted_as_this_runs(tmp_path
         _run, report = undo(config, log)
         assert report["totals"]["reverted"] == 0  # nothing of this run's to bring back
         assert person["id"] not in {p["id"] for p in sb.state()["parties"]}
+
+
+def test_a_restore_writes_its_changes_ahead_and_undo_reverts_it(tmp_path):
+    """With `change_log_path`, a restore logs every write ahead (creates, PUTs, links, a track's
+    extra tasks), as the target does: `capsule undo` on that log gives the account back."""
+    with account() as a:
+        folder = tmp_path / "backup"
+        run_backup(config_file(tmp_path, a.url, name="a", backup_dir=str(folder)))
+    with Sandbox(token=TOKEN, scale=0, seed=11) as b:
+        before = everything(b.state())
+        log = tmp_path / "restore.jsonl"
+        config = config_file(tmp_path, b.url, name="b", change_log_path=str(log))
+        result = restore(config, folder, "--mode", "copy")
+        writes = writes_of(log)
+        assert writes and {w["status"] for w in writes} == {"applied"}
+        posted = sum(n for r, n in b.requests()["by_route"].items() if r.startswith("POST"))
+        kinds = {(w["stream"], w["operation"]) for w in writes}
+        assert ("parties", "INSERT") in kinds and ("opportunity_parties", "INSERT") in kinds
+        assert sum(w["operation"] == "INSERT" for w in writes) <= posted
+        assert "Change log:" in result.stderr
+        _run, report = undo(config, log)
+        assert report["totals"]["failed"] == 0, report
+        after = everything(b.state())
+        assert after == before, diff_snapshots(before, after)
+
+
+def test_a_guarded_run_holds_the_accounts_lock_while_it_plans(tmp_path):
+    """With a guardrail the input is planned before any write: the lock is taken before the
+    plan, so no other writer changes the account between the plan and the writes."""
+    with Sandbox(token=TOKEN, scale=12, seed=SEED) as sb:
+        people = [p for p in sb.state()["parties"] if p["type"] == "person"][:25]
+        # The plan crosses the share (nothing is written): only the plan's duration matters.
+        guarded = config_file(tmp_path, sb.url, name="guarded", max_changed_share=0.01)
+        sb.set_faults(slow_every=1, slow_seconds=1.0)  # a plan that takes a few seconds
+        first = start_target(
+            guarded,
+            singer([("parties", {"id": p["id"], "about": "Planned first"}) for p in people]),
+        )
+        deadline = time.monotonic() + 60
+        while sb.requests()["total"] < 2:  # GET /site, then the plan's first read
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        second = target(
+            config_file(tmp_path, sb.url, name="other"),
+            [("parties", {"type": "organisation", "name": "Between Plan And Write Ltd"})],
+            check=False,
+        )
+        assert first.wait(120) == 1  # the guardrail stopped it
+        sb.set_faults()
+        assert second.returncode == 1, second.stderr[-2000:]
+        assert "another run is writing to the account" in second.stderr
+        assert "Between Plan And Write Ltd" not in {p.get("name") for p in sb.state()["parties"]}
