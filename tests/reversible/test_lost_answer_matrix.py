@@ -207,6 +207,10 @@ def restored(folder: Path, mode: str, sb: Sandbox, tmp_path: Path, lost: bool) -
 
 def test_restore_copy_with_every_answer_lost_ends_like_a_clean_restore(tmp_path):
     with account() as a:
+        # One new record of every writable object, so the destination lacks each setting too
+        # (a restore creates settings it can't match by name).
+        made = creates(a.state())
+        target(config_file(tmp_path, a.url, name="a"), made)
         state = a.state()
         folder = backup(config_file(tmp_path, a.url, backup_dir=str(tmp_path / "clean")))
     # closed opportunities and cases are in the matrix
@@ -229,6 +233,14 @@ def test_restore_copy_with_every_answer_lost_ends_like_a_clean_restore(tmp_path)
     for stream in CREATED_BY_RESTORE:  # every object a restore creates was created
         if state.get(stream):
             assert clean.get(stream), f"the clean restore created no {stream}"
+    for stream, record in made:  # and every setting it can't match
+        obj = cat.get(stream)
+        if obj.restore is not None and obj.restore.kind == cat.RESTORE_SETTING:
+            name = record.get("name") or record.get("title")
+            assert any(name in (r.get("name"), r.get("title")) for r in clean[stream].values()), (
+                stream,
+                name,
+            )
     assert any(r.startswith("POST") for r in routes)
 
 
