@@ -27,6 +27,7 @@ FIELDS = (
     "fault_after_write",
     "lost_answer_every",
     "hold_write",
+    "hold_before_write",
     "throttle_write",
 )
 
@@ -46,6 +47,9 @@ class FaultConfig:
     fault_after_write: bool = False  # error/drop a write only after applying it (lost response)
     lost_answer_every: int = 0  # every k-th write that succeeds: answered 502 (answer lost)
     hold_write: int = 0  # the n-th write from now: applied, its answer held until released
+    # the n-th write from now: held before it is applied; once released it is dropped unapplied
+    # (a client killed before its request reached Capsule)
+    hold_before_write: int = 0
     throttle_write: int = 0  # the n-th write from now: answered 429 once, not applied
 
     @classmethod
@@ -64,6 +68,7 @@ class FaultConfig:
             "throttle_next",
             "lost_answer_every",
             "hold_write",
+            "hold_before_write",
             "throttle_write",
         ):
             value = getattr(config, name)
@@ -87,6 +92,7 @@ class Decision:
     slow: float = 0.0
     lost: bool = False  # a write: apply it, then answer 502
     hold: bool = False  # a write: apply it, then hold the answer until released
+    hold_before: bool = False  # a write: hold it unapplied until released, then drop it
 
 
 class FaultInjector:
@@ -124,11 +130,12 @@ class FaultInjector:
             def hit(every: int) -> bool:
                 return every > 0 and n % every == 0
 
-            lost = hold = False
+            lost = hold = hold_before = False
             if is_write:
                 self.writes += 1
                 lost = c.lost_answer_every > 0 and self.writes % c.lost_answer_every == 0
                 hold = c.hold_write > 0 and self.writes == c.hold_write
+                hold_before = c.hold_before_write > 0 and self.writes == c.hold_before_write
             return Decision(
                 error=hit(c.error_every),
                 drop=hit(c.drop_every),
@@ -136,6 +143,7 @@ class FaultInjector:
                 slow=float(c.slow_seconds) if hit(c.slow_every) else 0.0,
                 lost=lost,
                 hold=hold,
+                hold_before=hold_before,
             )
 
     def hold(self, timeout: float = 300.0) -> None:

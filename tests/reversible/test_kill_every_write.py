@@ -2,9 +2,11 @@
 
 One harness for target-capsule, `capsule undo` and `capsule restore` (copy and same): a clean run
 on a fresh account counts its writes W (the sandbox's request log); then, for each k in 1..W, a
-fresh account from the same seed and the same setup, the sandbox applies the k-th write and
-holds its answer (`hold_write`), the real CLI process is killed with SIGKILL while it waits, and
-the same command is run again to completion. The account's end state and what the command
+fresh account from the same seed and the same setup, the sandbox either applies the k-th write
+and holds its answer (`hold_write`: the write reached Capsule) or holds the write before applying
+it and then drops it (`hold_before_write`: it never did, though the change log holds its pending
+line), the real CLI process is killed with SIGKILL while it waits, and the same command is run
+again to completion. The account's end state and what the command
 records (the change log, settled; the id map) must equal the clean run's. `capsule backup`
 sends no write to Capsule, so it has no write to be killed at (its kills are tested in
 test_crash_consistency.py and test_backup_resume.py).
@@ -112,11 +114,13 @@ def run_clean(setup: Setup, folder: Path) -> tuple[dict, dict, int]:
         return everything(sb.state()), recorded(command), writes
 
 
-def killed_then_rerun(setup: Setup, folder: Path, k: int) -> tuple[dict, dict]:
+def killed_then_rerun(setup: Setup, folder: Path, k: int, when: str) -> tuple[dict, dict]:
+    """Kill the command at its k-th write: `after` it was applied or `before` it reached Capsule."""
     folder.mkdir()
     with fresh() as sb:
         command = setup(sb, folder)
-        sb.set_faults(hold_write=k)  # the k-th write is applied, its answer held
+        # after: the k-th write is applied, its answer held; before: held unapplied, then dropped
+        sb.set_faults(**{"hold_write" if when == "after" else "hold_before_write": k})
         with (folder / "killed.log").open("w") as err:
             proc = subprocess.Popen(
                 command.argv,
@@ -268,12 +272,13 @@ COMMANDS: dict[str, Setup] = {
 }
 
 
+@pytest.mark.parametrize("when", ["after", "before"])
 @pytest.mark.parametrize("name", list(COMMANDS))
-def test_a_kill_at_every_write_then_a_rerun_ends_like_a_clean_run(name, tmp_path):
+def test_a_kill_at_every_write_then_a_rerun_ends_like_a_clean_run(name, when, tmp_path):
     setup = COMMANDS[name]
     expected, files, writes = run_clean(setup, tmp_path / "clean")
     assert 3 <= writes <= 6, f"{name}: keep the input small ({writes} writes)"
     for k in sample(writes):
-        got, got_files = killed_then_rerun(setup, tmp_path / f"kill-{k}", k)
-        assert got == expected, (name, k, diff_snapshots(expected, got))
-        assert got_files == files, (name, k, json.dumps([files, got_files], default=str))
+        got, got_files = killed_then_rerun(setup, tmp_path / f"kill-{when}-{k}", k, when)
+        assert got == expected, (name, when, k, diff_snapshots(expected, got))
+        assert got_files == files, (name, when, k, json.dumps([files, got_files], default=str))
