@@ -3,8 +3,10 @@
 The sync runs as its own process, as a user runs it, and dies by `kill -9` at one of two kinds of
 moments:
 
-- **a Capsule write**: the sandbox applies the n-th write and holds its answer (`hold_write`), so
-  the process dies with the write done in Capsule and unknown to it (a lost answer);
+- **a Capsule write**, twice: the sandbox applies the n-th write and holds its answer
+  (`hold_write`), so the process dies with the write done in Capsule and unknown to it (a lost
+  answer); or it holds the write before applying it and drops it after the kill
+  (`hold_before_write`), so the process dies with the write journaled and never sent;
 - **a database transaction**: a trigger the test adds to the sync's tables (statement-level, in
   the test's own probe schema) counts the sync's transactions and makes the n-th one wait on a
   PostgreSQL advisory lock the test holds, mid-transaction; the process dies there and its
@@ -13,10 +15,10 @@ moments:
 
 The rerun must leave both sides, the conflicts, the journal (empty) and the change log (nothing
 left pending) as a clean run leaves them. The whole matrix takes a few minutes; CI runs an even
-sample of it, always including the first and last write of each kind. `SYNC_KILL_ALL=1` runs
-every point:
+sample of it, always including the first and last write of each kind.
+`CAPSULE_KILL_EVERY_WRITE=1` (as for the other commands' kill tests) runs every point:
 
-    SYNC_KILL_ALL=1 .venv/bin/python -m pytest -q tests/sync/test_sync_kill.py
+    CAPSULE_KILL_EVERY_WRITE=1 .venv/bin/python -m pytest -q tests/sync/test_sync_kill.py
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ pytestmark = pytest.mark.postgres
 
 BIN = Path(sys.executable).parent
 LOCK_KEY = 2022_12_07  # the advisory lock the probe waits on
-SAMPLE = 4  # kill points per kind in the default run (first, last and evenly between)
+SAMPLE = 3  # kill points per kind in the default run (first, last and one between)
 STATE_TABLES = ("_sync_base", "_sync_journal", "_sync_points", "_sync_conflicts")
 
 
@@ -182,8 +184,10 @@ def scenario(tmp_path: Path, stop: tuple[str, int] | None) -> tuple[dict, dict]:
                 counts = {"capsule": sb.requests()["writes"], "database": probe.count()}
             else:
                 kind, at = stop
-                if kind == "capsule":
-                    sb.set_faults(hold_write=at)  # applied, its answer held until the kill
+                if kind in ("capsule", "capsule-before"):
+                    # Applied with its answer held until the kill, or held and never applied.
+                    hold = "hold_write" if kind == "capsule" else "hold_before_write"
+                    sb.set_faults(**{hold: at})
                     proc = start_sync(config)
                     wait_for(f"Capsule write {at}", sb.held, proc)
                     proc.send_signal(signal.SIGKILL)
@@ -214,9 +218,9 @@ def scenario(tmp_path: Path, stop: tuple[str, int] | None) -> tuple[dict, dict]:
 
 
 def sample(total: int) -> list[int]:
-    """Every point with SYNC_KILL_ALL=1, else `SAMPLE` of them spread evenly, ends included."""
+    """Every point with CAPSULE_KILL_EVERY_WRITE=1, else `SAMPLE` spread evenly, ends included."""
     points = list(range(1, total + 1))
-    if os.environ.get("SYNC_KILL_ALL", "").lower() in {"1", "true", "yes"} or total <= SAMPLE:
+    if os.environ.get("CAPSULE_KILL_EVERY_WRITE") == "1" or total <= SAMPLE:
         return points
     step = (total - 1) / (SAMPLE - 1)
     return sorted({1 + round(i * step) for i in range(SAMPLE)})
@@ -227,7 +231,7 @@ def test_a_sync_killed_at_a_write_then_rerun_ends_like_a_clean_run(tmp_path):
     clean, counts = scenario(tmp_path, None)
     assert counts["capsule"] >= 5 and counts["database"] >= 10, counts
     assert clean["journal"] == 0 and clean["pending"] == []
-    for kind in ("capsule", "database"):
-        for at in sample(counts[kind]):
+    for kind in ("capsule", "capsule-before", "database"):
+        for at in sample(counts[kind.removesuffix("-before")]):
             killed, _ = scenario(tmp_path, (kind, at))
             assert killed == clean, f"killed at {kind} write {at} of {counts[kind]}"
