@@ -159,8 +159,11 @@ class Sandbox(SandboxClient):
         grant: str = FULL_GRANT,
         extra_tokens: dict[str, str] | None = None,
         owner_clears_team: t.Iterable[str] = OWNER_CLEARS_TEAM,
+        large: int = 0,
     ) -> None:
         """A sandbox not yet listening; `start()` or `with` binds `host:port` (0: a free port).
+
+        `large` > 0 serves a large account of that many parties, generated on demand.
 
         `grant` is what `token` may do (default: every scope, an administrator, an OAuth app);
         `extra_tokens` maps more tokens to grants such as `"read write"` (a normal user's token).
@@ -179,6 +182,7 @@ class Sandbox(SandboxClient):
             grant=grant,
             extra_tokens=extra_tokens,
             owner_clears_team=owner_clears_team,
+            large=large,
         )
         self._address = (host, port)
         self._server: SandboxHTTPServer | None = None

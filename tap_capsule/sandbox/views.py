@@ -12,6 +12,7 @@ import typing as t
 from tap_capsule.sandbox.clock import since_key
 from tap_capsule.sandbox.documented import DISPLAY_ORDERED, HIDDEN, HIDDEN_OUTSIDE_PIPELINE
 from tap_capsule.sandbox.errors import BadRequestError, NotFoundError
+from tap_capsule.sandbox.lazy import GeneratedTable
 from tap_capsule.sandbox.models import REF_TARGETS
 from tap_capsule.sandbox.wire import API, Request, Response
 
@@ -93,9 +94,12 @@ class Views:
 
     # --- lists --------------------------------------------------------------------------------
 
-    def ordered(self, o: CapsuleObject) -> list:
+    def ordered(self, o: CapsuleObject) -> t.Sequence:
         """The list order of a table, cached per store generation (writes invalidate it)."""
         store, stream = self.store, o.stream
+        table = store.rows[stream]
+        if isinstance(table, GeneratedTable):
+            return table.select()  # computed, never a list of every id
         cached = self._orders.get(stream)
         if cached and cached[0] == store.generation:
             return cached[1]
@@ -187,6 +191,13 @@ class Views:
             wanted,
             max_per_page,
         )
+
+    def referring(self, o: CapsuleObject, key: str, rid: int) -> t.Sequence[int]:
+        """`o`'s records whose reference `key` is record `rid`, in list order."""
+        rows = self.store.rows[o.stream]
+        if isinstance(rows, GeneratedTable):
+            return rows.children(key, rid)
+        return [i for i in self.ordered(o) if (rows[i].get(key) or {}).get("id") == rid]
 
     # --- query parameters ---------------------------------------------------------------------
 
