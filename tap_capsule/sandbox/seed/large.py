@@ -14,7 +14,7 @@ Layout (all arithmetic on the index, so a child list is computed, never searched
 - an opportunity's party is `j % parties`; a case's is offset by half the parties;
 - entries: `e % 10` in 0…5 hang on a party, 6…8 on an opportunity, 9 on a case (1 to 3 each);
 - tasks: `t % 5` is 0 or 1 for a party, 2 an opportunity, 3 a case, 4 nothing; their status
-  repeats every 20 (10 open, 7 completed, 3 pending);
+  repeats every 10 (5 open, 3 completed, 2 pending);
 - every 7th opportunity and case has a track (held in memory, without track tasks), every 5th an
   additional party.
 """
@@ -43,7 +43,7 @@ FIRST_IDS = {
 }
 SPAN = 10 * 365 * 86400  # generated records fall in the ten years before the epoch
 ROW_IDS = 500_000_000  # contact rows and custom values of generated records (writes count from 1)
-TASK_STATUS = ["OPEN"] * 10 + ["COMPLETED"] * 7 + ["PENDING"] * 3
+TASK_STATUS = [("OPEN", "COMPLETED", "PENDING")[k] for k in (0, 1, 0, 2, 0, 1, 0, 1, 0, 2)]
 
 
 def sizes(parties: int) -> dict[str, int]:
@@ -95,7 +95,8 @@ class LargeSeeder(SeedBase):
 
     def updated(self, stream: str, i: int) -> str:
         """Record i's updatedAt: after its creation, before the epoch, in index order."""
-        return at(-SPAN + ((_same_second(i) + 1) * SPAN) // max(1, self.n[stream]))
+        step = (SPAN - 86400) // max(1, self.n[stream])  # the last one a day before the epoch
+        return at(-SPAN + (_same_second(i) + 1) * step)
 
     def choose(self, rng: random.Random, stream: str, p: float = 1.0) -> dict | None:
         """The stub of one of a settings table's rows (None with probability 1 - p)."""
@@ -399,6 +400,11 @@ class LargeSeeder(SeedBase):
             store.restricted[stream].clear()
         self.rng = random.Random(self.seed)
         self.seed_deletions()
+        for feed in (*store.deleted.values(), *store.restricted.values()):
+            for row in feed:  # a year earlier: before every generated record's epoch
+                for key in ("deletedAt", "_restrictedAt"):
+                    if key in row:
+                        row[key] = "2024" + row[key][4:]
         store.changed()
 
     def _tracks_and_links(self) -> None:
