@@ -9,6 +9,7 @@ records built, not by the clock.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -215,3 +216,19 @@ def test_a_deep_page_of_a_large_account_builds_one_page_of_records():
         response = app.handle("GET", "/api/v2/entries?perPage=100&page=2999", AUTH, b"")
         assert response.status == 200 and entries.built == 100
         assert parties.overlay == {} and entries.overlay == {}
+
+
+def test_capsule_sandbox_large_serves_a_plan_ceiling_account_in_little_memory(
+    sandbox_cli_factory, sandbox_http
+):
+    sb = sandbox_cli_factory("--large", "100000", "--seed", "2")
+    session = sandbox_http()
+    body = session.get(f"{sb.url}/parties?perPage=100&page=900&embed=meta").json()
+    assert len(body["parties"]) == 100 and body["meta"]["totalCount"] == 100_000
+    entries = session.get(f"{sb.url}/entries?perPage=100&page=3000").json()["entries"]
+    assert len(entries) == 100
+    assert session.get(f"{sb.url}/entries?perPage=100&page=3001").json()["entries"] == []
+    status = Path(f"/proc/{sb.process.pid}/status")
+    if status.exists():  # Linux: the whole process, 460,000 records served from the index
+        rss = next(int(x.split()[1]) for x in status.read_text().splitlines() if "VmHWM" in x)
+        assert rss < 300 * 1024, f"{rss} kB"
