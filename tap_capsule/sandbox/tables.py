@@ -187,11 +187,13 @@ class Tables:
                 for s, rows in self.rows.items()
             }
             # A generated table dumps only its overlay (what was written), and its counts.
-            out["_generated"] = {
+            generated = {
                 s: {"count": rows.count, "deleted": len(rows.gone), "overlay": len(rows.overlay)}
                 for s, rows in self.rows.items()
                 if isinstance(rows, GeneratedTable)
             }
+            if generated:
+                out["_generated"] = generated
             for s, table in self.links.items():
                 o = self.objects[s]
                 out[s] = [
