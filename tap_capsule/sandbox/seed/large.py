@@ -28,6 +28,7 @@ from tap_capsule.sandbox.clock import at, day
 from tap_capsule.sandbox.lazy import GeneratedTable, Ref, Spread
 from tap_capsule.sandbox.seed.base import SeedBase
 from tap_capsule.sandbox.seed.names import ADJ, CITIES, COUNTRIES, FIRST, JOBS, LAST, NOUN, SUFFIX
+from tap_capsule.sandbox.seed.records import TASK_BLANK
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from tap_capsule.sandbox.store import Store
@@ -286,24 +287,16 @@ class LargeSeeder(SeedBase):
         updated = self.updated("tasks", k)
         return {
             "id": FIRST_IDS["tasks"] + k,
+            **TASK_BLANK,
             "description": rng.choice(["Call back", "Send proposal", "Book meeting"]),
-            "detail": None,
             "category": self.choose(rng, "categories", 0.6),
             "dueOn": day(-rng.randint(0, 3000)),
-            "dueTime": None,
             "status": status,
             **links,
             "kase": self.ref("cases", self.spreads["tasks"]["kase"].parent(k)),
             "owner": owner,
             "completedBy": (owner or {}).get("username") if status == "COMPLETED" else None,
             "completedAt": updated if status == "COMPLETED" else None,
-            "daysAfter": None,
-            "taskDelayRule": None,
-            "taskDayDelayRule": None,
-            "nextTask": None,
-            "hasTrack": False,
-            "active": True,
-            "repeat": None,
             "createdAt": self.created("tasks", k),
             "updatedAt": updated,
         }
