@@ -66,7 +66,8 @@ ifeq ($(SQL_ENV),demo)
 	DEMO_SQL_ONLY=1 bash .ci/demo
 else
 	mkdir -p output
-	$(MELTANO_VENV)/bin/meltano --environment=$(SQL_ENV) install --plugin-type loader target-duckdb
+	$(MELTANO_VENV)/bin/meltano --environment=$(SQL_ENV) install --plugin-type extractor tap-capsule-sql
+	$(MELTANO_VENV)/bin/meltano --environment=$(SQL_ENV) install --plugin-type loader target-capsule-duckdb
 	$(MELTANO_VENV)/bin/meltano --environment=$(SQL_ENV) run capsule-to-duckdb
 	$(VENV)/bin/python examples/sql/show.py output/warehouse.duckdb $(SQL_QUERY)
 endif

@@ -32,11 +32,15 @@ MELTANO_CONFIG_KEYS: frozenset[str] = frozenset()
 # Meltano's extras in the environment: `<PREFIX>__<EXTRA>`.
 MELTANO_EXTRA_MARK = "__"
 # Where Meltano names the plugin it runs (an inheriting plugin has a prefix of its own).
-MELTANO_PLUGIN_NAME_VARIABLES = ("MELTANO_EXTRACTOR_NAME", "MELTANO_LOADER_NAME")
+MELTANO_PLUGIN_NAME_VARIABLES = (
+    "MELTANO_EXTRACTOR_NAME",
+    "MELTANO_LOADER_NAME",
+    "MELTANO_UTILITY_NAME",
+)
 # Variables with the plugin's prefix that are read, though they are not settings.
 OWN_VARIABLES = frozenset({"LOGLEVEL"})
 # The prefixes of this distribution's Singer executables: one may begin with another's.
-OUR_PREFIXES = ("TAP_CAPSULE", "TARGET_CAPSULE", "TARGET_CAPSULE_BACKUP")
+OUR_PREFIXES = ("TAP_CAPSULE", "TARGET_CAPSULE", "TARGET_CAPSULE_BACKUP", "TARGET_CAPSULE_DUCKDB")
 
 
 # The own settings of each command of this distribution (connection settings and the SDK's are
@@ -155,8 +159,14 @@ def unknown_variable(
     program: str,
     known: t.Iterable[str],
     environ: t.Mapping[str, str] | None = None,
+    *,
+    prefix: str | None = None,
+    listed_by: str | None = None,
 ) -> str | None:
     """One line naming the first `<PREFIX>_*` environment variable that is no setting, or None.
+
+    `prefix`: the variables' prefix when it is not the program's name in capitals (`capsule
+    sync` reads `CAPSULE_SYNC_*`); `listed_by`: what shows the settings, when not `--about`.
 
     Allowed besides `<PREFIX>_<SETTING>`: Meltano's extras (`<PREFIX>__*`), the variables of
     another of our executables whose prefix begins with ours (`TARGET_CAPSULE_BACKUP_*` for
@@ -166,7 +176,7 @@ def unknown_variable(
     environ = os.environ if environ is None else environ
     names = frozenset(known)
     upper = {k.upper(): k for k in names}
-    prefix = env_prefix(program)
+    prefix = prefix or env_prefix(program)
     others = [p + "_" for p in OUR_PREFIXES if p.startswith(prefix + "_")]
     others += [
         env_prefix(environ[v]) + "_"
@@ -190,7 +200,7 @@ def unknown_variable(
         return _refusal(
             f"environment variable {variable} names no setting of {program}",
             hint,
-            f"`{program} --about`",
+            listed_by or f"`{program} --about`",
         )
     return None
 

@@ -325,6 +325,27 @@ class Lookups:
         body = response_json(response) or {}
         return body.get(obj.item_key) or body
 
+    def with_parent(self, obj: cat.CapsuleObject, record: dict) -> dict:
+        """`record` naming its parent (a milestone its pipeline), for a copy that must recreate it.
+
+        Capsule's answer to `GET /milestones/{id}` may leave the pipeline out (the list under
+        the pipeline carries it): then the parents' lists are read until one holds the record.
+        """
+        parent = cat.parent_of(obj)
+        if parent is None or not obj.parent_key or cat.path_fields(parent.path) or parent.since:
+            return record  # (a large parent list, e.g. opportunities, is never read for this)
+        if ref_id(record.get(parent.item_key)) is not None or record.get(obj.parent_key):
+            return record
+        for owner in self.session.paginate(parent.path, parent.list_key, parent.list_query):
+            path = cat.fill_path(obj.path, {obj.parent_key: owner.get("id")})
+            try:
+                children = self.read_list(obj, path)
+            except CapsuleNotFound:
+                continue
+            if any(str(c.get("id")) == str(record.get("id")) for c in children):
+                return {**record, parent.item_key: {"id": owner.get("id")}}
+        return record
+
     # --- links ----------------------------------------------------------------------------
 
     def linked_ids(

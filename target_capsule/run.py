@@ -113,6 +113,10 @@ class WriteRun:
             ).acquire()
             settle_pending(self.session, self.lookups, self.changes, self.account, self.upsert_keys)
 
+    def begin_now(self) -> CapsuleSession:
+        """Open the session now (the account, its lock, leftovers settled), before any record."""
+        return self.session
+
     def close(self) -> None:
         """The end of the run: close the change log, release the account's lock."""
         self.changes.close()

@@ -16,8 +16,9 @@ import typing as t
 from tap_capsule import catalogue as cat
 from target_capsule import natural_keys as nk
 from target_capsule.changelog import APPLIED, FAILED, PENDING, UNRESOLVED, ChangeLog, load
+from target_capsule.payload import wrapped
 from target_capsule.values import same
-from target_capsule.writes import find_created, parse_time
+from target_capsule.writes import Check, Written, find_created, parse_time, write
 
 if t.TYPE_CHECKING:
     from tap_capsule.api_client import CapsuleSession
@@ -27,13 +28,19 @@ logger = logging.getLogger("target_capsule.settle")
 
 
 def holds_written(written: t.Mapping[str, t.Any], current: t.Mapping[str, t.Any]) -> bool:
-    """Does Capsule's record hold every value an update wrote (list rows it added included)?"""
+    """Does Capsule's record hold every value an update wrote?
+
+    List rows it added must be there, and rows it removed (`{"id": ..., "_delete": true}`) gone.
+    """
     for key, value in written.items():
         have = current.get(key)
         if isinstance(value, list) and any(isinstance(i, dict) for i in value):
             rows = have if isinstance(have, list) else []
             added = [i for i in value if isinstance(i, dict) and not i.get("_delete")]
             if not all(any(same(i, row) for row in rows) for i in added):
+                return False
+            removed = {str(i.get("id")) for i in value if isinstance(i, dict) and i.get("_delete")}
+            if removed & {str(r.get("id")) for r in rows if isinstance(r, dict)}:
                 return False
         elif not same(value, have):
             return False
@@ -71,6 +78,34 @@ def check(
     if current is None:
         return FAILED, None
     return (APPLIED if holds_written(line.get("written") or {}, current) else FAILED), None
+
+
+def put(
+    session: CapsuleSession,
+    lookups: Lookups,
+    obj: cat.CapsuleObject,
+    rid: object,
+    body: t.Mapping[str, t.Any],
+    what: str,
+) -> Written:
+    """PUT `body` on record `rid` through the one write path (undo's and restore's updates).
+
+    After a lost answer the record is read again (one GET): the PUT applied when Capsule holds
+    every value it sent, else it is sent again. `CapsuleAPIError` (a 404 included) passes through.
+    """
+
+    def check() -> Check:
+        fresh = lookups.get_one(obj, rid)
+        return Check(applied=fresh is not None and holds_written(body, fresh), found=fresh)
+
+    return write(
+        session,
+        "PUT",
+        cat.fill_path(obj.single_path, {"id": rid}),
+        wrapped(obj, dict(body)),
+        check=check,
+        what=what,
+    )
 
 
 def created_ids(writes: t.Iterable[t.Mapping[str, t.Any]], stream: str) -> set[str]:

@@ -663,6 +663,8 @@ class CapsuleSink(BatchSink):
             return None
         keys = nk.keys_for(self.obj, self.run.upsert_keys) or ()
         content = self.run.lookups.current(self.obj, record["id"], self.path_of(record), keys)
+        if content is not None and self.obj.parent:
+            content = self.run.lookups.with_parent(self.obj, content)  # what a recreate needs
         if (
             content is not None
             and self.obj.stream == "parties"

@@ -240,6 +240,13 @@ class TargetCapsule(Target):
         if not (guard or self.run.retry) or self.planner:
             yield source
             return
+        if guard:
+            # The account's lock before the plan, held through the writes: no other writer on
+            # this machine changes the account between the plan checked and the writes made.
+            try:
+                self.run.begin_now()
+            except FATAL as exc:
+                self.abort(str(exc), summary=False)
         with tempfile.TemporaryDirectory(prefix="target-capsule-") as folder:  # 0700
             spooled = self.with_pending(guardrails.spool(source, Path(folder)))
             if guard and (crossed := self.plan_first(spooled)):

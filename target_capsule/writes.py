@@ -143,15 +143,16 @@ def check_created(
 def delete(session: CapsuleSession, path: str) -> str:
     """DELETE `path`; a 404 means the record is gone. `CapsuleAPIError` for other refusals.
 
-    Returns DELETED, GONE (it was gone before this request) or GONE_AFTER_LOST_ANSWER: the first
-    try failed without an answer (a 5xx, a dropped connection) and the retry found the record gone,
-    so this run's first try deleted it (the caller counts and logs it as applied).
+    Returns DELETED, GONE (it was gone before this request) or GONE_AFTER_LOST_ANSWER: a try of
+    this DELETE lost its answer (a 5xx, a dropped connection, a malformed body: it may have
+    reached Capsule) and the retry found the record gone, so this run deleted it (the caller
+    counts and logs it as applied). The verdict follows what happened, not how many requests
+    went out: a 429 or a refresh of the token before the 404 changed nothing in Capsule.
     """
-    sent = session.pacer.requests_sent
+    lost = session.unanswered
     response = session.call("DELETE", path)
     if response.status_code == 404:
-        retried = session.pacer.requests_sent - sent > 1
-        return GONE_AFTER_LOST_ANSWER if retried else GONE
+        return GONE_AFTER_LOST_ANSWER if session.unanswered > lost else GONE
     raise_for_capsule_status(response)
     return DELETED
 

@@ -127,6 +127,7 @@ def test_settings_reference_is_what_the_commands_print():
     assert commands == [
         "tap-capsule --about --format=markdown",
         "target-capsule --about --format=markdown",
+        "target-capsule-duckdb --about --format=markdown",
     ]
     assert generator.render(page) == page, "docs/settings.md is out of date: make docs-settings"
 

@@ -70,6 +70,10 @@ class CapsuleSession(requests.Session):
         self.headers.update({"Accept": "application/json", "User-Agent": user_agent})
         self._proxy_cache: dict[tuple[str, str], dict] = {}
         self._answered = False  # has anything at the API URL answered yet?
+        # Requests that may have reached Capsule and whose answer was lost (a 5xx, a dropped
+        # connection or read timeout, a malformed body): a 429 or a refusal never counts. A
+        # DELETE retried here after such a try may find its own first try's work done.
+        self.unanswered = 0
 
     # A plain-language entry point for code that is not an SDK stream (the target).
     def call(
@@ -138,6 +142,7 @@ class CapsuleSession(requests.Session):
                         f"could not connect to {self.api_url} (connection refused): is `api_url` "
                         "right, is the sandbox running?"
                     ) from None
+                self.unanswered += 1
                 if method not in IDEMPOTENT_METHODS:
                     raise AmbiguousWriteError(
                         f"{method} {path}: {type(exc).__name__} before Capsule answered; the "
@@ -169,6 +174,7 @@ class CapsuleSession(requests.Session):
             if status == 401:
                 raise CapsuleAuthError(auth_failure_message(status, method, path))
             if status >= 500:
+                self.unanswered += 1
                 if method not in IDEMPOTENT_METHODS:
                     raise AmbiguousWriteError(
                         f"{method} {path}: Capsule answered HTTP {status}; the write may or may "
@@ -184,6 +190,7 @@ class CapsuleSession(requests.Session):
                     body = json.loads(response.content)
                     response.capsule_json = body  # type: ignore[attr-defined]
                 except ValueError:
+                    self.unanswered += 1
                     if method not in IDEMPOTENT_METHODS:
                         raise AmbiguousWriteError(
                             f"{method} {path}: Capsule answered HTTP {status} with a malformed "

@@ -186,6 +186,9 @@ class App:
             return Response(0, drop=True)
         if decision.error and not after_write:
             return self._fault_error(config.error_status, rate_headers)
+        if decision.hold_before:  # the client is killed meanwhile; its write never arrives
+            self.faults.hold()
+            return Response(0, drop=True)
         if route is None:
             response = Response.json(
                 405 if known else 404, METHOD_NOT_ALLOWED_BODY if known else NOT_FOUND_BODY

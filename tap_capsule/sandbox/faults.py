@@ -1,10 +1,10 @@
 """Fault injection on demand: the failures a Capsule client must survive.
 
-429s, 5xx answers, dropped connections, slow answers and cut-off JSON bodies. Two faults act on
-writes only, counted among write requests: a lost answer (the write is applied, the answer is a 502,
-as a proxy in front of Capsule gives when the answer never reaches it) and a held answer (the
+429s, 5xx answers, dropped connections, slow answers and cut-off JSON bodies. Three faults act on
+writes only, counted among write requests: a lost answer (the write is applied, the answer is a
+502, as a proxy in front of Capsule gives when the answer never reaches it), a held answer (the
 write is applied and its answer held back until a test releases it, so the test can kill the client
-while it waits: a crash at that exact write).
+while it waits: a crash at that exact write) and a throttled write (one 429, nothing applied).
 
 Faults are counted per /api/v2 request (admin and OAuth calls never count), so a test can say
 "every 3rd request answers 503" and know exactly which ones will.
@@ -27,6 +27,8 @@ FIELDS = (
     "fault_after_write",
     "lost_answer_every",
     "hold_write",
+    "hold_before_write",
+    "throttle_write",
 )
 
 
@@ -45,6 +47,10 @@ class FaultConfig:
     fault_after_write: bool = False  # error/drop a write only after applying it (lost response)
     lost_answer_every: int = 0  # every k-th write that succeeds: answered 502 (answer lost)
     hold_write: int = 0  # the n-th write from now: applied, its answer held until released
+    # the n-th write from now: held before it is applied; once released it is dropped unapplied
+    # (a client killed before its request reached Capsule)
+    hold_before_write: int = 0
+    throttle_write: int = 0  # the n-th write from now: answered 429 once, not applied
 
     @classmethod
     def from_dict(cls, values: dict | None) -> FaultConfig:
@@ -62,6 +68,8 @@ class FaultConfig:
             "throttle_next",
             "lost_answer_every",
             "hold_write",
+            "hold_before_write",
+            "throttle_write",
         ):
             value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -84,6 +92,7 @@ class Decision:
     slow: float = 0.0
     lost: bool = False  # a write: apply it, then answer 502
     hold: bool = False  # a write: apply it, then hold the answer until released
+    hold_before: bool = False  # a write: hold it unapplied until released, then drop it
 
 
 class FaultInjector:
@@ -112,17 +121,21 @@ class FaultInjector:
             if c.throttle_next > 0:
                 c.throttle_next -= 1
                 return Decision(throttle=True)
+            if is_write and c.throttle_write > 0 and self.writes + 1 == c.throttle_write:
+                c.throttle_write = 0  # once: its retry is the same write, answered normally
+                return Decision(throttle=True)
             self.count += 1
             n = self.count
 
             def hit(every: int) -> bool:
                 return every > 0 and n % every == 0
 
-            lost = hold = False
+            lost = hold = hold_before = False
             if is_write:
                 self.writes += 1
                 lost = c.lost_answer_every > 0 and self.writes % c.lost_answer_every == 0
                 hold = c.hold_write > 0 and self.writes == c.hold_write
+                hold_before = c.hold_before_write > 0 and self.writes == c.hold_before_write
             return Decision(
                 error=hit(c.error_every),
                 drop=hit(c.drop_every),
@@ -130,6 +143,7 @@ class FaultInjector:
                 slow=float(c.slow_seconds) if hit(c.slow_every) else 0.0,
                 lost=lost,
                 hold=hold,
+                hold_before=hold_before,
             )
 
     def hold(self, timeout: float = 300.0) -> None:

@@ -14,6 +14,7 @@ nothing. What cannot be matched or created is a rejection with a reason in the r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -24,7 +25,6 @@ from pathlib import Path
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
-    AmbiguousWriteError,
     CapsuleAPIError,
     CapsuleError,
     CapsuleNotFound,
@@ -34,6 +34,7 @@ from tap_capsule.api_client import (
 )
 from tap_capsule.setting_names import account_config_problem
 from target_capsule import natural_keys as nk
+from target_capsule import settle
 from target_capsule.account import files
 from target_capsule.account.backup import (
     MAX_RECORD_CHARS,
@@ -47,6 +48,7 @@ from target_capsule.account.refs import REASSIGNED, REFERENCE_STREAMS, IdMap, po
 from target_capsule.account.restore_plan import LINK, MATCH, ORDER, SETTING
 from target_capsule.account.revert import creation_body
 from target_capsule.account.verify import VerifyError, limit_of
+from target_capsule.changelog import APPLIED, ChangeLog
 from target_capsule.links import UNCHANGED, ParentMissing, link_unless_linked
 from target_capsule.lock import Lock, LockError, account_key
 from target_capsule.lookups import Lookups
@@ -54,9 +56,9 @@ from target_capsule.payload import PayloadError, blank, same, wrapped
 from target_capsule.rejects import Rejects, secrets_of
 from target_capsule.site import AccountMismatch, account_of, check_account, read_site
 from target_capsule.writes import (
+    GONE,
     Check,
     Unresolved,
-    Written,
     capsule_time,
     check_created,
     delete,
@@ -185,11 +187,15 @@ class Restore:
         owners: Owners | None = None,
         folder: Path | None = None,
         progress: Progress | None = None,
+        changes: ChangeLog | None = None,
     ) -> None:
         """`ids` is loaded (journal included) and receives every mapping as it is made.
 
-        `folder` is the backup folder (its attachment files); `progress` reports long runs.
+        `folder` is the backup folder (its attachment files); `progress` reports long runs;
+        `changes` (the config's `change_log_path`) gets every write ahead, as the target's does,
+        so `capsule undo` can revert a restore.
         """
+        self.changes = changes or ChangeLog(None)
         self.owners = owners or Owners()
         self.folder = folder
         self.attachments = (read_manifest(folder).get("attachments") or {}) if folder else {}
@@ -261,25 +267,34 @@ class Restore:
         self.counts.setdefault(obj.stream, Counts()).rejected += 1
 
     def put(
-        self, obj: cat.CapsuleObject, record: dict, rid: object, body: dict
+        self, obj: cat.CapsuleObject, record: dict, rid: object, body: dict, current: dict
     ) -> dict | bool | None:
         """PUT `body` on record `rid`: Capsule's updated copy (or True), None when rejected.
 
-        A PUT only sets values, so a failure that leaves open whether it applied is a rejection
-        that says to run the restore again: the next run sends what is still missing.
+        Through the one write path: after a lost answer the record is read again and the PUT
+        sent again only when Capsule does not hold it. What stays unknown after every try is a
+        rejection that says to run the restore again: the next run sends what is still missing.
         """
-        single = cat.fill_path(obj.single_path, {"id": rid})
+        before = {k: current.get(k) for k in body}
         try:
-            response = self.session.call("PUT", single, json_body=wrapped(obj, body))
-            raise_for_capsule_status(response)
+            with self.changes.writing(obj.stream, cat.UPDATE, rid, body, before) as entry:
+                written = settle.put(
+                    self.session,
+                    self.lookups,
+                    obj,
+                    rid,
+                    body,
+                    f"{obj.stream} restore of record {rid}",
+                )
+                self.changes.settle(entry, APPLIED)
         except CapsuleAPIError as exc:
             self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
             return None
-        except AmbiguousWriteError as exc:
+        except Unresolved as exc:
             self.reject(obj, record, f"{exc} Run the restore again.")
             return None
         self.writes += 1
-        updated = (response_json(response) or {}).get(obj.item_key)
+        updated = written.found or (written.answer or {}).get(obj.item_key)
         return updated if isinstance(updated, dict) else True
 
     def post(
@@ -287,17 +302,27 @@ class Restore:
         obj: cat.CapsuleObject,
         record: dict,
         path: str,
-        body: dict | None,
+        body: dict,
+        sent: dict,
+        list_path: str | None,
         check: t.Callable[[], Check] | None,
-        what: str,
-    ) -> Written | None:
-        """POST through the one write path; None (and the record rejected) when it didn't land.
+    ) -> dict | None:
+        """POST through the one write path, written ahead: the created record, or None.
 
-        After an ambiguous failure `write` asks `check` before any retry, so a rerun of the
-        restore, which looks for the record first, never creates it twice.
+        None (and the record rejected) when it didn't land. After an ambiguous failure `write`
+        asks `check` before any retry, so a rerun of the restore, which looks for the record
+        first, never creates it twice.
         """
+        what = f"{obj.stream} restore of record {record.get('id')}"
+        created: dict = {}
         try:
-            written = write(self.session, "POST", path, body, check=check, what=what)
+            with self.changes.writing(obj.stream, cat.INSERT, None, body, list_path=list_path) as e:
+                written = write(
+                    self.session, "POST", path, wrapped(obj, sent), check=check, what=what
+                )
+                created = written.found or (written.answer or {}).get(obj.item_key) or {}
+                if positive_id(created.get("id")) is not None:
+                    self.changes.settle(e, APPLIED, int(created["id"]))
         except CapsuleAPIError as exc:
             self.reject(obj, record, f"Capsule refused it: {exc.capsule_message}", exc.status)
             return None
@@ -305,7 +330,7 @@ class Restore:
             self.reject(obj, record, f"{exc} Run the restore again: it looks for the record first")
             return None
         self.writes += 1
-        return written
+        return created
 
     # --- matched by name ------------------------------------------------------------------
 
@@ -452,7 +477,7 @@ class Restore:
         if not body or cat.UPDATE not in obj.operations:
             counts.existing += 1
             return
-        updated = self.put(obj, record, current["id"], body)
+        updated = self.put(obj, record, current["id"], body, current)
         if updated is None:
             return
         if isinstance(updated, dict):
@@ -586,11 +611,13 @@ class Restore:
         post_path = cat.fill_path(obj.post_path, translated)
         if obj.capture_rule:  # the answer lists the tasks the track created
             post_path += "?" + "&".join(f"{k}={v}" for k, v in TRACK_EMBED.items())
-        written = self.post(
+        created = self.post(
             obj,
             record,
             post_path,
-            wrapped(obj, sent),
+            body,
+            sent,
+            list_path,
             functools.partial(
                 check_created,
                 self.session,
@@ -602,11 +629,9 @@ class Restore:
             )
             if list_path
             else None,
-            f"{obj.stream} restore of record {old}",
         )
-        if written is None:
+        if created is None:
             return
-        created = written.found or (written.answer or {}).get(obj.item_key) or {}
         new = positive_id(created.get("id"))
         if new is None:
             self.reject(obj, record, "Capsule's answer carries no id")
@@ -747,7 +772,9 @@ class Restore:
             if rid is None:
                 continue
             tasks = cat.get("tasks")
-            delete(self.session, cat.fill_path(tasks.single_path, {"id": rid}))
+            with self.changes.writing(tasks.stream, cat.DELETE, rid, None, record=extra) as entry:
+                if delete(self.session, cat.fill_path(tasks.single_path, {"id": rid})) != GONE:
+                    self.changes.settle(entry, APPLIED)
             self.writes += 1
 
     # --- attachments ----------------------------------------------------------------------
@@ -801,7 +828,7 @@ class Restore:
         if current is None or not diff:
             counts.existing += 1
             return
-        if self.put(obj, record, new, diff) is None:
+        if self.put(obj, record, new, diff, current) is None:
             return
         counts.updated += 1
 
@@ -822,6 +849,14 @@ class Restore:
             self.reject(obj, record, f"{parent_key} and {child_key} must be positive integers")
             return
         try:
+            ids = {parent_key: parent, child_key: child}
+
+            @contextlib.contextmanager
+            def logged() -> t.Iterator[t.Callable[[], None]]:
+                """The change-log line ahead of the POST, settled once Capsule holds the link."""
+                with self.changes.writing(obj.stream, cat.INSERT, None, None, keys=ids) as entry:
+                    yield lambda: self.changes.settle(entry, APPLIED)
+
             outcome = link_unless_linked(
                 self.session,
                 self.lookups,
@@ -829,6 +864,7 @@ class Restore:
                 parent,
                 child,
                 what=f"{obj.stream} restore of a link",
+                around=logged,
             )
         except ParentMissing:
             self.reject(
@@ -909,12 +945,17 @@ def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     lock: Lock | None = None
+    changes = ChangeLog(None)
     try:
         config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        from target_capsule.run import check_output_paths
         from target_capsule.target import TargetCapsule  # its settings name the config's keys
 
         if problem := account_config_problem(prog, config, TargetCapsule, *RESTORE_SETTINGS):
             raise RestoreError(problem)
+        check_output_paths(config, ("change_log_path", "rejects_path"))
+        changes = ChangeLog(config.get("change_log_path"))
+        changes.open()  # an unwritable change log ends the run before any request
         manifest = read_manifest(Path(args.backup))
         refused: list[dict] = []
         backup = read_backup(Path(args.backup), refused)
@@ -928,6 +969,8 @@ def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
             check_account(origin, here, f"backup {args.backup} (--mode same)")
         lock = Lock(account_key(session.api_url, site), f"capsule-restore of {args.backup}")
         lock.acquire()
+        changes.account = here
+        changes.clock = session.pacer.server_now
         name = "".join(
             c for c in str(site.get("subdomain") or "account") if c.isalnum() or c in "-_"
         )
@@ -944,8 +987,19 @@ def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
         total = sum(len(backup.get(stream) or ()) for stream, _kind, _names in ORDER)
         progress = Progress(prog, session, total)
         restore = Restore(
-            session, backup, args.mode, ids, rejects, emit, owners, Path(args.backup), progress
+            session,
+            backup,
+            args.mode,
+            ids,
+            rejects,
+            emit,
+            owners,
+            Path(args.backup),
+            progress,
+            changes,
         )
+        # A killed restore's write left pending in the change log: settled before anything else.
+        settle.settle_pending(session, restore.lookups, changes, here)
         for big in refused:  # never loaded, never sent
             obj = cat.get(big["stream"]) if big["stream"] in cat.BY_STREAM else None
             if obj is not None:
@@ -971,9 +1025,12 @@ def main(argv: list[str] | None = None, prog: str = "capsule restore") -> int:
     ) as exc:
         return error(prog, str(exc))
     finally:
+        changes.close()
         if lock is not None:
             lock.release()
     print(table(counts, restore.writes), file=sys.stderr)
+    if changes.lines:
+        print(changes.describe(), file=sys.stderr)
     print(f"Id map: {ids.path}", file=sys.stderr)
     return 0
 

@@ -31,11 +31,10 @@ from tap_capsule.api_client import (
     CapsuleAPIError,
     CapsuleError,
     CapsuleSession,
-    raise_for_capsule_status,
-    response_json,
 )
 from tap_capsule.setting_names import account_config_problem
 from target_capsule import natural_keys as nk
+from target_capsule import settle
 from target_capsule.account.cli import Parser, error, version
 from target_capsule.account.refs import IdMap, positive_id
 from target_capsule.account.revert import creation_body, differences, restore_body
@@ -53,8 +52,8 @@ from target_capsule.links import UNCHANGED as LINK_UNCHANGED
 from target_capsule.lock import Lock, LockError, account_key
 from target_capsule.lookups import Lookups
 from target_capsule.payload import PayloadError, wrapped
-from target_capsule.settle import settle_pending
 from target_capsule.site import AccountMismatch, account_of, check_account, read_site
+from target_capsule.values import ref_id
 from target_capsule.writes import (
     CLOCK_MARGIN,
     GONE,
@@ -229,14 +228,17 @@ class Undo:
         return done
 
     def put(self, obj: cat.CapsuleObject, rid: int, body: dict, current: dict) -> None:
-        """PUT `body` on record `rid`, logged ahead in the undo's own change log."""
-        single = cat.fill_path(obj.single_path, {"id": rid})
+        """PUT `body` on record `rid` through the one write path, logged ahead in the undo's log.
+
+        A lost answer is followed by a re-read of the record, never by a blind second PUT.
+        """
         before = {k: current.get(k) for k in body}
         with self.changes.writing(obj.stream, UPDATE, rid, body, before) as entry:
-            response = self.session.call("PUT", single, json_body=wrapped(obj, body))
-            raise_for_capsule_status(response)
+            written = settle.put(
+                self.session, self.lookups, obj, rid, body, f"{obj.stream} undo of record {rid}"
+            )
             self.changes.settle(entry, APPLIED)
-        updated = (response_json(response) or {}).get(obj.item_key)
+        updated = written.found or (written.answer or {}).get(obj.item_key)
         if isinstance(updated, dict):
             self.lookups.remember(obj, obj.path, updated)
 
@@ -250,7 +252,7 @@ class Undo:
             done.outcome = SKIPPED
             done.reason = "the change log holds no copy of the deleted record"
             return done
-        list_path = None if cat.path_fields(obj.path) else obj.path
+        list_path = list_path_of(obj, self.ids.remap(record))
         if (obj.stream, str(old)) in self.ids.pending and list_path:
             self.resolve_pending(obj, old, list_path)  # a killed undo sent it already
         new = self.ids.get(obj.stream, old)
@@ -416,6 +418,23 @@ class Undo:
         return done
 
 
+def list_path_of(obj: cat.CapsuleObject, record: t.Mapping[str, t.Any]) -> str | None:
+    """Where a recreated record is looked for after a lost answer, or None (the record lacks it).
+
+    A milestone is looked for in its pipeline's list, which its copy names as `pipeline`.
+    """
+    names = cat.path_fields(obj.path)
+    if not names:
+        return obj.path
+    parent = cat.parent_of(obj)
+    values = {n: record.get(n) for n in names}
+    if parent is not None and obj.parent_key in values and not values[obj.parent_key]:
+        values[obj.parent_key] = ref_id(record.get(parent.item_key))
+    if any(positive_id(v) is None for v in values.values()):
+        return None
+    return cat.fill_path(obj.path, values)
+
+
 def malformed(line: t.Mapping[str, t.Any]) -> str | None:
     """What is wrong with one change-log line (None: it can be undone as it says)."""
     stream, operation = line.get("stream"), line.get("operation")
@@ -562,9 +581,11 @@ def main(argv: list[str] | None = None, prog: str = "capsule undo") -> int:
         changes.open()
         ids = IdMap(base.with_name(f"{base.stem}.undo-{run_id}.ids.json"), account=here)
         undo = Undo(session, changes, ids)
+        # A killed undo left its own write pending: settled first, so its log tells the truth.
+        settle.settle_pending(session, undo.lookups, changes, here)
         original = ChangeLog(args.change_log)
         original.account = here
-        if settle_pending(session, undo.lookups, original, here, run_id=run_id):
+        if settle.settle_pending(session, undo.lookups, original, here, run_id=run_id):
             run_id, lines = read(args.change_log, run_id)
         original.close()
         outcomes = undo.revert_all(lines)

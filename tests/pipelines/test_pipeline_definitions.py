@@ -100,7 +100,7 @@ def test_jobs_and_schedule():
         "csv-to-capsule": ["tap-spreadsheets target-capsule"],
         "postgres-to-capsule": ["tap-postgres target-capsule"],
         "backup": ["tap-capsule-all target-capsule-backup"],
-        "capsule-to-duckdb": ["tap-capsule target-duckdb"],
+        "capsule-to-duckdb": ["tap-capsule-sql target-capsule-duckdb"],
         "capsule-sync": ["capsule-sync:run"],
     }
     schedules = {s["job"]: s for s in doc["schedules"]}
@@ -112,7 +112,11 @@ def test_jobs_and_schedule():
     assert pip_urls["target-csv"].startswith("meltanolabs-target-csv")
     assert pip_urls["target-postgres"].startswith("meltanolabs-target-postgres")
     assert pip_urls["target-jsonl"].startswith("target-jsonl")
-    assert pip_urls["target-duckdb"].startswith("target-duckdb")
+    assert pip_urls["target-capsule-duckdb"] == "-e ."
+    # The DuckDB job states its tombstone mode and reads tasks whole (deleted tasks leave it).
+    sql_tap = plugin("extractors", "tap-capsule-sql")
+    assert sql_tap["inherit_from"] == "tap-capsule"
+    assert sql_tap["config"] == {"tombstones": "inline", "tasks_mode": "full"}
 
 
 def test_the_sync_utility_declares_every_setting_of_capsule_sync():

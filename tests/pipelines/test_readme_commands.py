@@ -75,7 +75,7 @@ PLAN: dict[str, str] = {
     "rm -rf output/backups/sandbox": "backup_restore",
     "make sandbox": "make_sandbox",
     "make sql": "make_sql",
-    "mkdir -p demo-output": "sql_copy",
+    "meltano --environment=demo run capsule-to-duckdb": "sql_copy",
     "capsule sync --config examples/sync.sandbox.json": "sync_recipe",
     "make docs-settings": "skip: rewrites docs/settings.md in the checkout; "
     "tests/test_docs.py runs the same comparison",
@@ -393,7 +393,7 @@ def sql_copy(
 ) -> None:
     database = tmp / "demo-output" / "warehouse.duckdb"
     script = text.replace("demo-output", f"{tmp}/demo-output")
-    out = shell.run(script, TAP_CAPSULE_API_URL=sb.url, TARGET_DUCKDB_PATH=str(database))
+    out = shell.run(script, TAP_CAPSULE_API_URL=sb.url, TARGET_CAPSULE_DUCKDB_PATH=str(database))
     owners = {(o.get("owner") or {}).get("name") for o in sb.state()["opportunities"]}
     assert "open_opportunities" in out and any(o and o in out for o in owners), out
 

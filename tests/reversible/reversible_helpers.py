@@ -197,3 +197,112 @@ def restore(config: Path, folder: Path, *extra: str, check: bool = True) -> Run:
     return run(
         [str(BIN / "capsule"), "restore", "--config", str(config), str(folder), *extra], check=check
     )
+
+
+# Every stream a record can be created in (settings, links and tracks included).
+WRITABLE = tuple(o.stream for o in cat.OBJECTS if cat.INSERT in o.operations)
+
+
+def creates(state: dict) -> list[tuple[str, dict]]:
+    """One new record in every writable stream, closed opportunities and cases included."""
+    party = next(p for p in state["parties"] if p["type"] == "organisation")["id"]
+    person = next(p for p in state["parties"] if p["type"] == "person")["id"]
+    pipeline = state["pipelines"][0]["id"]
+    user = state["users"][0]["id"]
+    won = next(m for m in state["milestones"] if m.get("complete") and m["probability"] == 100)
+    opportunity = state["opportunities"][0]["id"]
+    kase = state["cases"][0]["id"]
+    # Neither linked already nor the record's own party (Capsule refuses both with a 422).
+    linked_o = {
+        x["partyId"] for x in state["opportunity_parties"] if x["opportunityId"] == opportunity
+    } | {state["opportunities"][0]["party"]["id"]}
+    linked_c = {x["partyId"] for x in state["case_parties"] if x["caseId"] == kase} | {
+        state["cases"][0]["party"]["id"]
+    }
+    free_o = next(p["id"] for p in state["parties"] if p["id"] not in linked_o)
+    free_c = next(p["id"] for p in state["parties"] if p["id"] not in linked_c)
+    opp_def = next(d for d in state["track_definitions"] if d["captureRule"] == "OPPORTUNITY")
+    case_def = next(d for d in state["track_definitions"] if d["captureRule"] == "CASEFILE")
+    records: list[tuple[str, dict]] = [
+        ("parties", {"type": "organisation", "name": "Lost Answer Ltd"}),
+        (
+            "parties",
+            {
+                "type": "person",
+                "firstName": "Lana",
+                "lastName": "Lost",
+                "emailAddresses": [{"address": "lana@lost.example"}],
+            },
+        ),
+        (
+            "opportunities",
+            {
+                "name": "Open deal",
+                "party": {"id": party},
+                "milestone": {"id": state["milestones"][0]["id"]},
+            },
+        ),
+        (
+            "opportunities",
+            {
+                # closed: Capsule sets the probability from the milestone, whatever was sent
+                "name": "Won deal",
+                "party": {"id": party},
+                "milestone": {"id": won["id"]},
+                "probability": 40,
+                "closedOn": "2026-01-05",
+            },
+        ),
+        ("cases", {"name": "Open case", "party": {"id": person}, "owner": {"id": user}}),
+        (
+            "cases",
+            {
+                "name": "Closed case",
+                "party": {"id": person},
+                "owner": {"id": user},
+                "status": "CLOSED",
+            },
+        ),
+        ("entries", {"type": "note", "content": "Lost answer note", "party": {"id": person}}),
+        ("tasks", {"description": "Lost answer task", "dueOn": "2026-03-04"}),
+        ("milestones", {"name": "Lost stage", "pipeline": {"id": pipeline}, "probability": 15}),
+        ("lost_reasons", {"name": "Lost answer reason"}),
+        ("resthooks", {"event": "party/created", "targetUrl": "https://hooks.example/lost"}),
+        ("categories", {"name": "Lost answer category"}),
+        ("activity_types", {"name": "Lost answer activity"}),
+        ("custom_titles", {"title": "Lost Dr"}),
+        ("party_tags", {"name": "lost-party-tag"}),
+        ("opportunity_tags", {"name": "lost-deal-tag"}),
+        ("case_tags", {"name": "lost-case-tag"}),
+        ("party_custom_fields", {"name": "Lost field", "type": "text"}),
+        ("opportunity_custom_fields", {"name": "Lost deal field", "type": "text"}),
+        ("case_custom_fields", {"name": "Lost case field", "type": "text"}),
+        ("opportunity_parties", {"opportunityId": opportunity, "partyId": free_o}),
+        ("case_parties", {"caseId": kase, "partyId": free_c}),
+        (
+            "opportunity_tracks",
+            {
+                "opportunityId": opportunity,
+                "definition": {"id": opp_def["id"]},
+                "trackDateOn": "2026-02-01",
+            },
+        ),
+        (
+            "case_tracks",
+            {"caseId": kase, "definition": {"id": case_def["id"]}, "trackDateOn": "2026-02-02"},
+        ),
+    ]
+    assert {s for s, _ in records} == set(WRITABLE), set(WRITABLE) - {s for s, _ in records}
+    return records
+
+
+def everything(state: dict, renamed: dict | None = None) -> dict:
+    """A snapshot of every stream the sandbox holds, what Capsule sets itself left out (and a
+    note's `entryAt`, which Capsule sets to the time of the create when none is sent).
+
+    `renamed`: stream -> {new id: old id} of recreated records.
+    """
+    out = snapshot(state, [o.stream for o in cat.OBJECTS if o.stream in state], renamed)
+    for row in out.get("entries", {}).values():
+        row.pop("entryAt", None)
+    return out

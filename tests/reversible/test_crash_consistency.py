@@ -23,11 +23,12 @@ from reversible_helpers import (
     BIN,
     TOKEN,
     config_file,
+    creates,
     diff_snapshots,
+    everything,
     restore,
     run,
     singer,
-    snapshot,
     target,
     undo,
     writes_of,
@@ -41,8 +42,6 @@ if t.TYPE_CHECKING:
     from pathlib import Path
 
 SCALE, SEED = 6, 7
-# Every stream a record can be created in (settings, links and tracks included).
-WRITABLE = tuple(o.stream for o in cat.OBJECTS if cat.INSERT in o.operations)
 
 
 @pytest.fixture(autouse=True)
@@ -53,111 +52,6 @@ def private_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def account() -> Sandbox:
     return Sandbox(token=TOKEN, scale=SCALE, seed=SEED)
-
-
-def creates(state: dict) -> list[tuple[str, dict]]:
-    """One new record in every writable stream, closed opportunities and cases included."""
-    party = next(p for p in state["parties"] if p["type"] == "organisation")["id"]
-    person = next(p for p in state["parties"] if p["type"] == "person")["id"]
-    pipeline = state["pipelines"][0]["id"]
-    user = state["users"][0]["id"]
-    won = next(m for m in state["milestones"] if m.get("complete") and m["probability"] == 100)
-    opportunity = state["opportunities"][0]["id"]
-    kase = state["cases"][0]["id"]
-    # Neither linked already nor the record's own party (Capsule refuses both with a 422).
-    linked_o = {
-        x["partyId"] for x in state["opportunity_parties"] if x["opportunityId"] == opportunity
-    } | {state["opportunities"][0]["party"]["id"]}
-    linked_c = {x["partyId"] for x in state["case_parties"] if x["caseId"] == kase} | {
-        state["cases"][0]["party"]["id"]
-    }
-    free_o = next(p["id"] for p in state["parties"] if p["id"] not in linked_o)
-    free_c = next(p["id"] for p in state["parties"] if p["id"] not in linked_c)
-    opp_def = next(d for d in state["track_definitions"] if d["captureRule"] == "OPPORTUNITY")
-    case_def = next(d for d in state["track_definitions"] if d["captureRule"] == "CASEFILE")
-    records: list[tuple[str, dict]] = [
-        ("parties", {"type": "organisation", "name": "Lost Answer Ltd"}),
-        (
-            "parties",
-            {
-                "type": "person",
-                "firstName": "Lana",
-                "lastName": "Lost",
-                "emailAddresses": [{"address": "lana@lost.example"}],
-            },
-        ),
-        (
-            "opportunities",
-            {
-                "name": "Open deal",
-                "party": {"id": party},
-                "milestone": {"id": state["milestones"][0]["id"]},
-            },
-        ),
-        (
-            "opportunities",
-            {
-                # closed: Capsule sets the probability from the milestone, whatever was sent
-                "name": "Won deal",
-                "party": {"id": party},
-                "milestone": {"id": won["id"]},
-                "probability": 40,
-                "closedOn": "2026-01-05",
-            },
-        ),
-        ("cases", {"name": "Open case", "party": {"id": person}, "owner": {"id": user}}),
-        (
-            "cases",
-            {
-                "name": "Closed case",
-                "party": {"id": person},
-                "owner": {"id": user},
-                "status": "CLOSED",
-            },
-        ),
-        ("entries", {"type": "note", "content": "Lost answer note", "party": {"id": person}}),
-        ("tasks", {"description": "Lost answer task", "dueOn": "2026-03-04"}),
-        ("milestones", {"name": "Lost stage", "pipeline": {"id": pipeline}, "probability": 15}),
-        ("lost_reasons", {"name": "Lost answer reason"}),
-        ("resthooks", {"event": "party/created", "targetUrl": "https://hooks.example/lost"}),
-        ("categories", {"name": "Lost answer category"}),
-        ("activity_types", {"name": "Lost answer activity"}),
-        ("custom_titles", {"title": "Lost Dr"}),
-        ("party_tags", {"name": "lost-party-tag"}),
-        ("opportunity_tags", {"name": "lost-deal-tag"}),
-        ("case_tags", {"name": "lost-case-tag"}),
-        ("party_custom_fields", {"name": "Lost field", "type": "text"}),
-        ("opportunity_custom_fields", {"name": "Lost deal field", "type": "text"}),
-        ("case_custom_fields", {"name": "Lost case field", "type": "text"}),
-        ("opportunity_parties", {"opportunityId": opportunity, "partyId": free_o}),
-        ("case_parties", {"caseId": kase, "partyId": free_c}),
-        (
-            "opportunity_tracks",
-            {
-                "opportunityId": opportunity,
-                "definition": {"id": opp_def["id"]},
-                "trackDateOn": "2026-02-01",
-            },
-        ),
-        (
-            "case_tracks",
-            {"caseId": kase, "definition": {"id": case_def["id"]}, "trackDateOn": "2026-02-02"},
-        ),
-    ]
-    assert {s for s, _ in records} == set(WRITABLE), set(WRITABLE) - {s for s, _ in records}
-    return records
-
-
-def everything(state: dict, renamed: dict | None = None) -> dict:
-    """A snapshot of every stream the sandbox holds, what Capsule sets itself left out (and a
-    note's `entryAt`, which Capsule sets to the time of the create when none is sent).
-
-    `renamed`: stream -> {new id: old id} of recreated records.
-    """
-    out = snapshot(state, [o.stream for o in cat.OBJECTS if o.stream in state], renamed)
-    for row in out.get("entries", {}).values():
-        row.pop("entryAt", None)
-    return out
 
 
 def clean_run(records_of: t.Callable[[dict], list[tuple[str, dict]]], tmp_path: Path) -> dict:
@@ -738,3 +632,76 @@ def test_two_runs_on_the_same_new_people_at_once_never_put_an_email_on_two_peopl
         assert all(owners[f"twin{n}@race.example"] == 1 for n in range(30)), owners
         log = (tmp_path / "killed.log").read_text()
         assert first.returncode == second.returncode == 0 or "another run is writing" in log
+
+
+def test_a_delete_throttled_then_found_gone_is_not_counted_as_this_runs(tmp_path):
+    """A 429 on the DELETE, then a 404: someone else deleted the record, the run changed nothing.
+    (Counting requests took the retry after the 429 for a retry after a lost answer.)"""
+    with account() as sb:
+        person = next(p for p in sb.state()["parties"] if p["type"] == "person")
+        sb.delete_record("parties", person["id"])  # a user deletes it in Capsule's UI
+        log = tmp_path / "changes.jsonl"
+        config = config_file(tmp_path, sb.url, change_log_path=str(log))
+        sb.set_faults(throttle_write=1, throttle_reset_seconds=0)
+        result = target(
+            config, [("parties", {"id": person["id"], "_sdc_deleted_at": "2026-01-01T00:00:00Z"})]
+        )
+        sb.set_faults()
+        writes = writes_of(log)
+        assert [(w["operation"], w["status"]) for w in writes] == [("DELETE", "failed")]
+        assert "applied" not in {w["status"] for w in writes}, result.stderr[-2000:]
+        _run, report = undo(config, log)
+        assert report["totals"]["reverted"] == 0  # nothing of this run's to bring back
+        assert person["id"] not in {p["id"] for p in sb.state()["parties"]}
+
+
+def test_a_restore_writes_its_changes_ahead_and_undo_reverts_it(tmp_path):
+    """With `change_log_path`, a restore logs every write ahead (creates, PUTs, links, a track's
+    extra tasks), as the target does: `capsule undo` on that log gives the account back."""
+    with account() as a:
+        folder = tmp_path / "backup"
+        run_backup(config_file(tmp_path, a.url, name="a", backup_dir=str(folder)))
+    with Sandbox(token=TOKEN, scale=0, seed=11) as b:
+        before = everything(b.state())
+        log = tmp_path / "restore.jsonl"
+        config = config_file(tmp_path, b.url, name="b", change_log_path=str(log))
+        result = restore(config, folder, "--mode", "copy")
+        writes = writes_of(log)
+        assert writes and {w["status"] for w in writes} == {"applied"}
+        posted = sum(n for r, n in b.requests()["by_route"].items() if r.startswith("POST"))
+        kinds = {(w["stream"], w["operation"]) for w in writes}
+        assert ("parties", "INSERT") in kinds and ("opportunity_parties", "INSERT") in kinds
+        assert sum(w["operation"] == "INSERT" for w in writes) <= posted
+        assert "Change log:" in result.stderr
+        _run, report = undo(config, log)
+        assert report["totals"]["failed"] == 0, report
+        after = everything(b.state())
+        assert after == before, diff_snapshots(before, after)
+
+
+def test_a_guarded_run_holds_the_accounts_lock_while_it_plans(tmp_path):
+    """With a guardrail the input is planned before any write: the lock is taken before the
+    plan, so no other writer changes the account between the plan and the writes."""
+    with Sandbox(token=TOKEN, scale=12, seed=SEED) as sb:
+        people = [p for p in sb.state()["parties"] if p["type"] == "person"][:25]
+        # The plan crosses the share (nothing is written): only the plan's duration matters.
+        guarded = config_file(tmp_path, sb.url, name="guarded", max_changed_share=0.01)
+        sb.set_faults(slow_every=1, slow_seconds=1.0)  # a plan that takes a few seconds
+        first = start_target(
+            guarded,
+            singer([("parties", {"id": p["id"], "about": "Planned first"}) for p in people]),
+        )
+        deadline = time.monotonic() + 60
+        while sb.requests()["total"] < 2:  # GET /site, then the plan's first read
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        second = target(
+            config_file(tmp_path, sb.url, name="other"),
+            [("parties", {"type": "organisation", "name": "Between Plan And Write Ltd"})],
+            check=False,
+        )
+        assert first.wait(120) == 1  # the guardrail stopped it
+        sb.set_faults()
+        assert second.returncode == 1, second.stderr[-2000:]
+        assert "another run is writing to the account" in second.stderr
+        assert "Between Plan And Write Ltd" not in {p.get("name") for p in sb.state()["parties"]}

@@ -158,3 +158,28 @@ def test_hold_write_applies_it_and_holds_the_answer_until_released(sandbox, sand
     waiter.join(10)
     assert answers == [201]
     assert sandbox.held() == 0
+
+
+def test_hold_before_write_holds_it_unapplied_then_drops_it(sandbox, sandbox_http):
+    sandbox.set_faults(hold_before_write=1)
+    answers: list[object] = []
+    body = {"party": {"type": "organisation", "name": "Never Ltd"}}
+
+    def post() -> None:
+        try:
+            answers.append(sandbox_http().post(sandbox.url + "/parties", json=body, timeout=30))
+        except requests.ConnectionError as exc:
+            answers.append(exc)
+
+    waiter = threading.Thread(target=post)
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while sandbox.held() == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sandbox.held() == 1
+    assert "Never Ltd" not in {p.get("name") for p in sandbox.state()["parties"]}  # not applied
+    assert sandbox.release() == 1
+    waiter.join(10)
+    assert len(answers) == 1 and isinstance(answers[0], requests.ConnectionError)  # dropped
+    assert "Never Ltd" not in {p.get("name") for p in sandbox.state()["parties"]}  # never applied
+    assert sandbox.held() == 0

@@ -3,6 +3,7 @@ sandbox's own records, and one sync run in-process."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import typing as t
@@ -144,3 +145,39 @@ def run_sync(sb: Sandbox, schema: str, conflict: str = "capsule", objects=OBJECT
         sync.db.close()
         sync.capsule.change_log.close()
     return sync
+
+
+# --- The crash tests' scenario: edits on both sides, and the end state to compare --------------
+
+
+def edit_both_sides(sb: Sandbox, db: SyncDB) -> None:
+    session = CapsuleSession({"access_token": TOKEN, "api_url": sb.url})
+    state = sb.state()
+    people = [p["id"] for p in state["parties"] if p["type"] == "person"]
+    session.call("PUT", f"/parties/{people[0]}", json_body={"party": {"about": "in Capsule"}})
+    session.call(
+        "POST",
+        "/parties",
+        json_body={"party": {"type": "person", "firstName": "Cap", "lastName": "Side"}},
+    )
+    db.update("parties", people[1], about="in the database")
+    db.update("parties", people[0], job_title="conflicting title")
+    session.call("PUT", f"/parties/{people[0]}", json_body={"party": {"jobTitle": "Capsule's"}})
+    db.insert("parties", type="person", first_name="Db", last_name="Side")
+    db.insert("parties", type="organisation", name="Db Org")
+    db.insert("notes", content="A note from the database", party_id=people[1])
+    db.insert("tasks", description="A task from the database", due_on="2031-01-01")
+    db.delete("parties", people[2])
+
+
+def end_state(sb: Sandbox, db: SyncDB) -> dict:
+    out = {}
+    for obj in OBJECTS:
+        live = capsule_live(sb, obj.table)
+        assert db.live(obj.table) == live, obj.table
+        out[obj.table] = sorted(json.dumps(v, sort_keys=True) for v in live.values())
+    out["conflicts"] = sorted(
+        (c["object"], c["field"], json.dumps(c["capsule_value"]), c["winner"])
+        for c in db.conflicts()
+    )
+    return out

@@ -4,6 +4,7 @@ wins a conflict. Capsule is edited through its API, the database through SQL."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -166,6 +167,32 @@ def test_deleted_on_one_side_and_edited_on_the_other(sandbox, schema, rule):
     quiet_rerun(sandbox, schema, conflict=rule)
 
 
+def test_newest_lets_a_task_deleted_in_capsule_win_over_an_edit_in_the_database(sandbox, schema):
+    """A task has no deletion time in Capsule: `newest` lets the deletion win, even over an edit
+    made after it, and logs the conflict."""
+    task = (
+        api(sandbox)
+        .call(
+            "POST",
+            "/tasks",
+            json_body={"task": {"description": "Standalone", "dueOn": "2030-01-01"}},
+        )
+        .json()["task"]["id"]
+    )
+    run_sync(sandbox, schema.schema, conflict="newest")
+    sandbox.delete_record("tasks", task)
+    time.sleep(0.05)
+    schema.update("tasks", task, description="edited after the deletion")
+
+    run_sync(sandbox, schema.schema, conflict="newest")
+
+    assert task not in capsule_live(sandbox, "tasks")
+    assert schema.select("tasks", f"capsule_id = {task}")[0]["deleted"]
+    assert [(c["field"], c["winner"]) for c in schema.conflicts()] == [("(record)", "capsule")]
+    assert_equal_sides(sandbox, schema)
+    quiet_rerun(sandbox, schema, conflict="newest")
+
+
 def test_a_row_that_breaks_capsules_rules_is_kept_and_reported(sandbox, schema):
     run_sync(sandbox, schema.schema)
     row = schema.insert("parties", type="person", first_name="NoLastName")
@@ -186,12 +213,13 @@ def test_the_command_line(sandbox, schema, tmp_path):
     config = tmp_path / "sync.json"
     config.write_text(json.dumps({"access_token": TOKEN, "api_url": sandbox.url}))
 
-    def capsule_sync(*args):
+    def capsule_sync(*args, env=None):
         return subprocess.run(
             [str(Path(sys.executable).parent / "capsule"), "sync", *args],
             capture_output=True,
             text=True,
             timeout=120,
+            env={**os.environ, **(env or {})},
         )
 
     done = capsule_sync("--config", str(config), "--schema", schema.schema, "--objects", "parties")
@@ -218,6 +246,24 @@ def test_the_command_line(sandbox, schema, tmp_path):
     assert "did you mean `conflict`?" in last
     assert "Traceback" not in wrong.stderr
     assert TOKEN not in wrong.stderr
+    # A misspelt CAPSULE_SYNC_* variable (how Meltano passes settings) is refused the same way;
+    # Meltano's extras (CAPSULE_SYNC__*) and the settings' own variables pass.
+    config.write_text(json.dumps({"access_token": TOKEN, "api_url": sandbox.url}))
+    misspelt = {"CAPSULE_SYNC_CONFLCIT": "database", "CAPSULE_SYNC__EXTRA": "x"}
+    wrong = capsule_sync("--config", str(config), "--schema", schema.schema, env=misspelt)
+    assert wrong.returncode == 1, wrong.stderr
+    assert wrong.stderr.strip().splitlines() == [
+        "capsule sync: error: environment variable CAPSULE_SYNC_CONFLCIT names no setting of "
+        "capsule sync; did you mean CAPSULE_SYNC_CONFLICT? Nothing was done; `capsule sync "
+        "--help` lists the settings"
+    ]
+    shown = capsule_sync("--help").stdout  # what the refusal points to lists every setting
+    assert "CAPSULE_SYNC_<NAME>" in shown
+    assert all(f"  {name}  " in shown for name in ("conflict", "database_url", "change_log_path"))
+    meltano_like = {"CAPSULE_SYNC_CONFLICT": "database", "CAPSULE_SYNC__EXTRA": "x"}
+    fine = capsule_sync("--config", str(config), "--schema", schema.schema, env=meltano_like)
+    assert "CAPSULE_SYNC" not in fine.stderr and "names no setting" not in fine.stderr
+    assert "is synced with account other.example" in fine.stderr  # past the settings' check
     config.write_text(json.dumps({"access_token": TOKEN, "objects": ["parties", "emails"]}))
     wrong = capsule_sync("--config", str(config))
     assert wrong.returncode == 1 and "'emails' is not one of" in wrong.stderr

@@ -13,7 +13,16 @@ import uuid
 
 import pytest
 from psycopg import sql
-from sync_helpers import TOKEN, SyncDB, capsule_live, make_sync, postgres_reachable, run_sync
+from sync_helpers import (
+    TOKEN,
+    SyncDB,
+    capsule_live,
+    edit_both_sides,
+    end_state,
+    make_sync,
+    postgres_reachable,
+    run_sync,
+)
 
 from tap_capsule.api_client import CapsuleSession
 from tap_capsule.sandbox import Sandbox
@@ -26,37 +35,26 @@ class Stop(BaseException):
     """A kill: nothing in the sync catches it."""
 
 
-def edit_both_sides(sb: Sandbox, db: SyncDB) -> None:
-    session = CapsuleSession({"access_token": TOKEN, "api_url": sb.url})
-    state = sb.state()
-    people = [p["id"] for p in state["parties"] if p["type"] == "person"]
-    session.call("PUT", f"/parties/{people[0]}", json_body={"party": {"about": "in Capsule"}})
-    session.call(
-        "POST",
-        "/parties",
-        json_body={"party": {"type": "person", "firstName": "Cap", "lastName": "Side"}},
-    )
-    db.update("parties", people[1], about="in the database")
-    db.update("parties", people[0], job_title="conflicting title")
-    session.call("PUT", f"/parties/{people[0]}", json_body={"party": {"jobTitle": "Capsule's"}})
-    db.insert("parties", type="person", first_name="Db", last_name="Side")
-    db.insert("parties", type="organisation", name="Db Org")
-    db.insert("notes", content="A note from the database", party_id=people[1])
-    db.insert("tasks", description="A task from the database", due_on="2031-01-01")
-    db.delete("parties", people[2])
+def run_stopped(sb: Sandbox, schema_name: str, stop_at: int | None) -> int:
+    """One sync, stopped right after its write `stop_at` (None: never); the writes it made."""
+    sync = make_sync(sb, schema_name)
+    seen = 0
 
+    def after_write() -> None:
+        nonlocal seen
+        seen += 1
+        if seen == stop_at:
+            raise Stop
 
-def end_state(sb: Sandbox, db: SyncDB) -> dict:
-    out = {}
-    for obj in OBJECTS:
-        live = capsule_live(sb, obj.table)
-        assert db.live(obj.table) == live, obj.table
-        out[obj.table] = sorted(json.dumps(v, sort_keys=True) for v in live.values())
-    out["conflicts"] = sorted(
-        (c["object"], c["field"], json.dumps(c["capsule_value"]), c["winner"])
-        for c in db.conflicts()
-    )
-    return out
+    sync.after_write = after_write
+    try:
+        sync.run(list(OBJECTS))
+    except Stop:
+        pass
+    finally:
+        sync.db.close()
+        sync.capsule.change_log.close()
+    return seen
 
 
 def scenario(schema_name: str, stop_at: int | None) -> tuple[dict, int]:
@@ -66,23 +64,7 @@ def scenario(schema_name: str, stop_at: int | None) -> tuple[dict, int]:
         with Sandbox(token=TOKEN, scale=6, seed=9) as sb:
             run_sync(sb, schema_name)
             edit_both_sides(sb, db)
-            sync = make_sync(sb, schema_name)
-            seen = 0
-
-            def after_write() -> None:
-                nonlocal seen
-                seen += 1
-                if seen == stop_at:
-                    raise Stop
-
-            sync.after_write = after_write
-            try:
-                sync.run(list(OBJECTS))
-            except Stop:
-                pass
-            finally:
-                sync.db.close()
-                sync.capsule.change_log.close()
+            seen = run_stopped(sb, schema_name, stop_at)
             run_sync(sb, schema_name)
             return end_state(sb, db), seen
     finally:
@@ -110,22 +92,7 @@ def test_a_first_sync_stopped_midway_then_rerun_copies_everything_once():
     try:
         with Sandbox(token=TOKEN, scale=6, seed=9) as sb:
             for stop_at in (1, 9, 15):  # one stop per run: the copy goes on where it stopped
-                sync = make_sync(sb, schema)
-                seen = 0
-
-                def after_write(limit: int = stop_at) -> None:
-                    nonlocal seen
-                    seen += 1
-                    if seen == limit:
-                        raise Stop
-
-                sync.after_write = after_write
-                with pytest.raises(Stop):
-                    try:
-                        sync.run(list(OBJECTS))
-                    finally:
-                        sync.db.close()
-                        sync.capsule.change_log.close()
+                assert run_stopped(sb, schema, stop_at) == stop_at  # it did stop there
             sb.reset_requests()
             run_sync(sb, schema)
             assert sb.requests()["writes"] == 0  # the copy never writes into Capsule
@@ -136,3 +103,29 @@ def test_a_first_sync_stopped_midway_then_rerun_copies_everything_once():
     finally:
         db.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         db.conn.close()
+
+
+@pytest.mark.parametrize("same_field", [True, False])
+def test_a_replayed_update_keeps_a_capsule_edit_made_after_the_stop(sandbox, schema, same_field):
+    """A sync stopped between announcing a PUT and sending it; someone edits the record in
+    Capsule; the rerun sends the PUT's fields Capsule still holds as before, never over the edit."""
+    run_sync(sandbox, schema.schema)
+    person = next(p["id"] for p in sandbox.state()["parties"] if p["type"] == "person")
+    schema.update("parties", person, about="from the database")
+    sandbox.reset_requests()
+    # The first write is the update's journal line: the stop comes before the PUT.
+    assert run_stopped(sandbox, schema.schema, 1) == 1
+    assert sandbox.requests()["writes"] == 0
+    session = CapsuleSession({"access_token": TOKEN, "api_url": sandbox.url})
+    edit = {"about": "edited in Capsule"} if same_field else {"jobTitle": "Chief Editor"}
+    session.call("PUT", f"/parties/{person}", json_body={"party": edit})
+
+    run_sync(sandbox, schema.schema)
+
+    held = capsule_live(sandbox, "parties")[person]
+    if same_field:  # the later edit in Capsule stays, and reaches the database
+        assert held["about"] == "edited in Capsule"
+    else:  # the stopped PUT is sent; the other field's edit stays
+        assert (held["about"], held["job_title"]) == ("from the database", "Chief Editor")
+    assert schema.live("parties")[person] == held
+    assert schema.select("_sync_journal") == []

@@ -19,6 +19,7 @@ import time
 import typing as t
 
 import pytest
+import requests
 from target_helpers import TOKEN, messages, run_target  # noqa: F401 - fixture
 
 from tap_capsule import api_client
@@ -270,3 +271,25 @@ def test_since_check_starts_before_the_write_on_capsules_clock(requests_mock):
     assert found == []
     since = epoch(requests_mock.last_request.qs["since"][0].upper())
     assert since == pytest.approx(before - writes.CLOCK_MARGIN, abs=1)
+
+
+@pytest.mark.parametrize(
+    ("first", "verdict"),
+    [
+        ({"status_code": 429, "headers": {"X-RateLimit-Reset": "0"}}, writes.GONE),
+        ({"status_code": 503, "json": {"message": "busy"}}, writes.GONE_AFTER_LOST_ANSWER),
+        ({"status_code": 200, "text": '{"par'}, writes.GONE_AFTER_LOST_ANSWER),
+        ({"exc": requests.exceptions.ConnectionError}, writes.GONE_AFTER_LOST_ANSWER),
+    ],
+    ids=["429 then 404", "503 then 404", "malformed then 404", "dropped then 404"],
+)
+def test_a_delete_counts_as_this_runs_only_when_an_answer_was_lost(requests_mock, first, verdict):
+    """What decides "gone after a lost answer" is what happened, not how many requests went out:
+    a 429 (Capsule refused it, changed nothing) followed by a 404 means someone else deleted it."""
+    url = "https://capsule.test/api/v2"
+    session = api_client.CapsuleSession(
+        {"access_token": "t", "api_url": url, "max_retries": 2}, sleep=lambda _s: None
+    )
+    requests_mock.delete(f"{url}/parties/9", [first, {"status_code": 404, "json": {}}])
+    assert writes.delete(session, "/parties/9") == verdict
+    assert requests_mock.call_count == 2

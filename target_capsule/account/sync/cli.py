@@ -11,6 +11,7 @@ Meltano passes its utility), then from the options. The database connection is `
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 import psycopg
 
 from tap_capsule.api_client import CapsuleError, CapsuleSession, package_version
-from tap_capsule.setting_names import unknown_setting
+from tap_capsule.setting_names import unknown_setting, unknown_variable
 from target_capsule.account.cli import Parser, error
 from target_capsule.account.sync.capsule import CapsuleSide
 from target_capsule.account.sync.database import Database, SchemaAccountError, SyncBusyError
@@ -32,9 +33,6 @@ from target_capsule.lock import Lock, LockError, account_key
 from target_capsule.lookups import Lookups
 from target_capsule.settle import settle_pending
 from target_capsule.site import account_of, read_site
-
-if t.TYPE_CHECKING:
-    import argparse
 
 SETTINGS = {
     "access_token": "Capsule token (secret)",
@@ -82,6 +80,12 @@ def load_settings(args: argparse.Namespace, environ: t.Mapping[str, str]) -> dic
     listed = "`capsule sync --help`"
     if problem := unknown_setting("capsule sync", config, SETTINGS, listed, shared=False):
         raise UsageError(problem)
+    # A misspelt variable (CAPSULE_SYNC_CONFLCIT) is refused too, as the plugins refuse theirs.
+    prefix = ENV_PREFIX.rstrip("_")
+    if problem := unknown_variable(
+        "capsule sync", SETTINGS, environ, prefix=prefix, listed_by=listed
+    ):
+        raise UsageError(problem)
     if not config.get("access_token"):
         raise UsageError("access_token is required (--config, or CAPSULE_SYNC_ACCESS_TOKEN)")
     conflict = config.setdefault("conflict", "capsule")
@@ -109,6 +113,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schema", help=f"the sync schema (default {DEFAULT_SCHEMA})")
     parser.add_argument(
         "--change-log-path", dest="change_log_path", help="JSONL change log of the Capsule writes"
+    )
+
+
+def settings_help() -> str:
+    """The settings `--config` and the `CAPSULE_SYNC_*` variables take (what `--help` lists)."""
+    width = max(len(name) for name in SETTINGS)
+    lines = [f"  {name:<{width}}  {what}" for name, what in SETTINGS.items()]
+    return (
+        "settings (in the --config file, or as CAPSULE_SYNC_<NAME> variables; an unknown one is "
+        "refused):\n" + "\n".join(lines)
     )
 
 
@@ -144,7 +158,12 @@ def run(config: t.Mapping[str, t.Any]) -> Sync:
 
 def main(argv: list[str] | None = None, prog: str = "capsule sync") -> int:
     """Entry point of `capsule sync`: 0 when done, 1 with one line for what to fix."""
-    parser = Parser(prog=prog, description=DESCRIPTION)
+    parser = Parser(
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

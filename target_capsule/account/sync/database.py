@@ -67,6 +67,9 @@ class Pending:
     capsule_id: int | None
     values: Values
     mark: str  # Capsule time just before the write (for finding a create)
+    # An update's Capsule values when it was announced (None in a journal of an older version):
+    # a field found changed from them and not to `values` was edited in Capsule since.
+    before: Values | None = None
 
 
 class Database:
@@ -155,6 +158,12 @@ class Database:
                 strict=True,
             ):
                 self.conn.execute(sql.SQL(ddl).format(self._name(state_table)))
+            # Added after the first release of the schema: a journal made before lacks it.
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS before jsonb").format(
+                    self._name("_sync_journal")
+                )
+            )
 
     def bind(self, account: str) -> None:
         """Tie the schema to one Capsule account on its first run; refuse any other after."""
@@ -216,11 +225,12 @@ class Database:
     def journal(self, obj: SyncObject) -> list[Pending]:
         """The Capsule writes of this object that a killed run announced."""
         query = sql.SQL(
-            "SELECT id, op, row_id, capsule_id, vals, mark FROM {} WHERE object = %s ORDER BY id"
+            "SELECT id, op, row_id, capsule_id, vals, mark, before FROM {} "
+            "WHERE object = %s ORDER BY id"
         ).format(self._name("_sync_journal"))
         return [
-            Pending(i, obj.table, op, rid, cid, vals or {}, mark or "")
-            for i, op, rid, cid, vals, mark in self.conn.execute(query, (obj.table,))
+            Pending(i, obj.table, op, rid, cid, vals or {}, mark or "", before)
+            for i, op, rid, cid, vals, mark, before in self.conn.execute(query, (obj.table,))
         ]
 
     def conflicts(self) -> list[dict]:
@@ -282,14 +292,20 @@ class Database:
         capsule_id: int | None = None,
         values: Values | None = None,
         mark: str = "",
+        before: Values | None = None,
     ) -> int:
-        """Journal a Capsule write before it is sent; its journal id."""
+        """Journal a Capsule write before it is sent; its journal id.
+
+        `before`: an update's Capsule values at this moment, so that a replay after a kill can
+        tell a field its PUT never reached from one someone edited in Capsule since.
+        """
         query = sql.SQL(
-            "INSERT INTO {} (object, op, row_id, capsule_id, vals, mark) "
-            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id"
+            "INSERT INTO {} (object, op, row_id, capsule_id, vals, mark, before) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
         ).format(self._name("_sync_journal"))
+        held = Jsonb(before) if before is not None else None
         row = self.conn.execute(
-            query, (obj.table, op, row_id, capsule_id, Jsonb(values or {}), mark)
+            query, (obj.table, op, row_id, capsule_id, Jsonb(values or {}), mark, held)
         ).fetchone()
         assert row is not None
         return int(row[0])

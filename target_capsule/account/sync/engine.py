@@ -25,7 +25,7 @@ from tap_capsule.api_client import CapsuleAPIError
 
 if t.TYPE_CHECKING:
     from target_capsule.account.sync.capsule import CapsuleSide
-    from target_capsule.account.sync.database import Database, Row
+    from target_capsule.account.sync.database import Database, Pending, Row
     from target_capsule.account.sync.objects import SyncObject, Values
 
 logger = logging.getLogger("capsule.sync")
@@ -222,7 +222,8 @@ class Sync:
                 held = obj.from_capsule(record) if record is not None else None
                 try:
                     if held is not None:
-                        self.capsule.update(obj, p.capsule_id, p.values, held)
+                        wanted = still_to_send(obj, p, held)
+                        self.capsule.update(obj, p.capsule_id, {**held, **wanted}, held)
                 except CapsuleAPIError as exc:
                     self.reject(obj, f"capsule_id {p.capsule_id}", str(exc))
                     with self.db.transaction():  # Capsule kept its values: so does the base
@@ -318,7 +319,9 @@ class Sync:
                 counts.database_updated += 1
             self.db.set_base(obj, capsule_id, row.row_id, target)
             journal = (
-                self.db.announce(obj, "update", capsule_id=capsule_id, values=target)
+                self.db.announce(
+                    obj, "update", capsule_id=capsule_id, values=target, before=capsule_values
+                )
                 if target != capsule_values
                 else None
             )
@@ -427,3 +430,28 @@ class Sync:
         """A write Capsule's rules refuse: logged, and tried again next run."""
         self.counts[obj.table].rejected += 1
         logger.warning("rejected: %s %s: %s (kept; tried again next run)", obj.table, which, reason)
+
+
+def still_to_send(obj: SyncObject, p: Pending, held: Values) -> Values:
+    """The fields of a journaled update to send again: those Capsule still holds as before.
+
+    A field that already holds the update's value was written (the answer was lost); one that
+    holds neither value was edited in Capsule after the stop, and that later edit stays: the
+    base already holds the update's value, so the read that follows sees Capsule's edit as a
+    change in Capsule and carries it into the database. A journal line without its before
+    values (an older version's) sends every field that differs, as that version did.
+    """
+    out: Values = {}
+    for column, value in p.values.items():
+        if held.get(column) == value:
+            continue
+        if p.before is None or held.get(column) == p.before.get(column):
+            out[column] = value
+        else:
+            logger.info(
+                "%s %s %s: edited in Capsule since a stopped sync; Capsule's value stays",
+                obj.table,
+                p.capsule_id,
+                column,
+            )
+    return out
