@@ -11,7 +11,7 @@ import datetime
 import functools
 import time
 import typing as t
-from urllib.parse import parse_qsl, urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 from singer_sdk import RESTStream, Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -23,6 +23,7 @@ from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
+    CapsuleAPIError,
     CapsuleNotFound,
     CapsuleSession,
     raise_for_capsule_status,
@@ -121,12 +122,37 @@ class CapsuleStream(RESTStream):
 
     @override
     def request_decorator(self, func: t.Callable) -> t.Callable:
-        """No SDK backoff: CapsuleSession retries.
+        """No SDK backoff: CapsuleSession retries; a refused `embed=meta` is asked again without.
 
         The SDK's backoff wrapper, built anew for every partition (every parent of a child
-        stream), would try once and only cost CPU.
+        stream), would try once and only cost CPU. `embed=meta` is not in Capsule's public docs
+        (only Capsule's own client sends it), and the docs don't say whether an unknown embed
+        value is ignored or refused: a 400 to a read that asked for it costs one request, and
+        the run reads on without it.
         """
-        return func
+
+        def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
+            try:
+                return func(prepared, context)
+            except CapsuleAPIError as exc:
+                if exc.status != 400 or not self._capsule_tap.embed_meta:
+                    raise
+                url = urlparse(prepared.url or "")
+                query = parse_qsl(url.query, keep_blank_values=True)
+                if not any(k == "embed" and "meta" in v.split(",") for k, v in query):
+                    raise
+            self._capsule_tap.embed_meta = False
+            self.progress.requests.increment()  # the refused request was spent too
+            self.logger.warning(
+                "Capsule refused embed=meta (HTTP 400); reading on without it, so progress lines "
+                "give no expected totals"
+            )
+            for key, params in self._first_query.items():
+                self._first_query[key] = dict(without_meta(params.items()))
+            prepared.prepare_url(url._replace(query=urlencode(without_meta(query))).geturl(), None)
+            return func(prepared, context)
+
+        return send
 
     @override
     def validate_response(self, response: requests.Response) -> None:
@@ -157,7 +183,7 @@ class CapsuleStream(RESTStream):
                 since = self.read_window(context).since_param
                 if since:
                     params["since"] = since
-            if self.resumable:
+            if self.resumable and self._capsule_tap.embed_meta:
                 # `meta.totalCount` (undocumented, used by Capsule's own client) gives the
                 # progress lines their expected total; an answer without it just has none.
                 params["embed"] = ",".join(filter(None, (params.get("embed"), "meta")))
@@ -1060,3 +1086,15 @@ def deleted_stream_classes() -> list[type[DeletedRecordsStream]]:
         for obj in cat.OBJECTS
         if obj.deleted_path
     ]
+
+
+def without_meta(query: t.Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
+    """A query's pairs with `meta` out of `embed` (and no `embed` if that empties it)."""
+    pairs: list[tuple[str, object]] = []
+    for key, value in query:
+        if key == "embed":
+            value = ",".join(e for e in str(value).split(",") if e and e != "meta")
+            if not value:
+                continue
+        pairs.append((key, value))
+    return pairs

@@ -186,6 +186,10 @@ class App:
             return Response(0, drop=True)
         if decision.error and not after_write:
             return self._fault_error(config.error_status, rate_headers)
+        if config.refuse_unknown_embed and (unknown := self.views.unknown_embeds(req)):
+            return Response.json(
+                400, {"message": f"Unknown embed value(s): {', '.join(unknown)}"}, rate_headers
+            )
         if decision.hold_before:  # the client is killed meanwhile; its write never arrives
             self.faults.hold()
             return Response(0, drop=True)

@@ -82,6 +82,7 @@ class SandboxClient:
         hold_write: int = 0,
         hold_before_write: int = 0,
         throttle_write: int = 0,
+        refuse_unknown_embed: bool = False,
     ) -> dict:
         """Replace the fault settings; the per-request counter restarts.
 
@@ -90,6 +91,7 @@ class SandboxClient:
         `hold_before_write`: the n-th write from now is held before it is applied; released, it is
         dropped unapplied (the client was killed before its request reached Capsule).
         `throttle_write`: the n-th write from now is answered 429 once (not applied).
+        `refuse_unknown_embed`: an `embed` value no endpoint documents is answered 400.
         """
         return self._call(
             "POST",
@@ -108,6 +110,7 @@ class SandboxClient:
                 "hold_write": hold_write,
                 "hold_before_write": hold_before_write,
                 "throttle_write": throttle_write,
+                "refuse_unknown_embed": refuse_unknown_embed,
             },
         )
 

@@ -53,6 +53,13 @@ class Views:
         wanted = {e.strip() for e in req.query.get("embed", "").split(",") if e.strip()}
         return wanted & (self.allowed_embeds(o) | {"meta"})
 
+    def unknown_embeds(self, req: Request) -> list[str]:
+        """The `embed` values of `req` that no endpoint documents (`meta` among them)."""
+        wanted = {e.strip() for e in req.query.get("embed", "").split(",") if e.strip()}
+        objects = self.store.objects.values()
+        known = set().union(*EMBEDS.values(), *(self.allowed_embeds(o) for o in objects))
+        return sorted(wanted - known)
+
     @staticmethod
     def allowed_embeds(o: CapsuleObject) -> set[str]:
         """The embed values an object's endpoints document."""
