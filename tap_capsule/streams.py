@@ -11,7 +11,7 @@ import datetime
 import functools
 import time
 import typing as t
-from urllib.parse import parse_qsl, urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 from singer_sdk import RESTStream, Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -23,6 +23,7 @@ from typing_extensions import override
 
 from tap_capsule import catalogue as cat
 from tap_capsule.api_client import (
+    CapsuleAPIError,
     CapsuleNotFound,
     CapsuleSession,
     raise_for_capsule_status,
@@ -121,12 +122,37 @@ class CapsuleStream(RESTStream):
 
     @override
     def request_decorator(self, func: t.Callable) -> t.Callable:
-        """No SDK backoff: CapsuleSession retries.
+        """No SDK backoff: CapsuleSession retries; a refused `embed=meta` is asked again without.
 
         The SDK's backoff wrapper, built anew for every partition (every parent of a child
-        stream), would try once and only cost CPU.
+        stream), would try once and only cost CPU. `embed=meta` is not in Capsule's public docs
+        (only Capsule's own client sends it), and the docs don't say whether an unknown embed
+        value is ignored or refused: a 400 to a read that asked for it costs one request, and
+        the run reads on without it.
         """
-        return func
+
+        def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
+            try:
+                return func(prepared, context)
+            except CapsuleAPIError as exc:
+                if exc.status != 400 or not self._capsule_tap.embed_meta:
+                    raise
+                url = urlparse(prepared.url or "")
+                query = parse_qsl(url.query, keep_blank_values=True)
+                if not any(k == "embed" and "meta" in v.split(",") for k, v in query):
+                    raise
+            self._capsule_tap.embed_meta = False
+            self.progress.requests.increment()  # the refused request was spent too
+            self.logger.warning(
+                "Capsule refused embed=meta (HTTP 400); reading on without it, so progress lines "
+                "give no expected totals"
+            )
+            for key, params in self._first_query.items():
+                self._first_query[key] = dict(without_meta(params.items()))
+            prepared.prepare_url(url._replace(query=urlencode(without_meta(query))).geturl(), None)
+            return func(prepared, context)
+
+        return send
 
     @override
     def validate_response(self, response: requests.Response) -> None:
@@ -157,7 +183,7 @@ class CapsuleStream(RESTStream):
                 since = self.read_window(context).since_param
                 if since:
                     params["since"] = since
-            if self.resumable:
+            if self.resumable and self._capsule_tap.embed_meta:
                 # `meta.totalCount` (undocumented, used by Capsule's own client) gives the
                 # progress lines their expected total; an answer without it just has none.
                 params["embed"] = ",".join(filter(None, (params.get("embed"), "meta")))
@@ -956,7 +982,15 @@ class ChildStream(CapsuleStream):
     One request per parent makes these the costliest streams by far, so they are not selected
     by default. The SDK logs two lines per parent for them; those are left out (the stream's own
     progress lines say how far it has got).
+
+    The parents done are saved in the STATE at most every `page_size` parents or
+    `CHECKPOINT_SECONDS`, not after each one (a STATE per parent made a 40,000-parent backup write
+    hundreds of MB of STATE), and always before the next parent's first record: a kill sends again
+    the children of one parent at most, as before, and asks again for at most a page of parents
+    that had no children.
     """
+
+    CHECKPOINT_SECONDS = 5.0
 
     selected_by_default = False
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one small bookmark, not one per parent
@@ -996,13 +1030,29 @@ class ChildStream(CapsuleStream):
             return
         if self.parents_done.skips(position.page, parent_id):
             return
-        yield from super().get_records(context)
+        for record in super().get_records(context):
+            self.save_parents_done()  # before this parent's first record: done ones stay done
+            yield record
         self.parents_done.finished(position.page, parent_id)
         self.stream_state[CHECKPOINT] = self.parents_done.to_state()
         # The parent's position too, even on its first page: the list of parents done is only
         # used by a run that resumes that same read.
         self.parent_reader.save_position()
-        self.emit_state()
+        self._unsaved += 1
+        if (
+            self._unsaved >= self.page_size
+            or time.monotonic() - self._saved_at >= self.CHECKPOINT_SECONDS
+        ):
+            self.save_parents_done()
+
+    _unsaved = 0  # parents done since the last STATE
+    _saved_at = 0.0
+
+    def save_parents_done(self) -> None:
+        """Send the STATE if parents were done since the last one."""
+        if self._unsaved:
+            self.emit_state()
+            self._unsaved, self._saved_at = 0, time.monotonic()
 
 
 _PER_PARENT_LINES = ("Beginning sync of", "Pagination stopped after")
@@ -1041,3 +1091,15 @@ def deleted_stream_classes() -> list[type[DeletedRecordsStream]]:
         for obj in cat.OBJECTS
         if obj.deleted_path
     ]
+
+
+def without_meta(query: t.Iterable[tuple[str, object]]) -> list[tuple[str, object]]:
+    """A query's pairs with `meta` out of `embed` (and no `embed` if that empties it)."""
+    pairs: list[tuple[str, object]] = []
+    for key, value in query:
+        if key == "embed":
+            value = ",".join(e for e in str(value).split(",") if e and e != "meta")
+            if not value:
+                continue
+        pairs.append((key, value))
+    return pairs

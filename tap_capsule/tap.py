@@ -192,6 +192,10 @@ class TapCapsule(Tap):
         """The one HTTP session of the run: every stream's requests share its pacing and budget."""
         return CapsuleSession(self.config, user_agent=f"tap-capsule/{self.plugin_version}")
 
+    # Whether list reads still ask for `embed=meta` (undocumented): a 400 to it turns it off for
+    # the rest of the run, so every stream reads on without the expected totals.
+    embed_meta: bool = True
+
     @functools.cached_property
     def table_version(self) -> int:
         """This run's Singer table version, the same for every stream the run reads whole."""

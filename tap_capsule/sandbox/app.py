@@ -22,6 +22,7 @@ from tap_capsule.sandbox.faults import FaultConfig, FaultInjector
 from tap_capsule.sandbox.models import OWNER_CLEARS_TEAM
 from tap_capsule.sandbox.ratelimit import RateLimiter
 from tap_capsule.sandbox.seed import seed_store
+from tap_capsule.sandbox.seed.large import install as install_large
 from tap_capsule.sandbox.store import Store
 from tap_capsule.sandbox.views import Views
 from tap_capsule.sandbox.wire import (
@@ -56,8 +57,12 @@ class App:
         grant: str = FULL_GRANT,
         extra_tokens: dict[str, str] | None = None,
         owner_clears_team: t.Iterable[str] = OWNER_CLEARS_TEAM,
+        large: int = 0,
     ) -> None:
         """A seeded account of about `scale` parties, reproducible from `seed`.
+
+        `large` (parties, 0 for none) makes it a large account instead, whose parties,
+        opportunities, cases, entries and tasks are generated on demand (`seed.large`).
 
         `grant` is what `token` may do (scopes `read write user_preference`, `admin`, `oauth_app`);
         `extra_tokens` maps more tokens to their grants; `owner_clears_team` names the records
@@ -69,7 +74,11 @@ class App:
         self.clock = Clock()
         self.store = Store(self.objects, self.clock)
         self.store.owner_clears_team = frozenset(owner_clears_team)
-        seed_store(self.store, int(scale), int(seed))
+        if int(large) < 0:
+            raise ValueError("large must be >= 0")
+        seed_store(self.store, 0 if large else int(scale), int(seed))
+        if large:
+            install_large(self.store, int(large), int(seed))
         self.auth = Auth(
             token,
             read_only_token,
@@ -177,6 +186,10 @@ class App:
             return Response(0, drop=True)
         if decision.error and not after_write:
             return self._fault_error(config.error_status, rate_headers)
+        if config.refuse_unknown_embed and (unknown := self.views.unknown_embeds(req)):
+            return Response.json(
+                400, {"message": f"Unknown embed value(s): {', '.join(unknown)}"}, rate_headers
+            )
         if decision.hold_before:  # the client is killed meanwhile; its write never arrives
             self.faults.hold()
             return Response(0, drop=True)

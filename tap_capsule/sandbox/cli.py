@@ -124,6 +124,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=50,
         help="about this many parties (and proportionally other records)",
     )
+    p.add_argument(
+        "--large",
+        type=_non_negative_int("--large"),
+        default=0,
+        metavar="PARTIES",
+        help="a large account generated on demand instead of --scale: PARTIES parties, 0.3x "
+        "opportunities, 0.1x cases, 3x entries, 0.2x tasks (--large 100000: a plan ceiling); "
+        "only writes are held in memory",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rate-limit", type=_non_negative_int("--rate-limit"), default=4000)
     p.add_argument("--rate-window", type=_positive_float("--rate-window"), default=3600.0)
@@ -216,6 +225,7 @@ def main(argv: list[str] | None = None, prog: str = "capsule sandbox") -> int:
             grant=args.token_grant,
             extra_tokens=extra_tokens,
             owner_clears_team=owner_clears_team,
+            large=args.large,
         )
         server = SandboxHTTPServer((args.host, args.port), app)
     except (OSError, ValueError) as exc:

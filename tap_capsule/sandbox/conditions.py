@@ -178,7 +178,9 @@ def parse(body: bytes) -> dict:
     return query
 
 
-def select(resource: str, query: dict, ids: list[int], rows: dict, today: dt.date) -> list[int]:
+def select(
+    resource: str, query: dict, ids: t.Iterable[int], rows: t.Mapping, today: dt.date
+) -> list[int]:
     """The ids (in `ids` order, or the query's `orderBy`) whose records meet every condition."""
     fields = FIELDS[resource]
     tests: list[tuple[Getter, t.Callable, bool]] = []
@@ -210,7 +212,7 @@ def select(resource: str, query: dict, ids: list[int], rows: dict, today: dt.dat
     return _order(fields, query.get("orderBy"), out, rows)
 
 
-def _order(fields: dict, order_by: t.Any, ids: list[int], rows: dict) -> list[int]:  # noqa: ANN401 - the query's orderBy as sent
+def _order(fields: dict, order_by: t.Any, ids: list[int], rows: t.Mapping) -> list[int]:  # noqa: ANN401 - the query's orderBy as sent
     """Sort by `orderBy` (`[{"field", "direction": "ascending"|"descending"}]`), last key first."""
     if order_by is None:
         return ids
@@ -225,7 +227,7 @@ def _order(fields: dict, order_by: t.Any, ids: list[int], rows: dict) -> list[in
     return ids
 
 
-def _sort_key(getter: Getter, rows: dict) -> t.Callable[[int], tuple[bool, str]]:
+def _sort_key(getter: Getter, rows: t.Mapping) -> t.Callable[[int], tuple[bool, str]]:
     """Records without the value sort last (ascending); text compares ignoring case."""
 
     def key(i: int) -> tuple[bool, str]:

@@ -27,8 +27,7 @@ def people(v: Views, req: Request) -> Response:
     if org is None:
         raise NotFoundError()
     o = v.store.objects["parties"]
-    ids = [i for i in v.ordered(o) if (rows[i].get("organisation") or {}).get("id") == org["id"]]
-    return v.render_page(req, o, ids)
+    return v.render_page(req, o, v.referring(o, "organisation", org["id"]))
 
 
 def of_party(v: Views, req: Request, stream: str) -> Response:
@@ -37,9 +36,7 @@ def of_party(v: Views, req: Request, stream: str) -> Response:
     if pid not in v.store.rows["parties"]:
         raise NotFoundError()
     o = v.store.objects[stream]
-    rows = v.store.rows[stream]
-    ids = [i for i in v.ordered(o) if (rows[i].get("party") or {}).get("id") == pid]
-    return v.render_page(req, o, ids)
+    return v.render_page(req, o, v.referring(o, "party", pid))
 
 
 def entries_of(v: Views, req: Request, parent_stream: str) -> Response:
@@ -49,9 +46,7 @@ def entries_of(v: Views, req: Request, parent_stream: str) -> Response:
     if pid not in v.store.rows[parent_stream]:
         raise NotFoundError()
     o = v.store.objects["entries"]
-    rows = v.store.rows["entries"]
-    key = parent.item_key
-    ids = [i for i in v.ordered(o) if (rows[i].get(key) or {}).get("id") == pid]
+    ids = v.referring(o, parent.item_key, pid)
     return v.render_page(req, o, ids, max_per_page=ENTRIES_MAX_PER_PAGE)
 
 
@@ -96,7 +91,7 @@ def board_stages(v: Views, req: Request) -> Response:
     if bid not in v.store.rows["boards"]:
         raise NotFoundError()
     o = v.store.objects["stages"]
-    rows = v.store.rows["stages"]
+    rows = t.cast("dict", v.store.rows["stages"])
     ids = [i for i in v.ordered(o) if (rows[i].get("board") or {}).get("id") == bid]
     ids = filters.stages(v.store, req, rows, ids, on_board=True)
     return v.render_page(req, o, ids)  # `embed=meta` adds the total count

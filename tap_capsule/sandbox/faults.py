@@ -29,6 +29,7 @@ FIELDS = (
     "hold_write",
     "hold_before_write",
     "throttle_write",
+    "refuse_unknown_embed",
 )
 
 
@@ -51,6 +52,9 @@ class FaultConfig:
     # (a client killed before its request reached Capsule)
     hold_before_write: int = 0
     throttle_write: int = 0  # the n-th write from now: answered 429 once, not applied
+    # The other reading of Capsule's docs, which don't say what an unknown `embed` value does:
+    # answer 400 instead of ignoring it (`meta` included, which only Capsule's own client sends).
+    refuse_unknown_embed: bool = False
 
     @classmethod
     def from_dict(cls, values: dict | None) -> FaultConfig:

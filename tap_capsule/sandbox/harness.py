@@ -82,6 +82,7 @@ class SandboxClient:
         hold_write: int = 0,
         hold_before_write: int = 0,
         throttle_write: int = 0,
+        refuse_unknown_embed: bool = False,
     ) -> dict:
         """Replace the fault settings; the per-request counter restarts.
 
@@ -90,6 +91,7 @@ class SandboxClient:
         `hold_before_write`: the n-th write from now is held before it is applied; released, it is
         dropped unapplied (the client was killed before its request reached Capsule).
         `throttle_write`: the n-th write from now is answered 429 once (not applied).
+        `refuse_unknown_embed`: an `embed` value no endpoint documents is answered 400.
         """
         return self._call(
             "POST",
@@ -108,6 +110,7 @@ class SandboxClient:
                 "hold_write": hold_write,
                 "hold_before_write": hold_before_write,
                 "throttle_write": throttle_write,
+                "refuse_unknown_embed": refuse_unknown_embed,
             },
         )
 
@@ -166,8 +169,11 @@ class Sandbox(SandboxClient):
         grant: str = FULL_GRANT,
         extra_tokens: dict[str, str] | None = None,
         owner_clears_team: t.Iterable[str] = OWNER_CLEARS_TEAM,
+        large: int = 0,
     ) -> None:
         """A sandbox not yet listening; `start()` or `with` binds `host:port` (0: a free port).
+
+        `large` > 0 serves a large account of that many parties, generated on demand.
 
         `grant` is what `token` may do (default: every scope, an administrator, an OAuth app);
         `extra_tokens` maps more tokens to grants such as `"read write"` (a normal user's token).
@@ -186,6 +192,7 @@ class Sandbox(SandboxClient):
             grant=grant,
             extra_tokens=extra_tokens,
             owner_clears_team=owner_clears_team,
+            large=large,
         )
         self._address = (host, port)
         self._server: SandboxHTTPServer | None = None

@@ -10,9 +10,10 @@ import typing as t
 
 from tap_capsule import catalogue
 from tap_capsule.catalogue import INSERT, UPDATE
-from tap_capsule.sandbox import conditions
+from tap_capsule.sandbox import conditions, filters
 from tap_capsule.sandbox.errors import BadRequestError, ValidationFailedError, error
 from tap_capsule.sandbox.filters import LIST_FILTERS
+from tap_capsule.sandbox.lazy import GeneratedTable
 from tap_capsule.sandbox.models import SINCE_LISTS
 from tap_capsule.sandbox.store import check_write_allowed
 from tap_capsule.sandbox.wire import API, Request, Response, wrapped_body
@@ -30,7 +31,11 @@ def list_records(v: Views, req: Request, o: CapsuleObject) -> Response:
     """`GET /parties` and the like: order, parent, `since`, the endpoint's filter, one page."""
     rows = v.store.rows[o.stream]
     pid = v.parent(req, o)
-    ids = v.ordered(o)
+    if isinstance(rows, GeneratedTable):  # computed from the index range and the overlay
+        since = v.since(req) if o.since or o.item_key in SINCE_LISTS else None
+        wanted = filters.statuses(req, {"OPEN"}) if o.item_key == "task" else None
+        return v.render_page(req, o, rows.select(since, "status" if wanted else None, wanted))
+    ids = t.cast("list", v.ordered(o))  # an in-memory table's order is a list
     if pid is not None:
         ids = [i for i in ids if rows[i].get(o.parent_key) == pid]
     since = v.since(req) if o.since or o.item_key in SINCE_LISTS else None
@@ -38,7 +43,7 @@ def list_records(v: Views, req: Request, o: CapsuleObject) -> Response:
         ids = [i for i in ids if (rows[i].get("updatedAt") or "") > since]
     list_filter = LIST_FILTERS.get(o.item_key)
     if list_filter is not None:
-        ids = list_filter(v.store, req, rows, ids)
+        ids = list_filter(v.store, req, t.cast("dict", rows), ids)
     return v.render_page(req, o, ids)
 
 

@@ -169,20 +169,16 @@ class Store(Merge):
                     continue
                 if stream != "parties" and other in ("opportunities", "cases"):
                     continue
-                doomed = [
-                    i
-                    for i, r in self.rows[other].items()
-                    if isinstance(r.get(key), dict) and r[key].get("id") == rid
-                ]
-                for i in doomed:
+                for i in self.referrers(other, key, rid):
                     if i in self.rows[other]:
                         self.remove(other, i)
         if stream == "parties":
-            for person in self.rows["parties"].values():
-                org = person.get("organisation")
-                if isinstance(org, dict) and org.get("id") == rid:
-                    person["organisation"] = None
-                    person["updatedAt"] = now
+            people = self.rows["parties"]
+            for pid in self.referrers("parties", "organisation", rid):
+                person = people[pid]
+                person["organisation"] = None
+                person["updatedAt"] = now
+                people[pid] = person  # a generated person lands in the overlay
             for table in self.links.values():
                 for parties in table.values():
                     if rid in parties:
@@ -218,7 +214,9 @@ class Store(Merge):
         )
         now = self.clock.stamp()
         if entity:
-            for rec in self.rows[entity].values():
+            rows = self.rows[entity]
+            for rid_, rec in list(rows.items()):  # a full scan, even of a generated table
+                before = rec.get("updatedAt")
                 if o.item_key == "tag":
                     items, keep = (
                         rec.get("tags") or [],
@@ -233,6 +231,8 @@ class Store(Merge):
                     if len(keep) != len(items):
                         rec["fields"] = keep
                         rec["updatedAt"] = now
+                if rec.get("updatedAt") != before:
+                    rows[rid_] = rec
         job_id = max(self.jobs, default=9000) + 1
         action = "DELETE_TAG" if o.item_key == "tag" else "DELETE_CUSTOM_FIELD"
         self.jobs[job_id] = {"id": job_id, "status": "COMPLETE", "progress": 100, "action": action}

@@ -15,6 +15,7 @@ import typing as t
 
 from tap_capsule.sandbox.attachments import Files
 from tap_capsule.sandbox.errors import NotFoundError
+from tap_capsule.sandbox.lazy import GeneratedTable
 from tap_capsule.sandbox.models import ID_BASES, OWNER_CLEARS_TEAM, REF_TARGETS, ref_id
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +31,7 @@ class Tables:
         self.objects: dict[str, CapsuleObject] = {o.stream: o for o in objects}
         self.clock = clock
         self.lock = threading.RLock()
-        self.rows: dict[str, dict[t.Any, dict]] = {
+        self.rows: dict[str, t.MutableMapping[t.Any, dict]] = {
             s: {} for s, o in self.objects.items() if not o.is_link
         }
         self.links: dict[str, dict[int, list[int]]] = {
@@ -85,6 +86,13 @@ class Tables:
             order = sorted(self.rows[stream], reverse=True)
             self._orders[stream] = order
         return order
+
+    def referrers(self, stream: str, key: str, rid: int) -> list[int]:
+        """Ids of `stream`'s records whose reference `key` is `rid` (computed when generated)."""
+        rows = self.rows[stream]
+        if isinstance(rows, GeneratedTable):
+            return rows.children(key, rid)
+        return [i for i, r in rows.items() if isinstance(r.get(key), dict) and r[key]["id"] == rid]
 
     def same_resource(self, stream: str) -> list[str]:
         """Streams served by one single-record path (both track streams use /tracks/{id})."""
@@ -167,13 +175,25 @@ class Tables:
             rec.update(copy.deepcopy(changes))
             if "updatedAt" not in changes and "updatedAt" in rec:
                 rec["updatedAt"] = self.clock.stamp()
+            self.rows[stream][rid] = rec  # a generated record lands in the overlay
             self.changed(stream)
             return rec
 
     def state(self) -> dict:
         """A deep copy of everything: tables (full shapes), links, feeds and jobs."""
         with self.lock:
-            out: dict[str, t.Any] = {s: list(rows.values()) for s, rows in self.rows.items()}
+            out: dict[str, t.Any] = {
+                s: list((rows.overlay if isinstance(rows, GeneratedTable) else rows).values())
+                for s, rows in self.rows.items()
+            }
+            # A generated table dumps only its overlay (what was written), and its counts.
+            generated = {
+                s: {"count": rows.count, "deleted": len(rows.gone), "overlay": len(rows.overlay)}
+                for s, rows in self.rows.items()
+                if isinstance(rows, GeneratedTable)
+            }
+            if generated:
+                out["_generated"] = generated
             for s, table in self.links.items():
                 o = self.objects[s]
                 out[s] = [

@@ -12,6 +12,7 @@ import typing as t
 from tap_capsule.sandbox.clock import since_key
 from tap_capsule.sandbox.documented import DISPLAY_ORDERED, HIDDEN, HIDDEN_OUTSIDE_PIPELINE
 from tap_capsule.sandbox.errors import BadRequestError, NotFoundError
+from tap_capsule.sandbox.lazy import GeneratedTable
 from tap_capsule.sandbox.models import REF_TARGETS
 from tap_capsule.sandbox.wire import API, Request, Response
 
@@ -51,6 +52,13 @@ class Views:
         """The `embed` values of `req` that `o` knows (Capsule ignores unknown values)."""
         wanted = {e.strip() for e in req.query.get("embed", "").split(",") if e.strip()}
         return wanted & (self.allowed_embeds(o) | {"meta"})
+
+    def unknown_embeds(self, req: Request) -> list[str]:
+        """The `embed` values of `req` that no endpoint documents (`meta` among them)."""
+        wanted = {e.strip() for e in req.query.get("embed", "").split(",") if e.strip()}
+        objects = self.store.objects.values()
+        known = set().union(*EMBEDS.values(), *(self.allowed_embeds(o) for o in objects))
+        return sorted(wanted - known)
 
     @staticmethod
     def allowed_embeds(o: CapsuleObject) -> set[str]:
@@ -93,9 +101,12 @@ class Views:
 
     # --- lists --------------------------------------------------------------------------------
 
-    def ordered(self, o: CapsuleObject) -> list:
+    def ordered(self, o: CapsuleObject) -> t.Sequence:
         """The list order of a table, cached per store generation (writes invalidate it)."""
         store, stream = self.store, o.stream
+        table = store.rows[stream]
+        if isinstance(table, GeneratedTable):
+            return table.select()  # computed, never a list of every id
         cached = self._orders.get(stream)
         if cached and cached[0] == store.generation:
             return cached[1]
@@ -187,6 +198,13 @@ class Views:
             wanted,
             max_per_page,
         )
+
+    def referring(self, o: CapsuleObject, key: str, rid: int) -> t.Sequence[int]:
+        """`o`'s records whose reference `key` is record `rid`, in list order."""
+        rows = self.store.rows[o.stream]
+        if isinstance(rows, GeneratedTable):
+            return rows.children(key, rid)
+        return [i for i in self.ordered(o) if (rows[i].get(key) or {}).get("id") == rid]
 
     # --- query parameters ---------------------------------------------------------------------
 

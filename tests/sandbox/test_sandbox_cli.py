@@ -75,6 +75,7 @@ def test_token_from_environment(sandbox_token):
     "args,needle",
     [
         (["--scale", "-1"], "--scale"),
+        (["--large", "-5"], "--large"),
         (["--port", "70000"], "--port"),
         (["--port", "abc"], "--port"),
         (["--rate-limit", "x"], "--rate-limit"),

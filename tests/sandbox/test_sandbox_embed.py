@@ -93,3 +93,16 @@ def test_meta_total_count(sandbox, sandbox_http):
         sandbox_http().get(sandbox.url + "/parties", params={"embed": "meta", "perPage": 2}).json()
     )
     assert body["meta"]["totalCount"] == len(sandbox.state()["parties"])
+
+
+def test_refuse_unknown_embed_answers_400_to_meta_and_still_serves_documented_values(
+    sandbox, sandbox_http
+):
+    session = sandbox_http()
+    assert "meta" in session.get(sandbox.url + "/parties", params={"embed": "meta"}).json()
+    sandbox.set_faults(refuse_unknown_embed=True)
+    refused = session.get(sandbox.url + "/parties", params={"embed": "tags,meta"})
+    assert refused.status_code == 400
+    assert "meta" in refused.json()["message"]
+    fine = session.get(sandbox.url + "/parties", params={"embed": "tags,fields"})
+    assert fine.status_code == 200 and "meta" not in fine.json()

@@ -14,6 +14,30 @@ from tap_capsule.sandbox.seed.base import YEAR, SeedBase
 from tap_capsule.sandbox.seed.names import ADJ, CITIES, COUNTRIES, FIRST, JOBS, LAST, NOUN, SUFFIX
 
 DEAL_WORDS = ["Deal", "Upgrade", "Renewal", "Pilot"]
+# A seeded task's keys in Capsule's order, with the values of a plain open task.
+TASK_BLANK: dict[str, t.Any] = {
+    "description": "Task",
+    "detail": None,
+    "category": None,
+    "dueOn": None,
+    "dueTime": None,
+    "status": "OPEN",
+    "party": None,
+    "opportunity": None,
+    "kase": None,
+    "owner": None,
+    "completedBy": None,
+    "completedAt": None,
+    "daysAfter": None,
+    "taskDelayRule": None,
+    "taskDayDelayRule": None,
+    "nextTask": None,
+    "hasTrack": False,
+    "active": True,
+    "repeat": None,
+    "createdAt": None,
+    "updatedAt": None,
+}
 CASE_WORDS = ["Onboarding", "Support", "Migration", "Audit"]
 
 
@@ -277,30 +301,13 @@ class RecordsSeeder(SeedBase):
         self._tracks("case_tracks")
 
     def _task(self, created: str, updated: str, **values: t.Any) -> dict:  # noqa: ANN401 - any task field
-        rec = {
-            "id": self.store.new_id("tasks"),
-            "description": "Task",
-            "detail": None,
-            "category": None,
-            "dueOn": day(self.rng.randint(0, 400)),
-            "dueTime": None,
-            "status": "OPEN",
-            "party": None,
-            "opportunity": None,
-            "kase": None,
-            "owner": self.stub("users"),
-            "completedBy": None,
-            "completedAt": None,
-            "daysAfter": None,
-            "taskDelayRule": None,
-            "taskDayDelayRule": None,
-            "nextTask": None,
-            "hasTrack": False,
-            "active": True,
-            "repeat": None,
-            "createdAt": created,
-            "updatedAt": updated,
-        }
+        rec = {"id": self.store.new_id("tasks"), **TASK_BLANK}
+        rec.update(
+            dueOn=day(self.rng.randint(0, 400)),
+            owner=self.stub("users"),
+            createdAt=created,
+            updatedAt=updated,
+        )
         rec.update(values)
         if rec["hasTrack"]:
             rec.update(taskDelayRule="TRACK_START", taskDayDelayRule="TRACK_DAYS")
