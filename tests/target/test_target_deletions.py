@@ -55,9 +55,8 @@ def test_a_plain_pipe_deletes_what_the_source_deleted(tmp_path):
         source.delete_record("parties", party)
         source.delete_record("opportunities", opportunity)
         before = copy.state()
-        seeded_gone = [
-            d["id"] for d in before["_deleted"]["parties"] + before["_restricted"]["parties"]
-        ]
+        seeded_gone = [d["id"] for d in before["_deleted"]["parties"]]
+        hidden = [d["id"] for d in before["_restricted"]["parties"]]
         tap_config, target_config = tmp_path / "tap.json", tmp_path / "target.json"
         tap_config.write_text(json.dumps({"access_token": TOKEN, "api_url": source.url}))
         target_config.write_text(
@@ -106,9 +105,11 @@ def test_a_plain_pipe_deletes_what_the_source_deleted(tmp_path):
     summary = json.loads(pipe.stdout.splitlines()[-1])["target_capsule"]["summary"]
     assert summary["parties_deleted"]["DELETE"]["applied"] == 1
     assert summary["opportunities_deleted"]["DELETE"]["applied"] == 1
-    # The account's earlier deletions (and records hidden from the user) are in the feed too:
-    # already gone (404) in the copy.
+    # The account's earlier deletions are in the feed too: already gone (404) in the copy.
     assert summary["parties_deleted"]["DELETE"].get("already_gone", 0) == len(seeded_gone)
+    # Records hidden from the source's user still exist: rejected, never deleted.
+    assert hidden, "the seed should hold a restricted party"
+    assert summary["parties_deleted"]["DELETE"].get("rejected", 0) == len(hidden)
     # The change log names the object, as for any DELETE (an undo recreates a party).
     logged = [json.loads(line) for line in (tmp_path / "changes.jsonl").read_text().splitlines()]
     deletes = {(e["stream"], e["id"]) for e in logged if e.get("operation") == "DELETE"}
@@ -153,6 +154,17 @@ def test_deleted_records_are_checked_like_any_record(capsule, run_target):
     assert {"id": -4, "deletedAt": DELETED_AT, "restricted": False} in [
         r["record"] for r in run.rejects
     ]
+
+
+def test_a_record_hidden_from_the_source_is_not_a_deletion(capsule, run_target):
+    party = capsule.state()["parties"][0]["id"]
+    lines = deletions("parties_deleted", [party])
+    lines[1]["record"]["restricted"] = True
+    run = run_target(capsule, lines)
+    assert party in {p["id"] for p in capsule.state()["parties"]}  # still there
+    (reject,) = run.rejects
+    assert reject["reason"].startswith("parties_deleted DELETE: restricted is true")
+    assert reject["record"]["restricted"] is True
 
 
 def test_a_stream_that_names_no_object_still_ends_the_run(capsule, run_target):
