@@ -21,12 +21,12 @@ from the previous state and its upserts repeat harmlessly.
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
 from singer_sdk import typing as th
 from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
+from typing_extensions import override
 
 from target_capsule.embedded.tables import (
     DELETED_AT,
@@ -34,11 +34,6 @@ from target_capsule.embedded.tables import (
     Warehouse,
     column_type,
 )
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 DEFAULT_SCHEMA = "capsule"
 FLATTENING_DEPTH = 1
