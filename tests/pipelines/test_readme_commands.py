@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from tap_capsule.sandbox import Sandbox
 
@@ -83,6 +84,8 @@ PLAN: dict[str, str] = {
     "meltano add --no-install --from-ref $CHECKOUT/plugins/extractors/tap-capsule.yml "
     "--plugin-type extractor tap-capsule": "hub",
     "capsule sandbox --port 8765 --token test-token --scale 1000 --seed 1": "sandbox",
+    "capsule sandbox --port 8765 --token test-token --large 100000 "
+    "--rate-window 1": "large_sandbox",
     ".venv/bin/python benchmarks/tap_throughput.py": "benchmark",
     "make lint": "skip: `ruff format` rewrites the checkout; CI runs `make lint` in `make test`",
     ".venv/bin/pre-commit install": "skip: installs a git hook into this checkout",
@@ -300,6 +303,38 @@ def sandbox(
             proc.stdout.close()
 
 
+def large_sandbox(
+    text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    """The large account starts at once and serves a deep page of its 100,000 parties."""
+    port = str(free_port())
+    proc = subprocess.Popen(
+        text.strip().replace("8765", port).split(),
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=shell.meltano.env(shell.base),
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url == f"http://127.0.0.1:{port}/api/v2"
+        answer = requests.get(
+            url + "/parties",
+            params={"page": 900, "perPage": 100},
+            headers={"Authorization": "Bearer test-token"},
+            timeout=60,
+        )
+        assert answer.status_code == 200
+        assert len(answer.json()["parties"]) == 100
+        assert 'rel="next"' in answer.headers["Link"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def undo(text: str, shell: Shell, sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> None:
     with make_sandbox_account() as account:
         examples(tmp, account.url)
@@ -434,6 +469,7 @@ RUNNERS = {
     "csv_import": csv_import,
     "hub": hub,
     "sandbox": sandbox,
+    "large_sandbox": large_sandbox,
     "undo": undo,
     "backup_restore": backup_restore,
     "make_sandbox": make_sandbox,
