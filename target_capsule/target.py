@@ -101,7 +101,8 @@ class TargetCapsule(Target):
             "before; a DELETE keeps the whole record), then `applied`, `failed` or `unresolved` "
             "after the answer (a dry run writes `planned` lines). Created 0600 and opened before "
             "the first request; appended to; `capsule undo` reverts the run it names. Deletes "
-            "then cost one read each where the record is not cached.",
+            "then cost one read each where the record is not cached. `capsule restore` with "
+            "this config logs its writes here too.",
         ),
         th.Property(
             "fail_on_rejects",
