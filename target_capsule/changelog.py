@@ -223,6 +223,22 @@ class ChangeLog:
         if status == APPLIED:
             self.lines -= 1  # not a write of this run
 
+    def around_link(
+        self, stream: str, keys: t.Mapping[str, t.Any]
+    ) -> t.Callable[[], t.ContextManager[t.Callable[[], None]]]:
+        """`links.link_unless_linked`'s `around`: a link's INSERT line ahead of its POST.
+
+        The line is settled `applied` once Capsule holds the link (a lost answer included);
+        the target, undo and restore log their link writes the same way.
+        """
+
+        @contextlib.contextmanager
+        def logged() -> t.Iterator[t.Callable[[], None]]:
+            with self.writing(stream, "INSERT", None, None, keys=dict(keys)) as entry:
+                yield lambda: self.settle(entry, APPLIED)
+
+        return logged
+
     @contextlib.contextmanager
     def writing(
         self,

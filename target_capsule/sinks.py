@@ -7,7 +7,6 @@ by a look-up before any retry, PUTs by a re-read, and DELETEs are idempotent.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import typing as t
 
@@ -697,13 +696,6 @@ class CapsuleSink(BatchSink):
         parent_id, child_id = record[parent_key], record[child_key]
         link = {parent_key: parent_id, child_key: child_id}
         changes = self.run.changes
-
-        @contextlib.contextmanager
-        def logged() -> t.Iterator[t.Callable[[], None]]:
-            """The change log's line ahead of the POST, settled once Capsule holds the link."""
-            with changes.writing(self.stream_name, INSERT, None, None, keys=link) as entry:
-                yield lambda: changes.settle(entry, APPLIED)
-
         try:
             outcome = link_unless_linked(
                 self.run.session,
@@ -713,7 +705,7 @@ class CapsuleSink(BatchSink):
                 child_id,
                 what=f"{self.stream_name} INSERT",
                 dry_run=self.run.dry_run,
-                around=logged,
+                around=changes.around_link(self.stream_name, link),
             )
         except ParentMissing as exc:
             raise Rejected(INSERT, f"{self.stream_name} INSERT: {exc}", 404) from None

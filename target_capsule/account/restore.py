@@ -14,7 +14,6 @@ nothing. What cannot be matched or created is a rejection with a reason in the r
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
@@ -851,12 +850,6 @@ class Restore:
         try:
             ids = {parent_key: parent, child_key: child}
 
-            @contextlib.contextmanager
-            def logged() -> t.Iterator[t.Callable[[], None]]:
-                """The change-log line ahead of the POST, settled once Capsule holds the link."""
-                with self.changes.writing(obj.stream, cat.INSERT, None, None, keys=ids) as entry:
-                    yield lambda: self.changes.settle(entry, APPLIED)
-
             outcome = link_unless_linked(
                 self.session,
                 self.lookups,
@@ -864,7 +857,7 @@ class Restore:
                 parent,
                 child,
                 what=f"{obj.stream} restore of a link",
-                around=logged,
+                around=self.changes.around_link(obj.stream, ids),
             )
         except ParentMissing:
             self.reject(

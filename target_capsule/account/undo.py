@@ -16,7 +16,6 @@ it, and the record's `createdAt` is not before that line.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
@@ -396,12 +395,6 @@ class Undo:
                 done.reason = f"{parent_key} {parent} no longer exists"
                 return done
 
-            @contextlib.contextmanager
-            def logged() -> t.Iterator[t.Callable[[], None]]:
-                """The undo's change-log line ahead of the POST, settled once it holds."""
-                with self.changes.writing(obj.stream, INSERT, None, None, keys=ids) as entry:
-                    yield lambda: self.changes.settle(entry, APPLIED)
-
             outcome = link_unless_linked(
                 self.session,
                 self.lookups,
@@ -409,7 +402,7 @@ class Undo:
                 parent,
                 child,
                 what=f"{obj.stream} undo",
-                around=logged,
+                around=self.changes.around_link(obj.stream, ids),
             )
             if outcome == LINK_UNCHANGED:
                 done.outcome = UNCHANGED
